@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from licensing.types import Credits, UTCDateTime
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320)
+    currency: str = Field(max_length=3)
+    address: str = Field(default="", max_length=2000)
+    country: str | None = Field(default=None, max_length=2)
+    tax_id: str | None = Field(default=None, max_length=64)
+    tax_exempt: bool = False
+    # Running total of the ledger (balance_after of the last entry): a cache the ledger recomputes.
+    balance: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    debt: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class BusinessUnit(SQLModel, table=True):
+    __tablename__ = "business_units"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    name: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Member(SQLModel, table=True):
+    __tablename__ = "members"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

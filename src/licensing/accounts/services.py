@@ -1,0 +1,61 @@
+"""Accounts, their business units and members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from licensing.accounts.models import Account, BusinessUnit, Member
+from licensing.errors import Conflict, ValidationFailed
+from licensing.money import is_currency
+from licensing.repository import get_or_404
+
+ACCOUNT_FIELDS = ("name", "email", "currency", "address", "country", "tax_id", "tax_exempt")
+
+
+def _check_account(values: dict[str, Any]) -> None:
+    currency = values.get("currency")
+    if currency is not None and not is_currency(currency):
+        raise ValidationFailed(f"unknown currency {currency!r} (ISO 4217)", field="currency")
+
+
+def create_account(session: Session, *, at: datetime, **values: Any) -> Account:
+    _check_account(values)
+    account = Account(created_at=at, **{key: value for key, value in values.items() if key in ACCOUNT_FIELDS and value is not None})
+    session.add(account)
+    session.flush()
+    return account
+
+
+def update_account(session: Session, account_id: str | int, **changes: Any) -> Account:
+    account = get_or_404(session, Account, account_id, "account")
+    _check_account(changes)
+    if "currency" in changes and changes["currency"] != account.currency and account.balance != 0:
+        raise Conflict("the currency of an account that holds credits cannot change")
+    for key, value in changes.items():
+        if key in ACCOUNT_FIELDS:
+            setattr(account, key, value)
+    session.add(account)
+    session.flush()
+    return account
+
+
+def create_business_unit(session: Session, account_id: str | int, *, name: str, at: datetime) -> BusinessUnit:
+    account = get_or_404(session, Account, account_id, "account")
+    existing = session.query(BusinessUnit).filter_by(account_id=account.id, name=name).first()
+    if existing is not None:
+        raise Conflict(f"account {account.id} already has a business unit named {name!r}")
+    unit = BusinessUnit(account_id=account.id, name=name, created_at=at)
+    session.add(unit)
+    session.flush()
+    return unit
+
+
+def create_member(session: Session, account_id: str | int, *, name: str, email: str | None, at: datetime) -> Member:
+    account = get_or_404(session, Account, account_id, "account")
+    member = Member(account_id=account.id, name=name, email=email, created_at=at)
+    session.add(member)
+    session.flush()
+    return member

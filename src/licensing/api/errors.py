@@ -1,0 +1,76 @@
+"""One place that turns failures into RFC 9457 problem+json responses with stable codes."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from licensing.errors import LicensingError
+
+log = logging.getLogger("licensing.api")
+
+STATUS_BY_CODE = {
+    "validation_error": 422,
+    "unknown_reference": 422,
+    "currency_mismatch": 422,
+    "not_found": 404,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "insufficient_credits": 409,
+    "invoice_not_draft": 409,
+    "credits_already_consumed": 409,
+    "idempotency_conflict": 409,
+    "consumption_reversed": 409,
+    "conflict": 409,
+}
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra) -> JSONResponse:
+    body = {"type": f"https://licensing.dev/problems/{code.replace('_', '-')}", "title": title, "status": status, "detail": detail, "code": code}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+class Unauthorized(LicensingError):
+    code = "unauthorized"
+    title = "Missing or unknown API key"
+
+
+class Forbidden(LicensingError):
+    code = "forbidden"
+    title = "This key's role does not allow the call"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LicensingError)
+    async def _business(_request: Request, error: LicensingError):
+        status = STATUS_BY_CODE.get(error.code, 409)
+        response = problem(status, error.code, error.title, error.detail, **error.extra)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, error: RequestValidationError):
+        errors = [
+            {"field": ".".join(str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path", "header")), "message": item.get("msg", "")}
+            for item in error.errors()
+        ]
+        fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "the request"
+        return problem(422, "validation_error", "Invalid input", f"invalid {fields}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, error: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(error.status_code, "http_error")
+        return problem(error.status_code, code, str(error.detail), str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, error: Exception):
+        log.exception("unexpected error", exc_info=error)
+        return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged")

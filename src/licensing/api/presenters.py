@@ -1,0 +1,163 @@
+"""Rows and results shaped as the JSON of API.md (ids as strings, decimals as strings)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from licensing.accounts.models import Account, BusinessUnit, Member
+from licensing.api.schemas import credits_text, instant_text
+from licensing.catalog.models import CreditPrice, Product
+from licensing.credits.balance import Figures, Summary
+from licensing.credits.consumption import Draw
+from licensing.credits.models import Consumption, Grant, LedgerEntry
+from licensing.invoicing.models import Invoice, InvoiceLine
+from licensing.licences.models import ContractService, Licence
+from licensing.money import minor_unit
+
+
+def sid(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def money_text(value: Decimal | None, currency: str) -> str | None:
+    """At least the currency's minor unit of places ("120.00", "1000" JPY), more only if needed."""
+    if value is None:
+        return None
+    places = minor_unit(currency)
+    quantised = value.quantize(Decimal(1).scaleb(-places))
+    if quantised == value:
+        return f"{quantised:f}"
+    return f"{value.normalize():f}"
+
+
+def plain_text(value: Decimal | None) -> str | None:
+    if value is None:
+        return None
+    text = f"{value.normalize():f}"
+    return text if "." in text else f"{text}"
+
+
+def account(row: Account) -> dict:
+    return {
+        "id": sid(row.id), "name": row.name, "email": row.email, "currency": row.currency, "address": row.address,
+        "country": row.country, "tax_id": row.tax_id, "tax_exempt": row.tax_exempt,
+        "created_at": instant_text(row.created_at),
+    }
+
+
+def business_unit(row: BusinessUnit) -> dict:
+    return {"id": sid(row.id), "account_id": sid(row.account_id), "name": row.name, "created_at": instant_text(row.created_at)}
+
+
+def member(row: Member) -> dict:
+    return {"id": sid(row.id), "account_id": sid(row.account_id), "name": row.name, "email": row.email, "created_at": instant_text(row.created_at)}
+
+
+def product(row: Product) -> dict:
+    return {
+        "id": sid(row.id), "kind": row.kind, "name": row.name, "price": money_text(row.price, row.currency),
+        "currency": row.currency, "tax_rate": f"{row.tax_rate:.2f}", "credits": credits_text(row.credits),
+        "lifetime": row.lifetime, "active": row.active, "created_at": instant_text(row.created_at),
+    }
+
+
+def credit_price(row: CreditPrice) -> dict:
+    return {"id": sid(row.id), "name": row.name, "credits_per_unit": plain_text(row.credits_per_unit), "created_at": instant_text(row.created_at)}
+
+
+def licence(row: Licence) -> dict:
+    return {
+        "id": sid(row.id), "account_id": sid(row.account_id), "start_date": row.start_date.isoformat(),
+        "end_date": row.end_date.isoformat() if row.end_date else None, "auto_renew": row.auto_renew,
+        "renewal_term": row.renewal_term, "billing_anchor_day": row.billing_anchor_day, "auto_approve": row.auto_approve,
+        "status": row.status, "terminated_on": row.terminated_on.isoformat() if row.terminated_on else None,
+        "created_at": instant_text(row.created_at),
+    }
+
+
+def service(row: ContractService, currency: str) -> dict:
+    return {
+        "id": sid(row.id), "licence_id": sid(row.licence_id), "product_id": sid(row.product_id),
+        "quantity": plain_text(row.quantity), "unit_price": money_text(row.unit_price, currency),
+        "schedule": row.schedule, "from_date": row.from_date.isoformat(),
+        "to_date": row.to_date.isoformat() if row.to_date else None, "business_unit_id": sid(row.business_unit_id),
+        "max_rollover": credits_text(row.max_rollover), "prorate": row.prorate, "prorate_credits": row.prorate_credits,
+        "created_at": instant_text(row.created_at),
+    }
+
+
+def invoice_line(row: InvoiceLine, currency: str, grant: Grant | None = None) -> dict:
+    return {
+        "id": sid(row.id), "description": row.description, "contract_service_id": sid(row.contract_service_id),
+        "product_id": sid(row.product_id), "period_start": row.period_start.isoformat(), "period_end": row.period_end.isoformat(),
+        "quantity": plain_text(row.quantity), "unit_price": money_text(row.unit_price, currency),
+        "tax_rate": f"{row.tax_rate:.2f}", "net": money_text(row.net, currency), "tax": money_text(row.tax, currency),
+        "credits": credits_text(row.credits), "grant_id": sid(row.grant_id),
+        "credits_valid_from": instant_text(grant.valid_from) if grant else None,
+        "credits_expire_at": instant_text(grant.expires_at) if grant else None,
+    }
+
+
+def invoice(row: Invoice, lines: list[InvoiceLine], grants: dict[int, Grant] | None = None) -> dict:
+    grants = grants or {}
+    return {
+        "id": sid(row.id), "number": row.number, "status": row.status, "kind": row.kind,
+        "account_id": sid(row.account_id), "licence_id": sid(row.licence_id),
+        "issue_date": row.issue_date.isoformat(), "due_date": row.due_date.isoformat(),
+        "period_start": row.period_start.isoformat() if row.period_start else None,
+        "period_end": row.period_end.isoformat() if row.period_end else None,
+        "lines": [invoice_line(line, row.currency, grants.get(line.grant_id)) for line in lines],
+        "net": money_text(row.net, row.currency), "tax": money_text(row.tax, row.currency),
+        "gross": money_text(row.gross, row.currency), "currency": row.currency,
+        "approved_at": instant_text(row.approved_at), "created_at": instant_text(row.created_at),
+    }
+
+
+def grant(row: Grant) -> dict:
+    return {
+        "id": sid(row.id), "account_id": sid(row.account_id), "business_unit_id": sid(row.business_unit_id),
+        "credits": credits_text(row.credits), "remaining": credits_text(row.remaining), "used": credits_text(row.used),
+        "held": credits_text(row.held), "removed": credits_text(row.removed), "expired": credits_text(row.expired),
+        "valid_from": instant_text(row.valid_from), "expires_at": instant_text(row.expires_at),
+        "value": money_text(row.value, row.currency), "currency": row.currency,
+        "value_per_credit": f"{(row.value / row.credits).quantize(Decimal('0.000001'))}",
+        "source": {"type": row.source_type, "id": row.source_id}, "created_at": instant_text(row.created_at),
+    }
+
+
+def ledger_entry(row: LedgerEntry) -> dict:
+    return {
+        "id": sid(row.id), "kind": row.kind, "credits": credits_text(row.credits), "balance_after": credits_text(row.balance_after),
+        "grant_id": sid(row.grant_id), "business_unit_id": sid(row.business_unit_id),
+        "source": {"type": row.source_type, "id": row.source_id}, "actor": row.actor,
+        "occurred_at": instant_text(row.occurred_at), "recorded_at": instant_text(row.recorded_at),
+    }
+
+
+def consumption(row: Consumption, draws: list[Draw]) -> dict:
+    return {
+        "id": sid(row.id), "account_id": sid(row.account_id), "credits": credits_text(row.credits),
+        "business_unit_id": sid(row.business_unit_id), "member_id": sid(row.member_id),
+        "credit_price_id": sid(row.credit_price_id), "quantity": plain_text(row.quantity),
+        "description": row.description, "reference": row.reference, "occurred_at": instant_text(row.occurred_at),
+        "created_at": instant_text(row.created_at), "reversed_at": instant_text(row.reversed_at),
+        "status": "reversed" if row.reversed_at else "consumed",
+        "draws": [{"grant_id": sid(draw.grant_id), "credits": credits_text(draw.credits)} for draw in draws],
+    }
+
+
+def figures(values: Figures) -> dict:
+    return {
+        "granted": credits_text(values.granted), "remaining": credits_text(values.remaining), "used": credits_text(values.used),
+        "held": credits_text(values.held), "removed": credits_text(values.removed), "debt": credits_text(values.debt),
+    }
+
+
+def summary(result: Summary) -> dict:
+    return {
+        "account_id": sid(result.account_id), "at": instant_text(result.at), **figures(result.total),
+        "expiring": [{"credits": credits_text(credits), "expires_at": instant_text(at)} for credits, at in result.expiring],
+        "pending": [{"grant_id": sid(grant_id), "credits": credits_text(credits), "valid_from": instant_text(at)} for grant_id, credits, at in result.pending],
+        "unrestricted": figures(result.unrestricted),
+        "business_units": [{"business_unit_id": sid(unit_id), "name": name, **figures(values)} for unit_id, name, values in result.business_units],
+    }

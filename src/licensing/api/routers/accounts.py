@@ -1,0 +1,183 @@
+"""Accounts, business units, members; their credits, grants, ledger and consumptions."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlmodel import select
+
+from licensing import clock
+from licensing.accounts import services as accounts
+from licensing.accounts.models import Account, BusinessUnit, Member
+from licensing.api import presenters
+from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, Pagination, ReadAny, paginate, write
+from licensing.api.errors import Forbidden
+from licensing.api.schemas import AccountIn, AccountPatch, BusinessUnitIn, ConsumptionIn, MemberIn
+from licensing.credits.balance import credit_summary
+from licensing.credits.consumption import consume
+from licensing.credits.expiry import record_due_expiries
+from licensing.credits.models import Grant, LedgerEntry
+from licensing.db import Database
+from licensing.errors import ValidationFailed
+from licensing.repository import get_or_404, lock
+
+router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
+
+LEDGER_KINDS = {
+    "grant", "consume", "consume_reversal", "expire", "rollover_cut", "credit_note_reversal", "adjust_add",
+    "adjust_deduct", "transfer_out", "transfer_in", "hold", "hold_release", "debt", "debt_settlement",
+}
+
+
+@router.post("", status_code=201)
+def create_account(body: AccountIn, caller: Bookings, database: DatabaseDep):
+    _billing_only(caller)
+    return write(database, lambda s: (201, presenters.account(accounts.create_account(s, at=clock.now(), **body.model_dump()))))
+
+
+@router.get("")
+def list_accounts(caller: ReadAny, database: DatabaseDep, page: Pagination):
+    with database.read() as session:
+        return paginate(session, select(Account), Account.id, page, presenters.account)
+
+
+@router.get("/{account_id}")
+def get_account(account_id: str, caller: ReadAny, database: DatabaseDep):
+    with database.read() as session:
+        return presenters.account(get_or_404(session, Account, account_id, "account"))
+
+
+@router.patch("/{account_id}")
+def update_account(account_id: str, body: AccountPatch, caller: Bookings, database: DatabaseDep):
+    _billing_only(caller)
+    changes = body.model_dump(exclude_unset=True)
+    return write(database, lambda s: (200, presenters.account(accounts.update_account(s, account_id, **changes))))
+
+
+@router.post("/{account_id}/business-units", status_code=201)
+def create_business_unit(account_id: str, body: BusinessUnitIn, caller: Bookings, database: DatabaseDep):
+    _billing_only(caller)
+    return write(database, lambda s: (201, presenters.business_unit(accounts.create_business_unit(s, account_id, name=body.name, at=clock.now()))))
+
+
+@router.get("/{account_id}/business-units")
+def list_business_units(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination):
+    with database.read() as session:
+        account = get_or_404(session, Account, account_id, "account")
+        return paginate(session, select(BusinessUnit).where(BusinessUnit.account_id == account.id), BusinessUnit.id, page, presenters.business_unit)
+
+
+@router.post("/{account_id}/members", status_code=201)
+def create_member(account_id: str, body: MemberIn, caller: Bookings, database: DatabaseDep):
+    _billing_only(caller)
+    return write(database, lambda s: (201, presenters.member(accounts.create_member(s, account_id, name=body.name, email=body.email, at=clock.now()))))
+
+
+@router.get("/{account_id}/members")
+def list_members(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination):
+    with database.read() as session:
+        account = get_or_404(session, Account, account_id, "account")
+        return paginate(session, select(Member).where(Member.account_id == account.id), Member.id, page, presenters.member)
+
+
+@router.get("/{account_id}/credits")
+def get_credits(account_id: str, caller: ReadAny, database: DatabaseDep, at: Annotated[datetime | None, Query()] = None):
+    now = clock.now()
+    if at is not None and at.tzinfo is None:
+        raise ValidationFailed("at must be an instant with an offset (RFC 3339)", field="at")
+    account = _settle_expiries(database, account_id, now)
+    with database.read() as session:
+        return presenters.summary(credit_summary(session, account, at or now))
+
+
+@router.get("/{account_id}/grants")
+def list_grants(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination):
+    with database.read() as session:
+        account = get_or_404(session, Account, account_id, "account")
+        return paginate(session, select(Grant).where(Grant.account_id == account.id), Grant.id, page, presenters.grant)
+
+
+@router.get("/{account_id}/ledger")
+def list_ledger(
+    account_id: str,
+    caller: ReadAny,
+    database: DatabaseDep,
+    page: Pagination,
+    kind: Annotated[str | None, Query(max_length=30)] = None,
+    since: Annotated[datetime | None, Query()] = None,
+    until: Annotated[datetime | None, Query()] = None,
+    format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
+):
+    if kind is not None and kind not in LEDGER_KINDS:
+        raise ValidationFailed(f"unknown ledger kind {kind!r}", field="kind")
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed(f"{name} must be an instant with an offset (RFC 3339)", field=name)
+    account = _settle_expiries(database, account_id, clock.now())
+    statement = select(LedgerEntry).where(LedgerEntry.account_id == account.id)
+    if kind:
+        statement = statement.where(LedgerEntry.kind == kind)
+    if since:
+        statement = statement.where(LedgerEntry.occurred_at >= since)
+    if until:
+        statement = statement.where(LedgerEntry.occurred_at < until)
+    with database.read() as session:
+        if format == "csv":
+            return _ledger_csv(session.exec(statement.order_by(LedgerEntry.id)).all(), account.id)
+        return paginate(session, statement, LedgerEntry.id, page, presenters.ledger_entry)
+
+
+@router.post("/{account_id}/consumptions", status_code=201)
+def create_consumption(
+    account_id: str, body: ConsumptionIn, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None
+):
+    if body.allow_overdraft and caller.role not in ("admin", "billing"):
+        raise Forbidden("allow_overdraft needs the billing role")
+    if body.allow_overdraft:
+        raise ValidationFailed("overdraft is not available yet", field="allow_overdraft")
+
+    def action(session):
+        consumption, draws = consume(
+            session, account_id, credits=body.credits, credit_price_id=body.credit_price_id, quantity=body.quantity,
+            business_unit_id=body.business_unit_id, member_id=body.member_id, description=body.description,
+            reference=body.reference, occurred_at=body.occurred_at, now=clock.now(), actor=caller.actor,
+        )
+        return 201, presenters.consumption(consumption, draws)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+
+
+def _billing_only(caller) -> None:
+    if caller.role not in ("admin", "billing"):
+        raise Forbidden(f"role {caller.role!r} may not change accounts (needs admin or billing)")
+
+
+def _settle_expiries(database: Database, account_id: str, now: datetime) -> Account:
+    """Due expiries are recorded before anything reads an account's credits (SPEC 7)."""
+    with database.read() as session:
+        account = get_or_404(session, Account, account_id, "account")
+        due = session.exec(
+            select(Grant.id).where(Grant.account_id == account.id, Grant.expires_at <= now, Grant.remaining > 0).limit(1)
+        ).first()
+    if due is None:
+        return account
+    with database.write() as session:
+        account = lock(session, Account, account.id, "account")
+        record_due_expiries(session, account, now=now)
+        return account
+
+
+def _ledger_csv(entries: list[LedgerEntry], account_id: int) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "kind", "credits", "balance_after", "grant_id", "business_unit_id", "source_type", "source_id", "actor", "occurred_at", "recorded_at"])
+    for entry in entries:
+        row = presenters.ledger_entry(entry)
+        writer.writerow([row["id"], row["kind"], row["credits"], row["balance_after"], row["grant_id"] or "", row["business_unit_id"] or "",
+                         entry.source_type, entry.source_id, entry.actor, row["occurred_at"], row["recorded_at"]])
+    return Response(buffer.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="ledger-{account_id}.csv"'})

@@ -1,0 +1,55 @@
+"""Products (services and credit packs) and credit prices."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlmodel import select
+
+from licensing import clock
+from licensing.api import presenters
+from licensing.api.deps import Billing, DatabaseDep, Pagination, ReadAny, paginate, write
+from licensing.api.schemas import CreditPriceIn, ProductIn, ProductPatch
+from licensing.catalog import services as catalog
+from licensing.catalog.models import CreditPrice, Product
+from licensing.repository import get_or_404
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+
+@router.post("/products", status_code=201)
+def create_product(body: ProductIn, caller: Billing, database: DatabaseDep):
+    return write(database, lambda s: (201, presenters.product(catalog.create_product(s, at=clock.now(), **body.model_dump()))))
+
+
+@router.get("/products")
+def list_products(caller: ReadAny, database: DatabaseDep, page: Pagination):
+    with database.read() as session:
+        return paginate(session, select(Product), Product.id, page, presenters.product)
+
+
+@router.get("/products/{product_id}")
+def get_product(product_id: str, caller: ReadAny, database: DatabaseDep):
+    with database.read() as session:
+        return presenters.product(get_or_404(session, Product, product_id, "product"))
+
+
+@router.patch("/products/{product_id}")
+def update_product(product_id: str, body: ProductPatch, caller: Billing, database: DatabaseDep):
+    changes = body.model_dump(exclude_unset=True)
+
+    def action(session):
+        product = get_or_404(session, Product, product_id, "product")
+        return 200, presenters.product(catalog.update_product(session, product, **changes))
+
+    return write(database, action)
+
+
+@router.post("/credit-prices", status_code=201)
+def create_credit_price(body: CreditPriceIn, caller: Billing, database: DatabaseDep):
+    return write(database, lambda s: (201, presenters.credit_price(catalog.create_credit_price(s, name=body.name, credits_per_unit=body.credits_per_unit, at=clock.now()))))
+
+
+@router.get("/credit-prices")
+def list_credit_prices(caller: ReadAny, database: DatabaseDep, page: Pagination):
+    with database.read() as session:
+        return paginate(session, select(CreditPrice), CreditPrice.id, page, presenters.credit_price)

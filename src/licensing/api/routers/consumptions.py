@@ -1,0 +1,30 @@
+"""Reversing consumptions (a cancelled booking)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from licensing import clock
+from licensing.api import presenters
+from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, write
+from licensing.credits.consumption import draws_of, reverse_consumption
+from licensing.credits.models import Consumption
+from licensing.repository import get_or_404
+
+router = APIRouter(prefix="/api/v1/consumptions", tags=["consumptions"])
+
+
+@router.get("/{consumption_id}")
+def get_consumption(consumption_id: str, caller: ReadAny, database: DatabaseDep):
+    with database.read() as session:
+        consumption = get_or_404(session, Consumption, consumption_id, "consumption")
+        return presenters.consumption(consumption, draws_of(session, consumption.id))
+
+
+@router.post("/{consumption_id}/reverse")
+def reverse(consumption_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        consumption, draws = reverse_consumption(session, consumption_id, now=clock.now(), actor=caller.actor)
+        return 200, presenters.consumption(consumption, draws)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})

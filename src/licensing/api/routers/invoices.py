@@ -1,0 +1,90 @@
+"""Invoices, their approval, and the billing run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlmodel import select
+
+from licensing import clock
+from licensing.api import presenters
+from licensing.api.deps import Billing, DatabaseDep, IdempotencyKey, Pagination, ReadBooks, paginate, write
+from licensing.api.schemas import BillingRunIn
+from licensing.clock import local_date
+from licensing.config import get_settings
+from licensing.errors import InvoiceNotDraft
+from licensing.invoicing.approval import approve_invoice
+from licensing.invoicing.billing import run_billing
+from licensing.invoicing.models import Invoice
+from licensing.invoicing.queries import lines_and_grants
+from licensing.repository import get_or_404
+
+router = APIRouter(prefix="/api/v1", tags=["invoices"])
+
+
+def _id_filter(value: str | None) -> int | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() and len(value) < 19 else -1
+
+
+def present(session, invoice: Invoice) -> dict:
+    lines, grants = lines_and_grants(session, invoice)
+    return presenters.invoice(invoice, lines, grants)
+
+
+@router.get("/invoices")
+def list_invoices(
+    caller: ReadBooks,
+    database: DatabaseDep,
+    page: Pagination,
+    account_id: Annotated[str | None, Query(max_length=40)] = None,
+    licence_id: Annotated[str | None, Query(max_length=40)] = None,
+    status: Literal["draft", "approved", "paid", "void"] | None = None,
+):
+    statement = select(Invoice)
+    if account_id is not None:
+        statement = statement.where(Invoice.account_id == _id_filter(account_id))
+    if licence_id is not None:
+        statement = statement.where(Invoice.licence_id == _id_filter(licence_id))
+    if status is not None:
+        statement = statement.where(Invoice.status == status)
+    with database.read() as session:
+        return paginate(session, statement, Invoice.id, page, lambda invoice: present(session, invoice))
+
+
+@router.get("/invoices/{invoice_id}")
+def get_invoice(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
+    with database.read() as session:
+        return present(session, get_or_404(session, Invoice, invoice_id, "invoice"))
+
+
+@router.post("/invoices/{invoice_id}/approve")
+def approve(invoice_id: str, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        invoice = approve_invoice(session, invoice_id, at=clock.now(), actor=caller.actor)
+        return 200, present(session, invoice)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
+
+
+@router.post("/invoices/{invoice_id}/void")
+def void(invoice_id: str, caller: Billing, database: DatabaseDep):
+    with database.read() as session:
+        invoice = get_or_404(session, Invoice, invoice_id, "invoice")
+    if invoice.status == "draft":
+        raise InvoiceNotDraft(f"invoice {invoice.id} is a draft: drafts are deleted, not voided", status=invoice.status)
+    raise InvoiceNotDraft(f"voiding approved invoices is not available yet (invoice {invoice.id} is {invoice.status})", status=invoice.status)
+
+
+@router.post("/billing-runs")
+def billing_run(caller: Billing, database: DatabaseDep, request: Request, body: BillingRunIn | None = None, idempotency_key: IdempotencyKey = None):
+    body = body or BillingRunIn()
+    now = clock.now()
+    as_of = body.as_of or local_date(now, get_settings().zone)
+    result = run_billing(database, as_of=as_of, now=now, actor=caller.actor, approve_all=body.approve)
+    return JSONResponse(
+        {"as_of": result.as_of.isoformat(), "invoices_created": result.invoices_created, "invoices_approved": result.invoices_approved}
+    )

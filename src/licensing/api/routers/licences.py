@@ -1,0 +1,82 @@
+"""Licences and their contract services."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlmodel import select
+
+from licensing import clock
+from licensing.accounts.models import Account
+from licensing.api import presenters
+from licensing.api.deps import Billing, DatabaseDep, Pagination, ReadBooks, paginate, write
+from licensing.api.schemas import LicenceIn, LicencePatch, ServiceIn, ServicePatch
+from licensing.licences import services as licences
+from licensing.licences.models import ContractService, Licence
+from licensing.repository import get_or_404
+
+router = APIRouter(prefix="/api/v1/licences", tags=["licences"])
+
+
+@router.post("", status_code=201)
+def create_licence(body: LicenceIn, caller: Billing, database: DatabaseDep):
+    values = body.model_dump()
+    return write(database, lambda s: (201, presenters.licence(licences.create_licence(s, at=clock.now(), **values))))
+
+
+@router.get("")
+def list_licences(caller: ReadBooks, database: DatabaseDep, page: Pagination, account_id: str | None = None):
+    statement = select(Licence)
+    if account_id is not None:
+        statement = statement.where(Licence.account_id == (int(account_id) if account_id.isdigit() and len(account_id) < 19 else -1))
+    with database.read() as session:
+        return paginate(session, statement, Licence.id, page, presenters.licence)
+
+
+@router.get("/{licence_id}")
+def get_licence(licence_id: str, caller: ReadBooks, database: DatabaseDep):
+    with database.read() as session:
+        return presenters.licence(get_or_404(session, Licence, licence_id, "licence"))
+
+
+@router.patch("/{licence_id}")
+def update_licence(licence_id: str, body: LicencePatch, caller: Billing, database: DatabaseDep):
+    changes = body.model_dump(exclude_unset=True)
+    return write(database, lambda s: (200, presenters.licence(licences.update_licence(s, licence_id, **changes))))
+
+
+@router.post("/{licence_id}/services", status_code=201)
+def add_service(licence_id: str, body: ServiceIn, caller: Billing, database: DatabaseDep):
+    values = body.model_dump()
+
+    def action(session):
+        service = licences.add_service(session, licence_id, at=clock.now(), **values)
+        return 201, presenters.service(service, _currency(session, service.licence_id))
+
+    return write(database, action)
+
+
+@router.get("/{licence_id}/services")
+def list_services(licence_id: str, caller: ReadBooks, database: DatabaseDep, page: Pagination):
+    with database.read() as session:
+        licence = get_or_404(session, Licence, licence_id, "licence")
+        currency = _currency(session, licence.id)
+        return paginate(
+            session, select(ContractService).where(ContractService.licence_id == licence.id), ContractService.id, page,
+            lambda row: presenters.service(row, currency),
+        )
+
+
+@router.patch("/{licence_id}/services/{service_id}")
+def update_service(licence_id: str, service_id: str, body: ServicePatch, caller: Billing, database: DatabaseDep):
+    changes = body.model_dump(exclude_unset=True)
+
+    def action(session):
+        service = licences.update_service(session, licence_id, service_id, **changes)
+        return 200, presenters.service(service, _currency(session, service.licence_id))
+
+    return write(database, action)
+
+
+def _currency(session, licence_id: int) -> str:
+    licence = session.get(Licence, licence_id)
+    return session.get(Account, licence.account_id).currency

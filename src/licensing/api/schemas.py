@@ -1,0 +1,195 @@
+"""Request and response schemas of the HTTP contract (API.md).
+
+Money, credits and quantities travel as JSON strings holding decimals; they are declared as
+strings with a pattern (so that generated clients and fuzzers send decimals, not floats) and
+turned into ``Decimal`` here. Table models are never response schemas.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import re
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Currency = Annotated[str, StringConstraints(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
+Country = Annotated[str, StringConstraints(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
+Duration = Annotated[str, StringConstraints(min_length=2, max_length=40, pattern=r"^P[0-9YMWDTHS.]+$")]
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_date), WithJsonSchema({"type": "string", "format": "date"})]
+
+_POSITIVE_CREDITS = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
+_AMOUNT = r"^[0-9]{1,12}(\.[0-9]{1,4})?$"
+_RATE = r"^[0-9]{1,3}(\.[0-9]{1,4})?$"
+
+
+
+def _decimal_text(pattern: str, what: str):
+    compiled = re.compile(pattern)
+
+    def parse(value: Any) -> Decimal:
+        if isinstance(value, Decimal):
+            return value
+        if not isinstance(value, str) or not compiled.match(value):
+            raise ValueError(f"must be {what} written as a JSON string, e.g. \"10.50\"")
+        return Decimal(value)
+
+    return Annotated[Decimal, BeforeValidator(parse), WithJsonSchema({"type": "string", "pattern": pattern})]
+
+
+CreditsIn = _decimal_text(_POSITIVE_CREDITS, "credits (a decimal with at most 2 places)")
+AmountIn = _decimal_text(_AMOUNT, "a decimal with at most 4 places")
+RateIn = _decimal_text(_RATE, "a percentage with at most 4 places")
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountIn(Input):
+    name: Name
+    email: Email
+    currency: Currency
+    address: Text = ""
+    country: Country | None = None
+    tax_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    tax_exempt: bool = False
+
+
+class AccountPatch(Input):
+    name: Name | None = None
+    email: Email | None = None
+    currency: Currency | None = None
+    address: Text | None = None
+    country: Country | None = None
+    tax_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    tax_exempt: bool | None = None
+
+
+class BusinessUnitIn(Input):
+    name: Name
+
+
+class MemberIn(Input):
+    name: Name
+    email: Email | None = None
+
+
+class ProductIn(Input):
+    kind: Literal["service", "credit_pack"]
+    name: Name
+    price: AmountIn
+    currency: Currency
+    tax_rate: RateIn | None = None
+    credits: CreditsIn | None = None
+    lifetime: Duration | None = None
+    active: bool = True
+
+
+class ProductPatch(Input):
+    name: Name | None = None
+    price: AmountIn | None = None
+    tax_rate: RateIn | None = None
+    credits: CreditsIn | None = None
+    lifetime: Duration | None = None
+    active: bool | None = None
+
+
+class CreditPriceIn(Input):
+    name: Name
+    credits_per_unit: AmountIn
+
+
+class LicenceIn(Input):
+    account_id: Id
+    start_date: Day
+    end_date: Day | None = None
+    auto_renew: bool = False
+    renewal_term: Duration | None = None
+    billing_anchor_day: Annotated[int, Field(ge=1, le=31, strict=True)] = 1
+    auto_approve: bool = False
+    status: Literal["active", "terminated", "ended"] = "active"
+
+
+class LicencePatch(Input):
+    end_date: Day | None = None
+    auto_renew: bool | None = None
+    renewal_term: Duration | None = None
+    billing_anchor_day: Annotated[int, Field(ge=1, le=31, strict=True)] | None = None
+    auto_approve: bool | None = None
+    status: Literal["active", "terminated", "ended"] | None = None
+
+
+class ServiceIn(Input):
+    product_id: Id
+    quantity: AmountIn | None = None
+    unit_price: AmountIn | None = None
+    schedule: Literal["one_off", "weekly", "monthly"]
+    from_date: Day | None = None
+    to_date: Day | None = None
+    business_unit_id: Id | None = None
+    max_rollover: CreditsIn | None = None
+    prorate: bool = True
+    prorate_credits: bool = False
+
+
+class ServicePatch(Input):
+    quantity: AmountIn | None = None
+    unit_price: AmountIn | None = None
+    from_date: Day | None = None
+    to_date: Day | None = None
+    business_unit_id: Id | None = None
+    max_rollover: CreditsIn | None = None
+    prorate: bool | None = None
+    prorate_credits: bool | None = None
+
+
+class BillingRunIn(Input):
+    as_of: Day | None = None
+    approve: bool = False
+
+
+class ConsumptionIn(Input):
+    credits: CreditsIn | None = None
+    credit_price_id: Id | None = None
+    quantity: AmountIn | None = None
+    business_unit_id: Id | None = None
+    member_id: Id | None = None
+    description: Text | None = None
+    reference: Annotated[str, StringConstraints(max_length=200)] | None = None
+    occurred_at: AwareDatetime | None = None
+    allow_overdraft: bool = False
+
+
+class Page(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def credits_text(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+def amount_text(value: Decimal | None, places: int = 2) -> str | None:
+    return None if value is None else f"{value:.{places}f}"
+
+
+def instant_text(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

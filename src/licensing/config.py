@@ -1,0 +1,30 @@
+"""Settings, read from the environment (prefix ``LICENSING_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LICENSING_", extra="ignore")
+
+    database_url: str = "sqlite:///./licensing.db"
+    timezone: str = "UTC"
+    invoice_lead_days: int = 0
+    payment_terms_days: int = 14
+    operator_name: str = "Licensing Demo Workspace"
+    operator_address: str = ""
+    operator_country: str = ""
+    operator_tax_id: str = ""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,177 @@
+"""The credit summary of an account at a moment (SPEC 7).
+
+The summary is defined as a fold over the ledger: every entry effective at or before ``at``
+(``occurred_at <= at``), grouped by grant, over the grants valid at ``at``. Per grant:
+
+    granted = remaining + used + held + removed       (for a grant valid at ``at``)
+
+where ``used`` counts consumptions and deductions net of reversals, ``held`` open holds, and
+``removed`` credits taken back, cut or transferred out. Grants not yet valid are ``pending``;
+grants past their expiry are not counted at all.
+
+The grants' counters cache that fold, so when no entry of the account is effective after ``at``
+(the usual case, ``at`` = now) the summary reads the grants alone and never scans the ledger.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from licensing.accounts.models import Account, BusinessUnit
+from licensing.credits.models import Grant, LedgerEntry
+from licensing.money import ZERO
+
+EXPIRING_WINDOW = timedelta(days=30)
+
+USED_KINDS = {"consume", "consume_reversal", "adjust_deduct"}
+HELD_KINDS = {"hold", "hold_release"}
+REMOVED_KINDS = {"credit_note_reversal", "rollover_cut", "transfer_out"}
+EXPIRED_KINDS = {"expire"}
+CREATED_KINDS = {"grant", "adjust_add", "transfer_in"}
+
+
+@dataclass(slots=True)
+class GrantState:
+    """One grant as the ledger stood at a moment."""
+
+    grant_id: int
+    business_unit_id: int | None
+    valid_from: datetime
+    expires_at: datetime | None
+    credits: Decimal = ZERO
+    used: Decimal = ZERO
+    held: Decimal = ZERO
+    removed: Decimal = ZERO
+    expired: Decimal = ZERO
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.credits - self.used - self.held - self.removed - self.expired
+
+
+@dataclass(slots=True)
+class Figures:
+    granted: Decimal = ZERO
+    remaining: Decimal = ZERO
+    used: Decimal = ZERO
+    held: Decimal = ZERO
+    removed: Decimal = ZERO
+    debt: Decimal = ZERO
+
+    def add(self, state: GrantState) -> None:
+        self.granted += state.credits
+        self.remaining += state.remaining
+        self.used += state.used
+        self.held += state.held
+        self.removed += state.removed
+
+
+@dataclass(slots=True)
+class Summary:
+    account_id: int
+    at: datetime
+    total: Figures
+    unrestricted: Figures
+    business_units: list[tuple[int, str, Figures]]
+    expiring: list[tuple[Decimal, datetime]]
+    pending: list[tuple[int, Decimal, datetime]] = field(default_factory=list)
+
+
+def fold(entries: Iterable[LedgerEntry], grants: dict[int, Grant], at: datetime) -> dict[int, GrantState]:
+    """Each grant's state at ``at`` from the ledger alone (entries with ``occurred_at <= at``)."""
+    states: dict[int, GrantState] = {}
+    for entry in entries:
+        if entry.occurred_at > at or entry.grant_id is None:
+            continue
+        grant = grants[entry.grant_id]
+        state = states.get(entry.grant_id)
+        if state is None:
+            state = states[entry.grant_id] = GrantState(entry.grant_id, grant.business_unit_id, grant.valid_from, grant.expires_at)
+        if entry.kind in CREATED_KINDS:
+            state.credits += entry.credits
+        elif entry.kind in USED_KINDS:
+            state.used -= entry.credits
+        elif entry.kind in HELD_KINDS:
+            state.held -= entry.credits
+        elif entry.kind in REMOVED_KINDS:
+            state.removed -= entry.credits
+        elif entry.kind in EXPIRED_KINDS:
+            state.expired -= entry.credits
+    return states
+
+
+def summarise(account_id: int, states: Iterable[GrantState], units: dict[int, str], at: datetime, debt: Decimal = ZERO) -> Summary:
+    """Aggregate grant states into the summary: pure."""
+    total, unrestricted = Figures(debt=debt), Figures()
+    per_unit: dict[int, Figures] = {unit_id: Figures() for unit_id in units}
+    expiring: dict[datetime, Decimal] = defaultdict(lambda: ZERO)
+    pending = []
+    horizon = at + EXPIRING_WINDOW
+    for state in states:
+        if state.expires_at is not None and state.expires_at <= at:
+            continue
+        if state.valid_from > at:
+            if state.remaining > 0:
+                pending.append((state.grant_id, state.remaining, state.valid_from))
+            continue
+        total.add(state)
+        (unrestricted if state.business_unit_id is None else per_unit.setdefault(state.business_unit_id, Figures())).add(state)
+        if state.expires_at is not None and state.expires_at <= horizon and state.remaining > 0:
+            expiring[state.expires_at] += state.remaining
+    return Summary(
+        account_id=account_id,
+        at=at,
+        total=total,
+        unrestricted=unrestricted,
+        business_units=[(unit_id, units.get(unit_id, ""), figures) for unit_id, figures in sorted(per_unit.items())],
+        expiring=sorted(((credits, instant) for instant, credits in expiring.items()), key=lambda item: item[1]),
+        pending=sorted(pending, key=lambda item: (item[2], item[0])),
+    )
+
+
+def _state_from_counters(grant: Grant) -> GrantState:
+    return GrantState(
+        grant.id, grant.business_unit_id, grant.valid_from, grant.expires_at,
+        credits=grant.credits, used=grant.used, held=grant.held, removed=grant.removed, expired=grant.expired,
+    )
+
+
+def credit_summary(session: Session, account: Account, at: datetime) -> Summary:
+    """The summary at ``at``: from the grants' counters when nothing in the ledger is effective
+    after ``at``, else from the fold over the ledger."""
+    units = dict(session.exec(select(BusinessUnit.id, BusinessUnit.name).where(BusinessUnit.account_id == account.id)).all())
+    latest = session.exec(select(func.max(LedgerEntry.occurred_at)).where(LedgerEntry.account_id == account.id)).one()
+    if latest is None or _aware(latest) <= at:
+        grants = session.exec(
+            select(Grant).where(
+                Grant.account_id == account.id,
+                or_(Grant.expires_at.is_(None), col(Grant.expires_at) > at),  # type: ignore[union-attr]
+                Grant.created_at <= at,
+            )
+        ).all()
+        return summarise(account.id, (_state_from_counters(grant) for grant in grants), units, at, account.debt)
+    return summary_from_ledger(session, account, at, units)
+
+
+def summary_from_ledger(session: Session, account: Account, at: datetime, units: dict[int, str] | None = None) -> Summary:
+    """The summary recomputed from the ledger alone (the definition the cache must equal)."""
+    if units is None:
+        units = dict(session.exec(select(BusinessUnit.id, BusinessUnit.name).where(BusinessUnit.account_id == account.id)).all())
+    grants = {grant.id: grant for grant in session.exec(select(Grant).where(Grant.account_id == account.id)).all()}
+    entries = session.exec(
+        select(LedgerEntry).where(LedgerEntry.account_id == account.id, LedgerEntry.occurred_at <= at).order_by(LedgerEntry.id)
+    ).all()
+    return summarise(account.id, fold(entries, grants, at).values(), units, at, account.debt)
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,210 @@
+"""Consuming credits (SPEC 4).
+
+Eligible grants are those valid at the consumption moment (``valid_from <= t < expires_at``) with
+credits remaining, in the consumption's business unit or in no unit; a consumption without a
+unit may use only unrestricted grants. They are drawn earliest ``expires_at`` first,
+never-expiring last, ties by earliest ``valid_from`` then grant id. Each draw is a ledger entry.
+There is no silent overdraft: too few credits refuses the whole consumption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from licensing.accounts.models import Account, BusinessUnit, Member
+from licensing.catalog.models import CreditPrice
+from licensing.credits import ledger
+from licensing.credits.expiry import expire_grant, record_due_expiries
+from licensing.credits.models import Consumption, Grant, LedgerEntry
+from licensing.errors import InsufficientCredits, UnknownReference, ValidationFailed
+from licensing.money import ZERO, round_credits
+from licensing.outbox import record_event
+from licensing.repository import get_or_404, get_reference, lock
+
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    grant_id: int
+    credits: Decimal
+
+
+def eligible_grants(
+    session: Session, account_id: int, business_unit_id: int | None, at: datetime, *, lock_rows: bool
+) -> list[Grant]:
+    """Grants a consumption at ``at`` may draw on, in the order it draws on them."""
+    unit_filter = (
+        Grant.business_unit_id.is_(None)  # type: ignore[union-attr]
+        if business_unit_id is None
+        else or_(Grant.business_unit_id == business_unit_id, Grant.business_unit_id.is_(None))  # type: ignore[union-attr]
+    )
+    statement = (
+        select(Grant)
+        .where(
+            Grant.account_id == account_id,
+            Grant.remaining > 0,
+            Grant.valid_from <= at,
+            or_(Grant.expires_at.is_(None), col(Grant.expires_at) > at),  # type: ignore[union-attr]
+            unit_filter,
+        )
+        .order_by(col(Grant.expires_at).is_(None), Grant.expires_at, Grant.valid_from, Grant.id)
+    )
+    if lock_rows:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return list(session.exec(statement).all())
+
+
+def plan_draws(grants: list[Grant], credits: Decimal) -> list[tuple[Grant, Decimal]]:
+    """Take ``credits`` from ``grants`` in order; the caller has checked there are enough."""
+    draws = []
+    left = credits
+    for grant in grants:
+        if left <= 0:
+            break
+        take = min(grant.remaining, left)
+        draws.append((grant, take))
+        left -= take
+    return draws
+
+
+def resolve_credits(
+    session: Session, credits: Decimal | None, credit_price_id: str | int | None, quantity: Decimal | None
+) -> tuple[Decimal, CreditPrice | None]:
+    """Credits asked for: given directly, or a credit-priced service x quantity (rounded half-up
+    to two places: 'Meeting room, 2 credits per hour' x 1.5 hours = 3.00)."""
+    if credit_price_id is not None:
+        if credits is not None:
+            raise ValidationFailed("give either credits or credit_price_id with quantity, not both", field="credits")
+        if quantity is None:
+            raise ValidationFailed("quantity is required with credit_price_id", field="quantity")
+        price = get_reference(session, CreditPrice, credit_price_id, "credit_price_id")
+        credits = round_credits(price.credits_per_unit * quantity)
+        if credits <= 0:
+            raise ValidationFailed("the consumption comes to zero credits", field="quantity")
+        return credits, price
+    if credits is None:
+        raise ValidationFailed("credits, or credit_price_id with quantity, is required", field="credits")
+    return credits, None
+
+
+def check_unit_and_member(session: Session, account: Account, business_unit_id, member_id) -> tuple[int | None, int | None]:
+    unit_id = member = None
+    if business_unit_id is not None:
+        unit = get_reference(session, BusinessUnit, business_unit_id, "business_unit_id")
+        if unit.account_id != account.id:
+            raise UnknownReference(f"business unit {business_unit_id} is not a unit of account {account.id}", field="business_unit_id")
+        unit_id = unit.id
+    if member_id is not None:
+        found = get_reference(session, Member, member_id, "member_id")
+        if found.account_id != account.id:
+            raise UnknownReference(f"member {member_id} is not a member of account {account.id}", field="member_id")
+        member = found.id
+    return unit_id, member
+
+
+def consume(
+    session: Session,
+    account_id: str | int,
+    *,
+    credits: Decimal | None = None,
+    credit_price_id: str | int | None = None,
+    quantity: Decimal | None = None,
+    business_unit_id: str | int | None = None,
+    member_id: str | int | None = None,
+    description: str | None = None,
+    reference: str | None = None,
+    occurred_at: datetime | None = None,
+    now: datetime,
+    actor: str,
+) -> tuple[Consumption, list[Draw]]:
+    """Draw credits for a booking. Refused, with nothing written, when too few are eligible."""
+    account = get_or_404(session, Account, account_id, "account")
+    amount, price = resolve_credits(session, credits, credit_price_id, quantity)
+    if amount <= 0:
+        raise ValidationFailed("credits must be greater than zero", field="credits")
+    unit_id, member = check_unit_and_member(session, account, business_unit_id, member_id)
+    moment = occurred_at or now
+
+    account = lock(session, Account, account.id, "account")
+    record_due_expiries(session, account, now=now)
+    grants = eligible_grants(session, account.id, unit_id, moment, lock_rows=True)
+    available = sum((grant.remaining for grant in grants), ZERO)
+    if available < amount:
+        raise InsufficientCredits(
+            f"{amount:.2f} credits asked for, {available:.2f} available",
+            credits_requested=f"{amount:.2f}",
+            credits_available=f"{available:.2f}",
+        )
+
+    consumption = Consumption(
+        account_id=account.id, business_unit_id=unit_id, member_id=member,
+        credit_price_id=price.id if price else None, quantity=quantity if price else None,
+        credits=amount, description=description, reference=reference, occurred_at=moment,
+        created_at=now, actor=actor,
+    )
+    session.add(consumption)
+    session.flush()
+    draws = []
+    for grant, take in plan_draws(grants, amount):
+        grant.remaining -= take
+        grant.used += take
+        session.add(grant)
+        ledger.post(
+            session, account, kind="consume", credits=-take, grant=grant, source_type="consumption",
+            source_id=consumption.id, actor=actor, occurred_at=moment, recorded_at=now,
+        )
+        draws.append(Draw(grant.id, take))
+    record_event(
+        session, "credits.consumed",
+        {"account_id": str(account.id), "consumption_id": str(consumption.id), "credits": str(amount),
+         "draws": [{"grant_id": str(d.grant_id), "credits": str(d.credits)} for d in draws]},
+        at=now,
+    )
+    return consumption, draws
+
+
+def draws_of(session: Session, consumption_id: int) -> list[Draw]:
+    entries = session.exec(
+        select(LedgerEntry)
+        .where(LedgerEntry.source_type == "consumption", LedgerEntry.source_id == str(consumption_id), LedgerEntry.kind == "consume")
+        .order_by(LedgerEntry.id)
+    ).all()
+    return [Draw(entry.grant_id, -entry.credits) for entry in entries]
+
+
+def reverse_consumption(session: Session, consumption_id: str | int, *, now: datetime, actor: str) -> tuple[Consumption, list[Draw]]:
+    """Return a consumption's credits to the very grants they came from.
+
+    Credits returned to a grant that has expired by now expire at once, recorded as such.
+    Reversing a reversed consumption returns it unchanged.
+    """
+    consumption = get_or_404(session, Consumption, consumption_id, "consumption")
+    account = lock(session, Account, consumption.account_id, "account")
+    consumption = lock(session, Consumption, consumption.id, "consumption")
+    draws = draws_of(session, consumption.id)
+    if consumption.reversed_at is not None:
+        return consumption, draws
+    record_due_expiries(session, account, now=now)
+    for draw in draws:
+        grant = lock(session, Grant, draw.grant_id, "grant")
+        grant.remaining += draw.credits
+        grant.used -= draw.credits
+        session.add(grant)
+        ledger.post(
+            session, account, kind="consume_reversal", credits=draw.credits, grant=grant,
+            source_type="consumption", source_id=consumption.id, actor=actor, occurred_at=now, recorded_at=now,
+        )
+        if grant.expires_at is not None and grant.expires_at <= now:
+            expire_grant(session, account, grant, now=now, occurred_at=now)
+    consumption.reversed_at = now
+    session.add(consumption)
+    record_event(
+        session, "credits.reversed",
+        {"account_id": str(account.id), "consumption_id": str(consumption.id), "credits": str(consumption.credits)},
+        at=now,
+    )
+    return consumption, draws

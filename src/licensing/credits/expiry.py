@@ -1,0 +1,80 @@
+"""Expiry: credits stop being usable at ``expires_at``, whether or not the sweep has run.
+
+Consumption never draws on a grant past its expiry (eligibility is checked against the moment);
+the sweep, and every use case that touches an account, records one ``expire`` entry per grant
+for what remained (the breakage), effective at the expiry instant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from licensing.accounts.models import Account
+from licensing.credits import ledger
+from licensing.credits.models import Grant
+from licensing.db import Database
+from licensing.outbox import record_event
+from licensing.repository import lock
+
+SYSTEM = "system"
+
+
+def expire_grant(
+    session: Session, account: Account, grant: Grant, *, now: datetime, occurred_at: datetime | None = None
+) -> None:
+    """Write the breakage of one expired grant (the caller holds the account's lock), effective at
+    the expiry instant unless ``occurred_at`` says otherwise (credits returned after expiry)."""
+    breakage = grant.remaining
+    if breakage <= 0:
+        return
+    grant.remaining -= breakage
+    grant.expired += breakage
+    session.add(grant)
+    ledger.post(
+        session, account, kind="expire", credits=-breakage, grant=grant, source_type="grant",
+        source_id=grant.id, actor=SYSTEM, occurred_at=occurred_at or grant.expires_at, recorded_at=now,
+    )
+    record_event(
+        session, "credits.expired",
+        {"account_id": str(account.id), "grant_id": str(grant.id), "credits": str(breakage),
+         "expired_at": grant.expires_at.isoformat()},
+        at=now,
+    )
+
+
+def record_due_expiries(session: Session, account: Account, *, now: datetime) -> int:
+    """Record the expiry of every grant of the account that expired by ``now`` with credits left."""
+    due = session.exec(
+        select(Grant)
+        .where(Grant.account_id == account.id, Grant.expires_at <= now, Grant.remaining > 0)
+        .order_by(Grant.expires_at, Grant.id)
+        .with_for_update()
+    ).all()
+    for grant in due:
+        expire_grant(session, account, grant, now=now)
+    return len(due)
+
+
+def accounts_with_due_expiries(session: Session, *, now: datetime) -> list[int]:
+    return list(
+        session.exec(
+            select(Grant.account_id)
+            .where(col(Grant.expires_at) <= now, Grant.remaining > 0)
+            .distinct()
+            .order_by(Grant.account_id)
+        ).all()
+    )
+
+
+def sweep_expiries(database: Database, *, now: datetime) -> int:
+    """The expiry sweep: one small transaction per account. Returns the grants expired."""
+    with database.read() as session:
+        account_ids = accounts_with_due_expiries(session, now=now)
+    expired = 0
+    for account_id in account_ids:
+        with database.write() as session:
+            account = lock(session, Account, account_id, "account")
+            expired += record_due_expiries(session, account, now=now)
+    return expired

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, Column, Index
+from sqlmodel import Field, SQLModel
+
+from licensing.types import Amount, Credits, UTCDateTime
+
+
+class Grant(SQLModel, table=True):
+    """Credits placed in an account (or one of its business units) from one source.
+
+    The counters always satisfy ``credits = remaining + used + held + removed + expired``; they
+    are a cache of the ledger entries written against the grant.
+    """
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        CheckConstraint("remaining >= 0", name="grant_remaining_not_negative"),
+        CheckConstraint("credits > 0", name="grant_credits_positive"),
+        CheckConstraint("credits = remaining + used + held + removed + expired", name="grant_conserved"),
+        Index("ix_grants_account_expiry", "account_id", "expires_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id")
+    business_unit_id: int | None = Field(default=None, foreign_key="business_units.id")
+    source_type: str = Field(max_length=30)
+    source_id: str = Field(max_length=40)
+    contract_service_id: int | None = Field(default=None, foreign_key="contract_services.id")
+    credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
+    remaining: Decimal = Field(sa_column=Column(Credits(), nullable=False))
+    used: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    held: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    removed: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    expired: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    # Money value of all the granted credits (the line's net); one credit is worth value / credits.
+    value: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    currency: str = Field(max_length=3)
+    valid_from: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One immutable movement of credits. ``id`` is the recording order."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        Index("ix_ledger_account_id", "account_id", "id"),
+        Index("ix_ledger_account_occurred", "account_id", "occurred_at"),
+        Index("ix_ledger_source", "source_type", "source_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id")
+    grant_id: int | None = Field(default=None, foreign_key="grants.id", index=True)
+    business_unit_id: int | None = Field(default=None, foreign_key="business_units.id")
+    kind: str = Field(max_length=30)
+    credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
+    balance_after: Decimal = Field(sa_column=Column(Credits(), nullable=False))
+    source_type: str = Field(max_length=30)
+    source_id: str = Field(max_length=40)
+    actor: str = Field(max_length=200)
+    occurred_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    recorded_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Consumption(SQLModel, table=True):
+    __tablename__ = "consumptions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    business_unit_id: int | None = Field(default=None, foreign_key="business_units.id")
+    member_id: int | None = Field(default=None, foreign_key="members.id")
+    credit_price_id: int | None = Field(default=None, foreign_key="credit_prices.id")
+    quantity: Decimal | None = Field(default=None, sa_column=Column(Amount(), nullable=True))
+    credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
+    description: str | None = Field(default=None, max_length=2000)
+    reference: str | None = Field(default=None, max_length=200)
+    occurred_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reversed_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    actor: str = Field(max_length=200)

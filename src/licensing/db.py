@@ -1,0 +1,93 @@
+"""Engines and transactions.
+
+* SQLite (the embedded default): WAL journal, foreign keys on, a busy timeout, and write
+  transactions opened with ``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of
+  failing (a deferred ``BEGIN`` that later writes fails at once under concurrency).
+* PostgreSQL (production) through psycopg 3: rows are locked with ``SELECT ... FOR UPDATE``.
+
+Use cases take a ``Session`` that is already inside a transaction; callers (API, CLI,
+scheduler) open it with ``Database.write()`` or ``Database.read()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 here."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _make_engine(url: str, *, immediate: bool) -> Engine:
+    url = normalise_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=8,
+            max_overflow=16,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection, _record):
+            # Let SQLAlchemy's begin event emit BEGIN itself (pysqlite's own is deferred).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection):
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class Database:
+    """One database: a writer engine and a reader engine (the same one on PostgreSQL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.writer = _make_engine(self.url, immediate=True)
+        self.is_sqlite = self.writer.dialect.name == "sqlite"
+        self.reader = _make_engine(self.url, immediate=False) if self.is_sqlite else self.writer
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A write transaction: committed when the block ends, rolled back on any error."""
+        with Session(self.writer, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.reader, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    def dispose(self) -> None:
+        self.writer.dispose()
+        if self.reader is not self.writer:
+            self.reader.dispose()
+
+
+@lru_cache
+def get_database(url: str | None = None) -> Database:
+    from licensing.config import get_settings
+
+    return Database(url or get_settings().database_url)

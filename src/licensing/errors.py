@@ -1,0 +1,67 @@
+"""Business failures, one class per failure, each with a stable machine-readable code.
+
+The API maps ``code`` to an HTTP status in one handler; the services never know about HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LicensingError(Exception):
+    code = "licensing_error"
+    title = "Request refused"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class ValidationFailed(LicensingError):
+    code = "validation_error"
+    title = "Invalid input"
+
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
+        errors = extra.pop("errors", None) or ([{"field": field, "message": detail}] if field else [])
+        super().__init__(detail, errors=errors, **extra)
+
+
+class NotFound(LicensingError):
+    code = "not_found"
+    title = "Not found"
+
+
+class UnknownReference(LicensingError):
+    code = "unknown_reference"
+    title = "Unknown reference"
+
+
+class InsufficientCredits(LicensingError):
+    code = "insufficient_credits"
+    title = "Insufficient credits"
+
+
+class InvoiceNotDraft(LicensingError):
+    code = "invoice_not_draft"
+    title = "Invoice is not in the required state"
+
+
+class CurrencyMismatch(LicensingError):
+    code = "currency_mismatch"
+    title = "Currency mismatch"
+
+
+class IdempotencyConflict(LicensingError):
+    code = "idempotency_conflict"
+    title = "Idempotency key reused with another request"
+
+
+class ConsumptionReversed(LicensingError):
+    code = "consumption_reversed"
+    title = "Consumption already reversed"
+
+
+class Conflict(LicensingError):
+    code = "conflict"
+    title = "Conflict"

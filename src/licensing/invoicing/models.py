@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from licensing.types import Amount, Credits, UTCDateTime
+
+
+class Invoice(SQLModel, table=True):
+    """A bill to an account: one billing period of one licence (or a supplementary one), or a top-up."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint("status in ('draft', 'approved', 'paid', 'void')", name="invoice_status"),
+        CheckConstraint("kind in ('period', 'supplementary', 'top_up')", name="invoice_kind"),
+        Index("ix_invoices_licence_period", "licence_id", "period_start"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    licence_id: int | None = Field(default=None, foreign_key="licences.id")
+    kind: str = Field(default="period", max_length=20)
+    status: str = Field(default="draft", max_length=20, index=True)
+    number: str | None = Field(default=None, max_length=40, unique=True)
+    currency: str = Field(max_length=3)
+    issue_date: dt.date
+    due_date: dt.date
+    period_start: dt.date | None = None
+    period_end: dt.date | None = None
+    net: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
+    tax: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
+    gross: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
+    approved_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    approved_by: str | None = Field(default=None, max_length=200)
+    voided_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class InvoiceLine(SQLModel, table=True):
+    """One billable line. ``billing_slot`` names what it bills (a service's period, week or
+    one-off), and the unique key on (service, slot) makes each billable line billed once."""
+
+    __tablename__ = "invoice_lines"
+    __table_args__ = (UniqueConstraint("contract_service_id", "billing_slot", name="uq_line_service_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoices.id", index=True)
+    contract_service_id: int | None = Field(default=None, foreign_key="contract_services.id")
+    product_id: int = Field(foreign_key="products.id")
+    billing_slot: str = Field(max_length=40)
+    description: str = Field(max_length=2000)
+    period_start: dt.date
+    period_end: dt.date
+    # The anchor date the line's period would have started on had it been whole (grants' expiry).
+    nominal_start: dt.date
+    schedule: str = Field(max_length=20)
+    quantity: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    unit_price: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    tax_rate: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    net: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    tax: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    credits: Decimal | None = Field(default=None, sa_column=Column(Credits(), nullable=True))
+    grant_id: int | None = Field(default=None, foreign_key="grants.id")
+
+
+class NumberSeries(SQLModel, table=True):
+    """The last number given in a gapless series (``INV``, ``CN``) for one year."""
+
+    __tablename__ = "number_series"
+
+    series: str = Field(primary_key=True, max_length=10)
+    year: int = Field(primary_key=True)
+    last: int = 0

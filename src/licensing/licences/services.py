@@ -1,0 +1,128 @@
+"""Licences and their contract services."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session
+
+from licensing.accounts.models import Account, BusinessUnit
+from licensing.catalog.models import Product
+from licensing.errors import CurrencyMismatch, NotFound, UnknownReference, ValidationFailed
+from licensing.licences.models import ContractService, Licence
+from licensing.licences.periods import parse_lifetime
+from licensing.repository import get_or_404, get_reference
+
+LICENCE_FIELDS = ("start_date", "end_date", "auto_renew", "renewal_term", "billing_anchor_day", "auto_approve", "status")
+SERVICE_FIELDS = (
+    "product_id", "quantity", "unit_price", "schedule", "from_date", "to_date", "business_unit_id",
+    "max_rollover", "prorate", "prorate_credits",
+)
+SCHEDULES = ("one_off", "weekly", "monthly")
+
+
+def _check_licence(values: dict[str, Any]) -> None:
+    start, end = values.get("start_date"), values.get("end_date")
+    if start is None:
+        raise ValidationFailed("start_date is required", field="start_date")
+    if end is not None and end < start:
+        raise ValidationFailed("end_date is before start_date", field="end_date")
+    anchor = values.get("billing_anchor_day", 1)
+    if not isinstance(anchor, int) or not 1 <= anchor <= 31:
+        raise ValidationFailed("billing_anchor_day must be between 1 and 31", field="billing_anchor_day")
+    if values.get("renewal_term") is not None:
+        try:
+            parse_lifetime(values["renewal_term"])
+        except ValidationFailed:
+            raise ValidationFailed(f"renewal_term {values['renewal_term']!r} is not an ISO 8601 duration", field="renewal_term") from None
+    if values.get("status", "active") not in ("active", "terminated", "ended"):
+        raise ValidationFailed("status must be active, terminated or ended", field="status")
+
+
+def create_licence(session: Session, *, account_id: str | int, at: datetime, **values: Any) -> Licence:
+    account = get_reference(session, Account, account_id, "account_id")
+    values = {key: value for key, value in values.items() if key in LICENCE_FIELDS and value is not None}
+    _check_licence(values)
+    licence = Licence(account_id=account.id, created_at=at, **values)
+    session.add(licence)
+    session.flush()
+    return licence
+
+
+def update_licence(session: Session, licence_id: str | int, **changes: Any) -> Licence:
+    licence = get_or_404(session, Licence, licence_id, "licence")
+    merged = {key: getattr(licence, key) for key in LICENCE_FIELDS} | {key: value for key, value in changes.items() if key in LICENCE_FIELDS}
+    if merged.get("billing_anchor_day") is None:
+        merged["billing_anchor_day"] = licence.billing_anchor_day
+    _check_licence(merged)
+    for key in LICENCE_FIELDS:
+        if key in changes:
+            setattr(licence, key, merged[key])
+    session.add(licence)
+    session.flush()
+    return licence
+
+
+def _check_service(session: Session, licence: Licence, values: dict[str, Any]) -> None:
+    account = session.get(Account, licence.account_id)
+    product = get_reference(session, Product, values.get("product_id"), "product_id")
+    values["product_id"] = product.id
+    if product.currency != account.currency:
+        raise CurrencyMismatch(
+            f"product {product.id} is priced in {product.currency}, the account in {account.currency}", field="product_id"
+        )
+    if values.get("schedule") not in SCHEDULES:
+        raise ValidationFailed("schedule must be one_off, weekly or monthly", field="schedule")
+    quantity = values.get("quantity")
+    if quantity is None or quantity <= 0:
+        raise ValidationFailed("quantity must be greater than zero", field="quantity")
+    if values.get("unit_price") is not None and values["unit_price"] < 0:
+        raise ValidationFailed("unit_price must be zero or more", field="unit_price")
+    if values.get("max_rollover") is not None and values["max_rollover"] < 0:
+        raise ValidationFailed("max_rollover must be zero or more", field="max_rollover")
+    from_date: date = values.get("from_date") or licence.start_date
+    values["from_date"] = from_date
+    to_date = values.get("to_date")
+    if to_date is not None and to_date < from_date:
+        raise ValidationFailed("to_date is before from_date", field="to_date")
+    unit_id = values.get("business_unit_id")
+    if unit_id is not None:
+        unit = get_reference(session, BusinessUnit, unit_id, "business_unit_id")
+        if unit.account_id != account.id:
+            raise UnknownReference(f"business unit {unit_id} belongs to another account", field="business_unit_id")
+        values["business_unit_id"] = unit.id
+
+
+def add_service(session: Session, licence_id: str | int, *, at: datetime, **values: Any) -> ContractService:
+    licence = get_or_404(session, Licence, licence_id, "licence")
+    values = {key: value for key, value in values.items() if key in SERVICE_FIELDS}
+    values.setdefault("quantity", Decimal(1))
+    if values["quantity"] is None:
+        values["quantity"] = Decimal(1)
+    for flag, default in (("prorate", True), ("prorate_credits", False)):
+        if values.get(flag) is None:
+            values[flag] = default
+    _check_service(session, licence, values)
+    service = ContractService(licence_id=licence.id, created_at=at, **values)
+    session.add(service)
+    session.flush()
+    return service
+
+
+def update_service(session: Session, licence_id: str | int, service_id: str | int, **changes: Any) -> ContractService:
+    licence = get_or_404(session, Licence, licence_id, "licence")
+    service = get_or_404(session, ContractService, service_id, "contract service")
+    if service.licence_id != licence.id:
+        raise NotFound(f"contract service {service_id} is not a service of licence {licence.id}")
+    merged = {key: getattr(service, key) for key in SERVICE_FIELDS} | {key: value for key, value in changes.items() if key in SERVICE_FIELDS}
+    for flag, default in (("prorate", True), ("prorate_credits", False)):
+        if merged.get(flag) is None:
+            merged[flag] = default
+    _check_service(session, licence, merged)
+    for key in SERVICE_FIELDS:
+        setattr(service, key, merged[key])
+    session.add(service)
+    session.flush()
+    return service

@@ -1,0 +1,52 @@
+"""Small helpers shared by the use cases: fetch-or-fail and row locks."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlmodel import Session, SQLModel, select
+
+from licensing.errors import NotFound, UnknownReference
+
+Model = TypeVar("Model", bound=SQLModel)
+
+
+def get_or_404(session: Session, model: type[Model], id_: int | str | None, what: str) -> Model:
+    """The row with this id, or ``NotFound`` (an unknown id in the path is a 404)."""
+    row = session.get(model, _as_id(id_, what, NotFound))
+    if row is None:
+        raise NotFound(f"{what} {id_} does not exist")
+    return row
+
+
+def get_reference(session: Session, model: type[Model], id_: int | str | None, field: str) -> Model:
+    """The row an id inside a request body names, or ``UnknownReference`` (422)."""
+    row = session.get(model, _as_id(id_, field, UnknownReference))
+    if row is None:
+        raise UnknownReference(f"{field} {id_} does not exist", field=field)
+    return row
+
+
+def lock(session: Session, model: type[Model], id_: int, what: str) -> Model:
+    """Fetch a row with ``SELECT ... FOR UPDATE`` (PostgreSQL; on SQLite the write transaction
+    already holds the database's write lock), refreshing any copy the session holds."""
+    statement = (
+        select(model)
+        .where(model.id == id_)  # type: ignore[attr-defined]
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    row = session.exec(statement).one_or_none()
+    if row is None:
+        raise NotFound(f"{what} {id_} does not exist")
+    return row
+
+
+def _as_id(id_: int | str | None, what: str, error: type[NotFound] | type[UnknownReference]) -> int:
+    if isinstance(id_, int) and not isinstance(id_, bool):
+        return id_
+    if isinstance(id_, str) and id_.isdigit() and len(id_) < 19:
+        return int(id_)
+    if error is UnknownReference:
+        raise UnknownReference(f"{what} {id_!r} does not exist", field=what)
+    raise NotFound(f"{what} {id_!r} does not exist")

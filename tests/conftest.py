@@ -1,0 +1,141 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL.
+
+``scripts/test`` starts a throwaway PostgreSQL cluster and exports
+``LICENSING_TEST_POSTGRES_URL``; without it the PostgreSQL half is skipped with the reason.
+The schema comes from the Alembic migrations (never ``create_all``): migrated once into a
+template per session, then copied per test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from licensing.config import get_settings
+from licensing.db import Database
+from licensing.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("LICENSING_TEST_POSTGRES_URL")
+POSTGRES_SKIP = os.environ.get("LICENSING_TEST_POSTGRES_SKIP") or (
+    "LICENSING_TEST_POSTGRES_URL is not set: run the suite with scripts/test, which starts PostgreSQL"
+)
+TEMPLATE = "licensing_template"
+
+
+def pytest_report_header(config):
+    return f"databases: sqlite, postgresql ({POSTGRES_URL or 'skipped: ' + POSTGRES_SKIP})"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> str:
+    if not POSTGRES_URL:
+        pytest.skip(POSTGRES_SKIP)
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE}"))
+        connection.execute(text(f"CREATE DATABASE {TEMPLATE}"))
+    admin.dispose()
+    upgrade(_with_database(POSTGRES_URL, TEMPLATE))
+    return TEMPLATE
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "licensing.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("postgres_template")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
+    try:
+        yield _with_database(POSTGRES_URL, name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def database(database_url) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(autouse=True)
+def operator_settings(monkeypatch) -> Iterator[None]:
+    """Each test starts from the default settings (UTC, no lead time); tests change them with
+    ``set_operator_setting``."""
+    for name in list(os.environ):
+        if name.startswith("LICENSING_") and not name.startswith("LICENSING_TEST_"):
+            monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def set_operator_setting(monkeypatch):
+    def set_(name: str, value: str) -> None:
+        monkeypatch.setenv(f"LICENSING_{name.upper()}", value)
+        get_settings.cache_clear()
+
+    return set_
+
+
+@pytest.fixture
+def app(database):
+    from licensing.api.app import create_app
+
+    return create_app(database)
+
+
+@pytest.fixture
+def api_keys(database) -> dict[str, str]:
+    """One API key secret per role."""
+    from licensing import clock
+    from licensing.auth.services import create_api_key
+
+    keys = {}
+    with database.write() as session:
+        for role in ("admin", "billing", "bookings", "read"):
+            _key, secret = create_api_key(session, name=f"test-{role}", role=role, at=clock.now())
+            keys[role] = secret
+    return keys
+
+
+@pytest.fixture
+def client(app, api_keys):
+    """An httpx client on the app, authenticated as ``billing``; ``client.as_role(role)`` for others."""
+    from fastapi.testclient import TestClient
+
+    test_client = TestClient(app, headers={"Authorization": f"Bearer {api_keys['billing']}"})
+
+    def as_role(role: str | None) -> TestClient:
+        headers = {"Authorization": f"Bearer {api_keys[role]}"} if role else {}
+        return TestClient(app, headers=headers)
+
+    test_client.as_role = as_role
+    return test_client
