@@ -25,7 +25,7 @@ POSTGRES_URL = os.environ.get("LICENSING_TEST_POSTGRES_URL")
 POSTGRES_SKIP = os.environ.get("LICENSING_TEST_POSTGRES_SKIP") or (
     "LICENSING_TEST_POSTGRES_URL is not set: run the suite with scripts/test, which starts PostgreSQL"
 )
-TEMPLATE = "licensing_template"
+TEMPLATE = f"licensing_template_{os.getpid()}"
 
 
 def pytest_report_header(config):
@@ -40,7 +40,7 @@ def sqlite_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> str:
+def postgres_template() -> Iterator[str]:
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP)
     admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
@@ -49,7 +49,11 @@ def postgres_template() -> str:
         connection.execute(text(f"CREATE DATABASE {TEMPLATE}"))
     admin.dispose()
     upgrade(_with_database(POSTGRES_URL, TEMPLATE))
-    return TEMPLATE
+    yield TEMPLATE
+    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
+    admin.dispose()
 
 
 def _with_database(url: str, name: str) -> str:
