@@ -2,11 +2,11 @@
 
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.auth.models import ApiKey, IdempotencyRecord
-from licensing.outbox import Event
 from licensing.catalog.models import CreditPrice, Product
 from licensing.credits.models import Consumption, Grant, LedgerEntry
 from licensing.invoicing.models import Invoice, InvoiceLine, NumberSeries
 from licensing.licences.models import ContractService, Licence
+from licensing.outbox import Event
 
 __all__ = [
     "Account", "ApiKey", "BusinessUnit", "Consumption", "ContractService", "CreditPrice", "Event",

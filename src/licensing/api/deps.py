@@ -17,9 +17,8 @@ from sqlmodel import Session, select
 
 from licensing import clock
 from licensing.api.errors import Forbidden, Unauthorized
-from licensing.auth.models import IdempotencyRecord
+from licensing.auth.models import ApiKey, IdempotencyRecord
 from licensing.auth.services import hash_key
-from licensing.auth.models import ApiKey
 from licensing.db import Database
 from licensing.errors import IdempotencyConflict, ValidationFailed
 

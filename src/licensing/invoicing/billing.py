@@ -26,7 +26,13 @@ from licensing.db import Database
 from licensing.invoicing import pricing
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.licences.models import ContractService, Licence
-from licensing.licences.periods import Period, billing_periods, day_fraction, overlap, week_starts
+from licensing.licences.periods import (
+    Period,
+    billing_periods,
+    day_fraction,
+    overlap,
+    week_starts,
+)
 from licensing.outbox import record_event
 from licensing.repository import lock
 

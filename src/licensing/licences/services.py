@@ -10,7 +10,12 @@ from sqlmodel import Session
 
 from licensing.accounts.models import Account, BusinessUnit
 from licensing.catalog.models import Product
-from licensing.errors import CurrencyMismatch, NotFound, UnknownReference, ValidationFailed
+from licensing.errors import (
+    CurrencyMismatch,
+    NotFound,
+    UnknownReference,
+    ValidationFailed,
+)
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import parse_lifetime
 from licensing.repository import get_or_404, get_reference

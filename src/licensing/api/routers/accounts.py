@@ -15,9 +15,23 @@ from licensing import clock
 from licensing.accounts import services as accounts
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.api import presenters
-from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, Pagination, ReadAny, paginate, write
+from licensing.api.deps import (
+    Bookings,
+    DatabaseDep,
+    IdempotencyKey,
+    Pagination,
+    ReadAny,
+    paginate,
+    write,
+)
 from licensing.api.errors import Forbidden
-from licensing.api.schemas import AccountIn, AccountPatch, BusinessUnitIn, ConsumptionIn, MemberIn
+from licensing.api.schemas import (
+    AccountIn,
+    AccountPatch,
+    BusinessUnitIn,
+    ConsumptionIn,
+    MemberIn,
+)
 from licensing.credits.balance import credit_summary
 from licensing.credits.consumption import consume
 from licensing.credits.expiry import record_due_expiries

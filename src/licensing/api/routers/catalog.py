@@ -7,7 +7,14 @@ from sqlmodel import select
 
 from licensing import clock
 from licensing.api import presenters
-from licensing.api.deps import Billing, DatabaseDep, Pagination, ReadAny, paginate, write
+from licensing.api.deps import (
+    Billing,
+    DatabaseDep,
+    Pagination,
+    ReadAny,
+    paginate,
+    write,
+)
 from licensing.api.schemas import CreditPriceIn, ProductIn, ProductPatch
 from licensing.catalog import services as catalog
 from licensing.catalog.models import CreditPrice, Product

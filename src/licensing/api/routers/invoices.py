@@ -10,7 +10,15 @@ from sqlmodel import select
 
 from licensing import clock
 from licensing.api import presenters
-from licensing.api.deps import Billing, DatabaseDep, IdempotencyKey, Pagination, ReadBooks, paginate, write
+from licensing.api.deps import (
+    Billing,
+    DatabaseDep,
+    IdempotencyKey,
+    Pagination,
+    ReadBooks,
+    paginate,
+    write,
+)
 from licensing.api.schemas import BillingRunIn
 from licensing.clock import local_date
 from licensing.config import get_settings

@@ -8,7 +8,14 @@ from sqlmodel import select
 from licensing import clock
 from licensing.accounts.models import Account
 from licensing.api import presenters
-from licensing.api.deps import Billing, DatabaseDep, Pagination, ReadBooks, paginate, write
+from licensing.api.deps import (
+    Billing,
+    DatabaseDep,
+    Pagination,
+    ReadBooks,
+    paginate,
+    write,
+)
 from licensing.api.schemas import LicenceIn, LicencePatch, ServiceIn, ServicePatch
 from licensing.licences import services as licences
 from licensing.licences.models import ContractService, Licence

@@ -1,0 +1,105 @@
+"""``licensing demo``: a small realistic space in an empty database.
+
+Two customers of a coworking space: a hospital whose departments share meeting-room credits
+(business units), and a freelancer with a hot desk. Three months of invoices are generated and
+approved month by month, bookings consume credits along the way and unused credits expire, so
+that a newcomer sees invoices, balances and a ledger at once.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from sqlmodel import select
+
+from licensing.accounts.models import Account
+from licensing.accounts.services import (
+    create_account,
+    create_business_unit,
+    create_member,
+)
+from licensing.catalog.services import create_credit_price, create_product
+from licensing.credits.consumption import consume
+from licensing.credits.expiry import sweep_expiries
+from licensing.db import Database
+from licensing.errors import InsufficientCredits
+from licensing.invoicing.billing import run_billing
+from licensing.licences.periods import month_shift
+from licensing.licences.services import add_service, create_licence
+
+ACTOR = "demo"
+
+
+def _at(day: date, hour: int = 9) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=UTC)
+
+
+def load_demo(database: Database, *, now: datetime) -> str:
+    with database.read() as session:
+        if session.exec(select(Account.id).limit(1)).first() is not None:
+            return "the database already holds accounts: the demo only fills an empty database"
+    year, month = month_shift(now.year, now.month, -2)
+    start = date(year, month, 1)
+    setup = _at(start - timedelta(days=3))
+    with database.write() as session:
+        hospital = create_account(
+            session, name="St. Mary's Hospital", email="accounts@stmarys.example", currency="EUR",
+            address="12 Harbour Road\n75011 Paris", country="FR", tax_id="FR40303265045", at=setup,
+        )
+        cardiology = create_business_unit(session, hospital.id, name="Cardiology", at=setup)
+        neurology = create_business_unit(session, hospital.id, name="Neurology", at=setup)
+        create_member(session, hospital.id, name="Dr. Amélie Roux", email="a.roux@stmarys.example", at=setup)
+        freelancer = create_account(
+            session, name="Ada Lovelace", email="ada@lovelace.example", currency="EUR",
+            address="3 Rue des Arts\n69001 Lyon", country="FR", at=setup,
+        )
+        create_member(session, freelancer.id, name="Ada Lovelace", email="ada@lovelace.example", at=setup)
+        hot_desk = create_product(session, kind="service", name="Hot desk", price=Decimal("250.00"), currency="EUR", tax_rate=Decimal("20"), at=setup)
+        office = create_product(session, kind="service", name="Private office (4 desks)", price=Decimal("1800.00"), currency="EUR", tax_rate=Decimal("20"), at=setup)
+        monthly_credits = create_product(session, kind="credit_pack", name="Meeting credits (monthly)", price=Decimal("90.00"), currency="EUR", tax_rate=Decimal("20"), credits=Decimal("20"), lifetime="P1M", at=setup)
+        rolling_credits = create_product(session, kind="credit_pack", name="Meeting credits (rolling two months)", price=Decimal("200.00"), currency="EUR", tax_rate=Decimal("20"), credits=Decimal("40"), lifetime="P2M", at=setup)
+        welcome = create_product(session, kind="credit_pack", name="Welcome allowance", price=Decimal("0.00"), currency="EUR", tax_rate=Decimal("20"), credits=Decimal("10"), lifetime="P12M", at=setup)
+        meeting_room = create_credit_price(session, name="Meeting room (per hour)", credits_per_unit=Decimal("2"), at=setup)
+        create_credit_price(session, name="Boardroom (per hour)", credits_per_unit=Decimal("5"), at=setup)
+
+        hospital_licence = create_licence(session, account_id=hospital.id, start_date=start, auto_approve=True, at=setup)
+        add_service(session, hospital_licence.id, product_id=office.id, quantity=Decimal(1), schedule="monthly", at=setup)
+        add_service(session, hospital_licence.id, product_id=rolling_credits.id, quantity=Decimal(1), schedule="monthly", business_unit_id=cardiology.id, at=setup)
+        add_service(session, hospital_licence.id, product_id=monthly_credits.id, quantity=Decimal(1), schedule="monthly", business_unit_id=neurology.id, at=setup)
+        add_service(session, hospital_licence.id, product_id=monthly_credits.id, quantity=Decimal(1), schedule="monthly", at=setup)
+
+        freelance_start = start + timedelta(days=14)
+        freelance_licence = create_licence(session, account_id=freelancer.id, start_date=freelance_start, auto_approve=True, at=setup)
+        add_service(session, freelance_licence.id, product_id=hot_desk.id, quantity=Decimal(1), schedule="monthly", at=setup)
+        add_service(session, freelance_licence.id, product_id=monthly_credits.id, quantity=Decimal(1), schedule="monthly", at=setup)
+        add_service(session, freelance_licence.id, product_id=welcome.id, quantity=Decimal(1), schedule="one_off", at=setup)
+        ids = (hospital.id, cardiology.id, neurology.id, freelancer.id, meeting_room.id)
+
+    hospital_id, cardiology_id, neurology_id, freelancer_id, meeting_room_id = ids
+    bookings = 0
+    for offset in range(3):
+        period_start = date(*month_shift(year, month, offset), 1)
+        if _at(period_start, 1) > now:
+            break
+        run_billing(database, as_of=period_start, now=_at(period_start, 1), actor=ACTOR)
+        if period_start < freelance_start <= period_start + timedelta(days=27):
+            run_billing(database, as_of=freelance_start, now=_at(freelance_start, 1), actor=ACTOR)
+        for day, account_id, unit_id, hours in (
+            (3, hospital_id, cardiology_id, "3"), (9, hospital_id, neurology_id, "2"), (16, hospital_id, cardiology_id, "4.5"),
+            (17, freelancer_id, None, "2"), (23, hospital_id, None, "1.5"), (24, freelancer_id, None, "1"),
+        ):
+            moment = _at(period_start + timedelta(days=day - 1), 14)
+            if moment > now:
+                continue
+            try:
+                with database.write() as session:
+                    consume(
+                        session, account_id, credit_price_id=meeting_room_id, quantity=Decimal(hours),
+                        business_unit_id=unit_id, description="Meeting room booking", now=moment, actor=ACTOR,
+                    )
+                bookings += 1
+            except InsufficientCredits:
+                pass
+    sweep_expiries(database, now=now)
+    return f"demo space loaded: 2 accounts, 2 licences, invoices for the last months, {bookings} bookings"
