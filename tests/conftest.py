@@ -136,6 +136,9 @@ def client(app, api_keys):
     from fastapi.testclient import TestClient
 
     test_client = TestClient(app, headers={"Authorization": f"Bearer {api_keys['billing']}"})
+    # FastAPI reads the routes' type hints on the first request; make it happen before a test
+    # freezes the clock (freezegun swaps ``datetime`` for its own class).
+    test_client.get("/warm-up")
 
     def as_role(role: str | None) -> TestClient:
         headers = {"Authorization": f"Bearer {api_keys[role]}"} if role else {}
