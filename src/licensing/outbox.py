@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Column, Text
 from sqlmodel import Field, Session, SQLModel
 
+from licensing.bulk import insert_rows
 from licensing.types import UTCDateTime
 
 
@@ -21,5 +22,14 @@ class Event(SQLModel, table=True):
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+def event_row(type_: str, data: dict[str, Any], *, at: dt.datetime) -> dict[str, Any]:
+    return {"type": type_, "data": json.dumps(data, default=str, sort_keys=True), "created_at": at}
+
+
 def record_event(session: Session, type_: str, data: dict[str, Any], *, at: dt.datetime) -> None:
-    session.add(Event(type=type_, data=json.dumps(data, default=str, sort_keys=True), created_at=at))
+    record_events(session, [event_row(type_, data, at=at)])
+
+
+def record_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        insert_rows(session, Event.__table__, rows)

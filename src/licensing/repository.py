@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from licensing.errors import NotFound, UnknownReference
 
@@ -40,6 +40,22 @@ def lock(session: Session, model: type[Model], id_: int, what: str) -> Model:
     if row is None:
         raise NotFound(f"{what} {id_} does not exist")
     return row
+
+
+def lock_all(session: Session, model: type[Model], ids) -> list[Model]:
+    """Fetch and lock several rows, in id order (a fixed order, so that two transactions locking
+    overlapping sets cannot deadlock)."""
+    ids = sorted(set(ids))
+    if not ids:
+        return []
+    statement = (
+        select(model)
+        .where(col(model.id).in_(ids))  # type: ignore[attr-defined]
+        .order_by(model.id)  # type: ignore[attr-defined]
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list(session.exec(statement).all())
 
 
 def _as_id(id_: int | str | None, what: str, error: type[NotFound] | type[UnknownReference]) -> int:

@@ -32,13 +32,15 @@ class ScaledDecimal(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        if isinstance(value, float):
-            raise TypeError("floats are not stored: use Decimal")
-        value = Decimal(value)
+        if type(value) is not Decimal:
+            if isinstance(value, float):
+                raise TypeError("floats are not stored: use Decimal")
+            value = Decimal(value)
         scaled = value.scaleb(self.places)
-        if scaled != scaled.to_integral_value():
+        integral = int(scaled)
+        if integral != scaled:
             raise ValueError(f"{value} has more than {self.places} decimal places")
-        return int(scaled)
+        return integral
 
     def process_result_value(self, value, dialect):
         if value is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.errors import Conflict, ValidationFailed
@@ -44,7 +44,7 @@ def update_account(session: Session, account_id: str | int, **changes: Any) -> A
 
 def create_business_unit(session: Session, account_id: str | int, *, name: str, at: datetime) -> BusinessUnit:
     account = get_or_404(session, Account, account_id, "account")
-    existing = session.query(BusinessUnit).filter_by(account_id=account.id, name=name).first()
+    existing = session.exec(select(BusinessUnit).where(BusinessUnit.account_id == account.id, BusinessUnit.name == name)).first()
     if existing is not None:
         raise Conflict(f"account {account.id} already has a business unit named {name!r}")
     unit = BusinessUnit(account_id=account.id, name=name, created_at=at)

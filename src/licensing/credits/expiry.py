@@ -46,14 +46,20 @@ def expire_grant(
 
 def record_due_expiries(session: Session, account: Account, *, now: datetime) -> int:
     """Record the expiry of every grant of the account that expired by ``now`` with credits left."""
+    return record_due_expiries_of(session, {account.id: account}, now=now)
+
+
+def record_due_expiries_of(session: Session, accounts: dict[int, Account], *, now: datetime) -> int:
+    """``record_due_expiries`` for several accounts at once (the caller holds their locks)."""
     due = session.exec(
         select(Grant)
-        .where(Grant.account_id == account.id, Grant.expires_at <= now, Grant.remaining > 0)
-        .order_by(Grant.expires_at, Grant.id)
+        .where(col(Grant.account_id).in_(list(accounts)), Grant.expires_at <= now, Grant.remaining > 0)
+        .order_by(Grant.account_id, Grant.expires_at, Grant.id)
         .with_for_update()
+        .execution_options(populate_existing=True)
     ).all()
     for grant in due:
-        expire_grant(session, account, grant, now=now)
+        expire_grant(session, accounts[grant.account_id], grant, now=now)
     return len(due)
 
 

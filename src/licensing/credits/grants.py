@@ -1,62 +1,82 @@
-"""Placing credits in an account."""
+"""Placing credits in an account: grants and their ``grant`` ledger entries, in bulk."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from sqlmodel import Session
 
 from licensing.accounts.models import Account
+from licensing.bulk import insert_rows
 from licensing.credits import ledger
 from licensing.credits.models import Grant
-from licensing.outbox import record_event
+from licensing.outbox import event_row, record_events
+
+ZERO = Decimal(0)
 
 
-def create_grant(
-    session: Session,
-    account: Account,
-    *,
-    credits: Decimal,
-    value: Decimal,
-    valid_from: datetime,
-    expires_at: datetime | None,
-    business_unit_id: int | None,
-    source_type: str,
-    source_id: str | int,
-    actor: str,
-    at: datetime,
-    contract_service_id: int | None = None,
-) -> Grant:
-    """A new grant and its ``grant`` ledger entry. The caller holds the account's lock."""
-    grant = Grant(
-        account_id=account.id,
-        business_unit_id=business_unit_id,
-        source_type=source_type,
-        source_id=str(source_id),
-        contract_service_id=contract_service_id,
-        credits=credits,
-        remaining=credits,
-        value=value,
-        currency=account.currency,
-        valid_from=valid_from,
-        expires_at=expires_at,
-        created_at=at,
-    )
-    session.add(grant)
-    session.flush()
-    ledger.post(
-        session, account, kind="grant", credits=credits, grant=grant, source_type=source_type,
-        source_id=source_id, actor=actor, occurred_at=at, recorded_at=at,
-    )
-    record_event(
-        session,
-        "credits.granted",
+@dataclass(frozen=True, slots=True)
+class NewGrant:
+    account_id: int
+    credits: Decimal
+    value: Decimal
+    valid_from: datetime
+    expires_at: datetime | None
+    business_unit_id: int | None
+    source_type: str
+    source_id: str
+    contract_service_id: int | None = None
+
+
+def create_grants(session: Session, accounts: dict[int, Account], grants: list[NewGrant], *, actor: str, at: datetime) -> list[int]:
+    """Insert ``grants`` with one ``grant`` ledger entry and one ``credits.granted`` event each,
+    in order; returns their ids. The caller holds the accounts' locks."""
+    if not grants:
+        return []
+    rows = [
         {
-            "account_id": str(account.id), "grant_id": str(grant.id), "credits": str(credits),
-            "business_unit_id": None if business_unit_id is None else str(business_unit_id),
-            "valid_from": valid_from.isoformat(), "expires_at": expires_at.isoformat() if expires_at else None,
-        },
-        at=at,
-    )
-    return grant
+            "account_id": grant.account_id, "business_unit_id": grant.business_unit_id,
+            "source_type": grant.source_type, "source_id": grant.source_id,
+            "contract_service_id": grant.contract_service_id, "credits": grant.credits, "remaining": grant.credits,
+            "used": ZERO, "held": ZERO, "removed": ZERO, "expired": ZERO, "value": grant.value,
+            "currency": accounts[grant.account_id].currency, "valid_from": grant.valid_from,
+            "expires_at": grant.expires_at, "created_at": at,
+        }
+        for grant in grants
+    ]
+    ids = insert_rows(session, Grant.__table__, rows, return_ids=True)
+    entries, events = [], []
+    for grant_id, grant in zip(ids, grants, strict=True):
+        account = accounts[grant.account_id]
+        entries.append(
+            ledger.entry_row(
+                account, kind="grant", credits=grant.credits, grant_id=grant_id, business_unit_id=grant.business_unit_id,
+                source_type=grant.source_type, source_id=grant.source_id, actor=actor, occurred_at=at, recorded_at=at,
+            )
+        )
+        events.append(
+            event_row(
+                "credits.granted",
+                {
+                    "account_id": str(grant.account_id), "grant_id": str(grant_id), "credits": str(grant.credits),
+                    "business_unit_id": None if grant.business_unit_id is None else str(grant.business_unit_id),
+                    "valid_from": grant.valid_from.isoformat(),
+                    "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+                },
+                at=at,
+            )
+        )
+    ledger.append(session, entries)
+    record_events(session, events)
+    for account in {grant.account_id for grant in grants}:
+        session.add(accounts[account])
+    return ids
+
+
+def create_grant(session: Session, account: Account, *, actor: str, at: datetime, **values) -> Grant:
+    """One grant (see ``create_grants``)."""
+    values["source_id"] = str(values["source_id"])
+    [grant_id] = create_grants(session, {account.id: account}, [NewGrant(account_id=account.id, **values)], actor=actor, at=at)
+    return session.get(Grant, grant_id)

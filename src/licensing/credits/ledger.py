@@ -9,42 +9,62 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlmodel import Session
 
 from licensing.accounts.models import Account
-from licensing.credits.models import Grant, LedgerEntry
+from licensing.bulk import insert_rows
+from licensing.credits.models import LedgerEntry
 
 
-def post(
-    session: Session,
+def entry_row(
     account: Account,
     *,
     kind: str,
     credits: Decimal,
-    grant: Grant | None,
+    grant_id: int | None,
+    business_unit_id: int | None,
     source_type: str,
     source_id: str | int,
     actor: str,
     occurred_at: datetime,
     recorded_at: datetime,
-    business_unit_id: int | None = None,
-) -> LedgerEntry:
-    """Append one entry of signed ``credits`` and move the account's running balance."""
+) -> dict[str, Any]:
+    """The next entry of ``account``: moves the account's running balance by ``credits``."""
     account.balance = account.balance + credits
-    entry = LedgerEntry(
-        account_id=account.id,
-        grant_id=grant.id if grant is not None else None,
-        business_unit_id=grant.business_unit_id if grant is not None else business_unit_id,
-        kind=kind,
-        credits=credits,
-        balance_after=account.balance,
-        source_type=source_type,
-        source_id=str(source_id),
-        actor=actor,
-        occurred_at=occurred_at,
-        recorded_at=recorded_at,
+    return {
+        "account_id": account.id,
+        "grant_id": grant_id,
+        "business_unit_id": business_unit_id,
+        "kind": kind,
+        "credits": credits,
+        "balance_after": account.balance,
+        "source_type": source_type,
+        "source_id": str(source_id),
+        "actor": actor,
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
+    }
+
+
+def append(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write entries made by ``entry_row``, in the order they were made."""
+    if rows:
+        insert_rows(session, LedgerEntry.__table__, rows)
+
+
+def post(session: Session, account: Account, *, grant=None, business_unit_id: int | None = None, **values: Any) -> None:
+    """Append one entry against ``grant`` (or none) and move the account's running balance."""
+    append(
+        session,
+        [
+            entry_row(
+                account,
+                grant_id=grant.id if grant is not None else None,
+                business_unit_id=grant.business_unit_id if grant is not None else business_unit_id,
+                **values,
+            )
+        ],
     )
     session.add(account)
-    session.add(entry)
-    return entry

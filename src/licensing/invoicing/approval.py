@@ -16,27 +16,29 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
+from licensing.bulk import update_rows
 from licensing.catalog.models import Product
 from licensing.clock import local_date, start_of_day
 from licensing.config import Settings, get_settings
-from licensing.credits.expiry import record_due_expiries
-from licensing.credits.grants import create_grant
+from licensing.credits.expiry import record_due_expiries_of
+from licensing.credits.grants import NewGrant, create_grants
 from licensing.errors import InvoiceNotDraft
 from licensing.invoicing.models import Invoice, InvoiceLine
-from licensing.invoicing.numbering import next_number
-from licensing.licences.models import ContractService, Licence
-from licensing.licences.periods import parse_lifetime
-from licensing.outbox import record_event
-from licensing.repository import get_or_404, lock
+from licensing.invoicing.numbering import allocate_numbers
+from licensing.licences.models import Licence
+from licensing.licences.periods import Lifetime, parse_lifetime
+from licensing.outbox import event_row, record_events
+from licensing.repository import get_or_404, lock_all
 
 
-def grant_window(line: InvoiceLine, product: Product, anchor_day: int | None, *, approved_at: datetime, settings: Settings) -> tuple[datetime, datetime | None]:
+def grant_window(
+    line, lifetime: Lifetime | None, anchor_day: int | None, *, approved_at: datetime, settings: Settings
+) -> tuple[datetime, datetime | None]:
     """(valid_from, expires_at) of the grant for a credit-pack line approved at ``approved_at``."""
     zone = settings.zone
-    lifetime = parse_lifetime(product.lifetime) if product.lifetime else None
     if line.schedule in ("monthly", "weekly"):
         valid_from = start_of_day(line.period_start, zone)
         if lifetime is None:
@@ -52,47 +54,72 @@ def grant_window(line: InvoiceLine, product: Product, anchor_day: int | None, *,
 def approve_invoice(session: Session, invoice_id: str | int, *, at: datetime, actor: str, settings: Settings | None = None) -> Invoice:
     """Number the invoice and grant its credit packs. Approving an approved invoice returns it
     unchanged; approving a void one is refused."""
-    settings = settings or get_settings()
     invoice = get_or_404(session, Invoice, invoice_id, "invoice")
-    invoice = lock(session, Invoice, invoice.id, "invoice")
-    if invoice.status in ("approved", "paid"):
-        return invoice
-    if invoice.status != "draft":
-        raise InvoiceNotDraft(f"invoice {invoice.id} is {invoice.status} and cannot be approved", status=invoice.status)
-    account = lock(session, Account, invoice.account_id, "account")
-    record_due_expiries(session, account, now=at)
-
-    today = local_date(at, settings.zone)
-    invoice.number = next_number(session, "INV", today.year)
-    invoice.status = "approved"
-    invoice.approved_at = at
-    invoice.approved_by = actor
-    invoice.issue_date = today
-    invoice.due_date = today + timedelta(days=settings.payment_terms_days)
-    session.add(invoice)
-
-    licence = session.get(Licence, invoice.licence_id) if invoice.licence_id else None
-    lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.id)).all()
-    for line in lines:
-        if line.credits is None:
-            continue
-        product = session.get(Product, line.product_id)
-        service = session.get(ContractService, line.contract_service_id) if line.contract_service_id else None
-        valid_from, expires_at = grant_window(
-            line, product, licence.billing_anchor_day if licence else None, approved_at=at, settings=settings
-        )
-        grant = create_grant(
-            session, account, credits=line.credits, value=line.net, valid_from=valid_from, expires_at=expires_at,
-            business_unit_id=service.business_unit_id if service else None,
-            source_type="invoice_line", source_id=line.id, actor=actor, at=at,
-            contract_service_id=line.contract_service_id,
-        )
-        line.grant_id = grant.id
-        session.add(line)
-    record_event(
-        session, "invoice.approved",
-        {"invoice_id": str(invoice.id), "number": invoice.number, "account_id": str(account.id), "gross": str(invoice.gross)},
-        at=at,
-    )
+    approve_invoices(session, [invoice.id], at=at, actor=actor, settings=settings)
+    session.refresh(invoice)
     return invoice
 
+
+def approve_invoices(session: Session, invoice_ids: list[int], *, at: datetime, actor: str, settings: Settings | None = None) -> list[int]:
+    """Approve the drafts among ``invoice_ids``, numbered in the order given; returns the ids
+    approved now. Already approved invoices are left as they are; a void one is refused."""
+    settings = settings or get_settings()
+    invoices = {invoice.id: invoice for invoice in lock_all(session, Invoice, invoice_ids)}
+    for invoice in invoices.values():
+        if invoice.status == "void":
+            raise InvoiceNotDraft(f"invoice {invoice.id} is void and cannot be approved", status=invoice.status)
+    drafts = [invoices[invoice_id] for invoice_id in dict.fromkeys(invoice_ids) if invoices[invoice_id].status == "draft"]
+    if not drafts:
+        return []
+    accounts = {account.id: account for account in lock_all(session, Account, {invoice.account_id for invoice in drafts})}
+    record_due_expiries_of(session, accounts, now=at)
+
+    today = local_date(at, settings.zone)
+    numbers = allocate_numbers(session, "INV", today.year, len(drafts))
+    due = today + timedelta(days=settings.payment_terms_days)
+    update_rows(session, Invoice.__table__, [
+        {"id": invoice.id, "number": number, "status": "approved", "approved_at": at, "approved_by": actor, "issue_date": today, "due_date": due}
+        for invoice, number in zip(drafts, numbers, strict=True)
+    ])
+    events = [
+        event_row("invoice.approved", {"invoice_id": str(invoice.id), "number": number, "account_id": str(invoice.account_id), "gross": str(invoice.gross)}, at=at)
+        for invoice, number in zip(drafts, numbers, strict=True)
+    ]
+
+    draft_ids = [invoice.id for invoice in drafts]
+    order = {invoice_id: position for position, invoice_id in enumerate(draft_ids)}
+    lines = sorted(
+        session.exec(
+            select(
+                InvoiceLine.id, InvoiceLine.invoice_id, InvoiceLine.product_id, InvoiceLine.business_unit_id,
+                InvoiceLine.contract_service_id, InvoiceLine.schedule, InvoiceLine.period_start, InvoiceLine.nominal_start,
+                InvoiceLine.credits, InvoiceLine.net,
+            ).where(col(InvoiceLine.invoice_id).in_(draft_ids), col(InvoiceLine.credits).is_not(None))
+        ).all(),
+        key=lambda line: (order[line.invoice_id], line.id),
+    )
+    if lines:
+        lifetimes = {
+            product_id: parse_lifetime(lifetime) if lifetime else None
+            for product_id, lifetime in session.exec(select(Product.id, Product.lifetime).where(col(Product.id).in_({line.product_id for line in lines}))).all()
+        }
+        licence_of = {invoice.id: invoice.licence_id for invoice in drafts}
+        anchors = dict(session.exec(select(Licence.id, Licence.billing_anchor_day).where(col(Licence.id).in_({lid for lid in licence_of.values() if lid}))).all())
+        new_grants = []
+        for line in lines:
+            valid_from, expires_at = grant_window(
+                line, lifetimes[line.product_id], anchors.get(licence_of[line.invoice_id]), approved_at=at, settings=settings
+            )
+            new_grants.append(
+                NewGrant(
+                    account_id=invoices[line.invoice_id].account_id, credits=line.credits, value=line.net,
+                    valid_from=valid_from, expires_at=expires_at, business_unit_id=line.business_unit_id,
+                    source_type="invoice_line", source_id=str(line.id), contract_service_id=line.contract_service_id,
+                )
+            )
+        grant_ids = create_grants(session, accounts, new_grants, actor=actor, at=at)
+        update_rows(session, InvoiceLine.__table__, [{"id": line.id, "grant_id": grant_id} for line, grant_id in zip(lines, grant_ids, strict=True)])
+    record_events(session, events)
+    for invoice in drafts:
+        session.expire(invoice)
+    return draft_ids

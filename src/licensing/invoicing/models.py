@@ -50,6 +50,7 @@ class InvoiceLine(SQLModel, table=True):
     invoice_id: int = Field(foreign_key="invoices.id", index=True)
     contract_service_id: int | None = Field(default=None, foreign_key="contract_services.id")
     product_id: int = Field(foreign_key="products.id")
+    business_unit_id: int | None = Field(default=None, foreign_key="business_units.id")
     billing_slot: str = Field(max_length=40)
     description: str = Field(max_length=2000)
     period_start: dt.date

@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-22 03:56:14.951212
+Revises:
+Create Date: 2026-11-22 04:10:55.324768
 """
 import sqlalchemy as sa
 import sqlmodel
@@ -252,6 +252,7 @@ def upgrade() -> None:
     sa.Column('invoice_id', sa.Integer(), nullable=False),
     sa.Column('contract_service_id', sa.Integer(), nullable=True),
     sa.Column('product_id', sa.Integer(), nullable=False),
+    sa.Column('business_unit_id', sa.Integer(), nullable=True),
     sa.Column('billing_slot', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
     sa.Column('period_start', sa.Date(), nullable=False),
@@ -265,6 +266,7 @@ def upgrade() -> None:
     sa.Column('tax', sa.BigInteger(), nullable=False),
     sa.Column('credits', sa.BigInteger(), nullable=True),
     sa.Column('grant_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['business_unit_id'], ['business_units.id'], ),
     sa.ForeignKeyConstraint(['contract_service_id'], ['contract_services.id'], ),
     sa.ForeignKeyConstraint(['grant_id'], ['grants.id'], ),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
