@@ -58,6 +58,16 @@ def lock_all(session: Session, model: type[Model], ids) -> list[Model]:
     return list(session.exec(statement).all())
 
 
+def lock_rows(session: Session, model: type[Model], ids, *columns) -> list:
+    """``lock_all`` as plain rows (no ORM objects: cheaper when a batch only reads them)."""
+    ids = sorted(set(ids))
+    if not ids:
+        return []
+    table = model.__table__  # type: ignore[attr-defined]
+    statement = select(*(columns or table.c)).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update()
+    return list(session.execute(statement).all())
+
+
 def _as_id(id_: int | str | None, what: str, error: type[NotFound] | type[UnknownReference]) -> int:
     if isinstance(id_, int) and not isinstance(id_, bool):
         return id_

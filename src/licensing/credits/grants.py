@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -31,8 +32,9 @@ class NewGrant:
 
 
 def create_grants(session: Session, accounts: dict[int, Account], grants: list[NewGrant], *, actor: str, at: datetime) -> list[int]:
-    """Insert ``grants`` with one ``grant`` ledger entry and one ``credits.granted`` event each,
-    in order; returns their ids. The caller holds the accounts' locks."""
+    """Insert ``grants`` with one ``grant`` ledger entry each, in order, and one
+    ``credits.granted`` event per account listing its new grants; returns the grants' ids.
+    The caller holds the accounts' locks."""
     if not grants:
         return []
     rows = [
@@ -47,7 +49,8 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
         for grant in grants
     ]
     ids = insert_rows(session, Grant.__table__, rows, return_ids=True)
-    entries, events = [], []
+    entries = []
+    granted: dict[int, list[dict]] = defaultdict(list)
     for grant_id, grant in zip(ids, grants, strict=True):
         account = accounts[grant.account_id]
         entries.append(
@@ -56,20 +59,18 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
                 source_type=grant.source_type, source_id=grant.source_id, actor=actor, occurred_at=at, recorded_at=at,
             )
         )
-        events.append(
-            event_row(
-                "credits.granted",
-                {
-                    "account_id": str(grant.account_id), "grant_id": str(grant_id), "credits": str(grant.credits),
-                    "business_unit_id": None if grant.business_unit_id is None else str(grant.business_unit_id),
-                    "valid_from": grant.valid_from.isoformat(),
-                    "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
-                },
-                at=at,
-            )
+        granted[grant.account_id].append(
+            {
+                "grant_id": str(grant_id), "credits": str(grant.credits),
+                "business_unit_id": None if grant.business_unit_id is None else str(grant.business_unit_id),
+                "valid_from": grant.valid_from.isoformat(),
+                "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+                "source": {"type": grant.source_type, "id": grant.source_id},
+            }
         )
     ledger.append(session, entries)
-    record_events(session, events)
+    # One event per account and call: the grants an approval (or an adjustment) placed there.
+    record_events(session, [event_row("credits.granted", {"account_id": str(account_id), "grants": items}, at=at) for account_id, items in granted.items()])
     for account in {grant.account_id for grant in grants}:
         session.add(accounts[account])
     return ids

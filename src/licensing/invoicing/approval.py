@@ -31,7 +31,7 @@ from licensing.invoicing.numbering import allocate_numbers
 from licensing.licences.models import Licence
 from licensing.licences.periods import Lifetime, parse_lifetime
 from licensing.outbox import event_row, record_events
-from licensing.repository import get_or_404, lock_all
+from licensing.repository import get_or_404, lock_all, lock_rows
 
 
 def grant_window(
@@ -64,7 +64,10 @@ def approve_invoices(session: Session, invoice_ids: list[int], *, at: datetime, 
     """Approve the drafts among ``invoice_ids``, numbered in the order given; returns the ids
     approved now. Already approved invoices are left as they are; a void one is refused."""
     settings = settings or get_settings()
-    invoices = {invoice.id: invoice for invoice in lock_all(session, Invoice, invoice_ids)}
+    invoices = {
+        invoice.id: invoice
+        for invoice in lock_rows(session, Invoice, invoice_ids, Invoice.id, Invoice.account_id, Invoice.licence_id, Invoice.status, Invoice.gross)
+    }
     for invoice in invoices.values():
         if invoice.status == "void":
             raise InvoiceNotDraft(f"invoice {invoice.id} is void and cannot be approved", status=invoice.status)
@@ -106,10 +109,13 @@ def approve_invoices(session: Session, invoice_ids: list[int], *, at: datetime, 
         licence_of = {invoice.id: invoice.licence_id for invoice in drafts}
         anchors = dict(session.exec(select(Licence.id, Licence.billing_anchor_day).where(col(Licence.id).in_({lid for lid in licence_of.values() if lid}))).all())
         new_grants = []
+        windows: dict[tuple, tuple[datetime, datetime | None]] = {}  # licences share their dates
         for line in lines:
-            valid_from, expires_at = grant_window(
-                line, lifetimes[line.product_id], anchors.get(licence_of[line.invoice_id]), approved_at=at, settings=settings
-            )
+            anchor = anchors.get(licence_of[line.invoice_id])
+            key = (line.schedule, line.period_start, line.nominal_start, line.product_id, anchor)
+            if key not in windows:
+                windows[key] = grant_window(line, lifetimes[line.product_id], anchor, approved_at=at, settings=settings)
+            valid_from, expires_at = windows[key]
             new_grants.append(
                 NewGrant(
                     account_id=invoices[line.invoice_id].account_id, credits=line.credits, value=line.net,
@@ -120,6 +126,4 @@ def approve_invoices(session: Session, invoice_ids: list[int], *, at: datetime, 
         grant_ids = create_grants(session, accounts, new_grants, actor=actor, at=at)
         update_rows(session, InvoiceLine.__table__, [{"id": line.id, "grant_id": grant_id} for line, grant_id in zip(lines, grant_ids, strict=True)])
     record_events(session, events)
-    for invoice in drafts:
-        session.expire(invoice)
     return draft_ids

@@ -41,7 +41,7 @@ from licensing.licences.periods import (
     week_starts,
 )
 from licensing.outbox import event_row, record_events
-from licensing.repository import lock_all
+from licensing.repository import lock_rows
 
 BATCH_SIZE = 250
 
@@ -92,27 +92,34 @@ def lines_for_period(licence: Licence, services: list[ContractService], period: 
     return specs
 
 
-def price_line(spec: LineSpec, product: Product, currency: str, tax_exempt: bool) -> dict[str, Any]:
+def price_line(spec: LineSpec, product: Product, currency: str, tax_exempt: bool, prices: dict | None = None) -> dict[str, Any]:
     """The priced line (without its invoice): plain services pro-rated unless ``prorate`` is
-    off; credit packs in full unless ``prorate_credits`` is on."""
+    off; credit packs in full unless ``prorate_credits`` is on. ``prices`` remembers the
+    amounts of lines priced alike (a batch prices the same service for many licences)."""
     service = spec.service
     unit_price = service.unit_price if service.unit_price is not None else product.price
-    tax_rate = pricing.ZERO if tax_exempt else product.tax_rate
     partial = spec.fraction != 1
-    credits = None
     if product.kind == "credit_pack":
         share = spec.fraction if (partial and service.prorate_credits) else Fraction(1)
-        credits = pricing.line_credits(product.credits, service.quantity, share)
     else:
         share = spec.fraction if (partial and service.prorate) else Fraction(1)
-    description = product.name if share == 1 else f"{product.name} ({share.numerator}/{share.denominator} of the period)"
-    net = pricing.line_net(service.quantity, unit_price, currency, share)
-    return {
+    key = (product.id, service.quantity, unit_price, share, currency, tax_exempt)
+    amounts = None if prices is None else prices.get(key)
+    if amounts is None:
+        tax_rate = pricing.ZERO if tax_exempt else product.tax_rate
+        credits = pricing.line_credits(product.credits, service.quantity, share) if product.kind == "credit_pack" else None
+        description = product.name if share == 1 else f"{product.name} ({share.numerator}/{share.denominator} of the period)"
+        net = pricing.line_net(service.quantity, unit_price, currency, share)
+        amounts = {
+            "description": description, "quantity": service.quantity, "unit_price": unit_price, "tax_rate": tax_rate,
+            "net": net, "tax": pricing.tax_of(net, tax_rate, currency), "credits": credits,
+        }
+        if prices is not None:
+            prices[key] = amounts
+    return amounts | {
         "contract_service_id": service.id, "product_id": product.id, "business_unit_id": service.business_unit_id,
-        "billing_slot": spec.slot, "description": description, "period_start": spec.start, "period_end": spec.end,
-        "nominal_start": spec.nominal_start, "schedule": service.schedule, "quantity": service.quantity,
-        "unit_price": unit_price, "tax_rate": tax_rate, "net": net, "tax": pricing.tax_of(net, tax_rate, currency),
-        "credits": credits,
+        "billing_slot": spec.slot, "period_start": spec.start, "period_end": spec.end,
+        "nominal_start": spec.nominal_start, "schedule": service.schedule,
     }
 
 
@@ -144,9 +151,10 @@ def bill_licences(
     """Generate the due, not yet billed lines of the licences (one batch). The caller commits."""
     settings = settings or get_settings()
     result = BillingBatch()
-    licences = lock_all(session, Licence, licence_ids)
+    licences = lock_rows(session, Licence, licence_ids)
     services_of: dict[int, list[ContractService]] = defaultdict(list)
-    for service in session.exec(select(ContractService).where(col(ContractService.licence_id).in_(licence_ids)).order_by(ContractService.id)):
+    services_table = ContractService.__table__
+    for service in session.execute(select(services_table).where(services_table.c.licence_id.in_(licence_ids)).order_by(services_table.c.id)):
         services_of[service.licence_id].append(service)
     if not services_of:
         return result
@@ -155,13 +163,14 @@ def bill_licences(
     accounts = {row[0]: row for row in session.exec(select(Account.id, Account.currency, Account.tax_exempt).where(col(Account.id).in_({licence.account_id for licence in licences}))).all()}
     products = {product.id: product for product in session.exec(select(Product).where(col(Product.id).in_({s.product_id for services in services_of.values() for s in services}))).all()}
     existing: dict[tuple[int, date], list[Invoice]] = defaultdict(list)
-    for invoice in session.exec(select(Invoice).where(col(Invoice.licence_id).in_(licence_ids)).order_by(Invoice.id)):
+    for invoice in session.exec(select(Invoice.id, Invoice.licence_id, Invoice.period_start, Invoice.status).where(col(Invoice.licence_id).in_(licence_ids)).order_by(Invoice.id)):
         existing[(invoice.licence_id, invoice.period_start)].append(invoice)
 
     due_until = as_of + timedelta(days=settings.invoice_lead_days)
     today = local_date(now, settings.zone)
     new_invoices: list[dict[str, Any]] = []
     new_lines: list[tuple[int | dict, dict[str, Any]]] = []  # (existing draft id or new invoice row, line)
+    prices: dict[tuple, dict[str, Any]] = {}
     for licence in licences:
         services = services_of.get(licence.id)
         if not services:
@@ -186,7 +195,7 @@ def bill_licences(
                 }
                 new_invoices.append(target)
             for spec in specs:
-                new_lines.append((target, price_line(spec, products[spec.service.product_id], currency, tax_exempt)))
+                new_lines.append((target, price_line(spec, products[spec.service.product_id], currency, tax_exempt, prices)))
 
     if new_invoices:
         lines_of_new: dict[int, list[dict]] = defaultdict(list)

@@ -134,7 +134,9 @@ class Lifetime:
         the licence's anchor, clamped: anchor 31, Feb 28 + P1M = Mar 31. Without it, calendar
         months with month-end clamping: Jan 31 + P1M = Feb 28 (29 in a leap year).
         """
-        if anchor_day is not None and self.months:
+        if not self.months:
+            result = start
+        elif anchor_day is not None:
             year, month = month_shift(start.year, start.month, self.months)
             result = anchor_date(year, month, anchor_day)
         else:
