@@ -34,9 +34,9 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, r
     convert = _converters(table, names, dialect)
     if compiled.positional:
         order = [(name, convert[name]) for name in compiled.positiontup]
-        parameters: list[Any] = [tuple(conversion(row[name]) for name, conversion in order) for row in rows]
+        parameters: list[Any] = [tuple(row[name] if conversion is None else conversion(row[name]) for name, conversion in order) for row in rows]
     else:
-        parameters = [{name: convert[name](value) for name, value in row.items()} for row in rows]
+        parameters = [{name: value if (conversion := convert[name]) is None else conversion(value) for name, value in row.items()} for row in rows]
     connection.exec_driver_sql(str(compiled), parameters)
     if not return_ids:
         return []
@@ -54,17 +54,13 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     statement = table.update().where(table.c.id == bindparam("row_id")).values({name: bindparam(name) for name in names})
     compiled = statement.compile(dialect=dialect)
     convert = _converters(table, names, dialect)
-    convert["row_id"] = _identity
-    keyed = [(name, "id" if name == "row_id" else name) for name in (compiled.positiontup if compiled.positional else [*names, "row_id"])]
+    convert["row_id"] = None
+    keyed = [(name, "id" if name == "row_id" else name, convert[name]) for name in (compiled.positiontup if compiled.positional else [*names, "row_id"])]
     if compiled.positional:
-        parameters: list[Any] = [tuple(convert[name](row[key]) for name, key in keyed) for row in rows]
+        parameters: list[Any] = [tuple(row[key] if conversion is None else conversion(row[key]) for _name, key, conversion in keyed) for row in rows]
     else:
-        parameters = [{name: convert[name](row[key]) for name, key in keyed} for row in rows]
+        parameters = [{name: row[key] if conversion is None else conversion(row[key]) for name, key, conversion in keyed} for row in rows]
     connection.exec_driver_sql(str(compiled), parameters)
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 def _converters(table: Table, names: list[str], dialect) -> dict[str, Any]:
@@ -73,7 +69,7 @@ def _converters(table: Table, names: list[str], dialect) -> dict[str, Any]:
     converters: dict[str, Any] = {}
     for name in names:
         processor = table.c[name].type._cached_bind_processor(dialect)
-        converters[name] = _identity if processor is None else _memoised(processor)
+        converters[name] = None if processor is None else _memoised(processor)
     return converters
 
 

@@ -51,11 +51,12 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
     ids = insert_rows(session, Grant.__table__, rows, return_ids=True)
     entries = []
     granted: dict[int, list[dict]] = defaultdict(list)
+    balances = {account_id: account.balance for account_id, account in accounts.items()}
     for grant_id, grant in zip(ids, grants, strict=True):
-        account = accounts[grant.account_id]
+        balances[grant.account_id] += grant.credits
         entries.append(
             ledger.entry_row(
-                account, kind="grant", credits=grant.credits, grant_id=grant_id, business_unit_id=grant.business_unit_id,
+                grant.account_id, balance_after=balances[grant.account_id], kind="grant", credits=grant.credits, grant_id=grant_id, business_unit_id=grant.business_unit_id,
                 source_type=grant.source_type, source_id=grant.source_id, actor=actor, occurred_at=at, recorded_at=at,
             )
         )
@@ -71,8 +72,8 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
     ledger.append(session, entries)
     # One event per account and call: the grants an approval (or an adjustment) placed there.
     record_events(session, [event_row("credits.granted", {"account_id": str(account_id), "grants": items}, at=at) for account_id, items in granted.items()])
-    for account in {grant.account_id for grant in grants}:
-        session.add(accounts[account])
+    for account_id in granted:
+        accounts[account_id].balance = balances[account_id]
     return ids
 
 

@@ -19,8 +19,9 @@ from licensing.credits.models import LedgerEntry
 
 
 def entry_row(
-    account: Account,
+    account_id: int,
     *,
+    balance_after: Decimal,
     kind: str,
     credits: Decimal,
     grant_id: int | None,
@@ -31,15 +32,14 @@ def entry_row(
     occurred_at: datetime,
     recorded_at: datetime,
 ) -> dict[str, Any]:
-    """The next entry of ``account``: moves the account's running balance by ``credits``."""
-    account.balance = account.balance + credits
+    """A ledger entry as a row; ``balance_after`` is the account's running total after it."""
     return {
-        "account_id": account.id,
+        "account_id": account_id,
         "grant_id": grant_id,
         "business_unit_id": business_unit_id,
         "kind": kind,
         "credits": credits,
-        "balance_after": account.balance,
+        "balance_after": balance_after,
         "source_type": source_type,
         "source_id": str(source_id),
         "actor": actor,
@@ -56,11 +56,13 @@ def append(session: Session, rows: list[dict[str, Any]]) -> None:
 
 def post(session: Session, account: Account, *, grant=None, business_unit_id: int | None = None, **values: Any) -> None:
     """Append one entry against ``grant`` (or none) and move the account's running balance."""
+    account.balance = account.balance + values["credits"]
     append(
         session,
         [
             entry_row(
-                account,
+                account.id,
+                balance_after=account.balance,
                 grant_id=grant.id if grant is not None else None,
                 business_unit_id=grant.business_unit_id if grant is not None else business_unit_id,
                 **values,
