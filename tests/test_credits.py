@@ -461,12 +461,6 @@ def test_balance_after_is_the_running_total_in_recording_order_and_ends_at_remai
     assert ledger[-1][3] == balance(database, account.id) == D("3.00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a consumption booked for a future occurred_at leaves grant.remaining and balance_after at 6, "
-    "but credit_summary(now) folds the ledger up to now and still shows 10 remaining (SPEC 7: the last "
-    "balance_after equals remaining + pending at any moment)",
-)
 def test_a_consumption_booked_for_a_later_moment_leaves_the_summary_equal_to_the_balance(database):
     # given 10 credits, and a booking of 4 for an event two days ahead, recorded now
     account = factories.account(database)
@@ -482,6 +476,24 @@ def test_a_consumption_booked_for_a_later_moment_leaves_the_summary_equal_to_the
     result = summary(database, account.id, now)
     assert entries(database, account.id)[-1][3] == balance(database, account.id) == D("6.00")
     assert result.total.remaining + sum(credits for _id, credits, _at in result.pending) == D("6.00")
+
+
+def test_a_booking_recorded_late_never_shows_negative_credits_before_it_was_recorded(database):
+    # given 10 credits valid from T0 but granted (approved) only at T0 + 5 days
+    account = factories.account(database)
+    grant_id = give(database, account.id, "10", valid_from=T0, at=T0 + 5 * DAY)
+    # when a booking of T0 + 1 day is recorded at T0 + 6 days
+    with database.write() as session:
+        consume(session, account.id, credits=D("4"), occurred_at=T0 + DAY, now=T0 + 6 * DAY, actor="test")
+
+    # then before the grant existed the account held nothing, not -4
+    before = summary(database, account.id, T0 + 2 * DAY)
+    assert (before.total.granted, before.total.remaining, before.total.used) == (D("0"), D("0"), D("0"))
+    # and once the booking is recorded the draw counts, in the summary and in the ledger alike
+    after = summary(database, account.id, T0 + 6 * DAY)
+    assert (after.total.granted, after.total.remaining, after.total.used) == (D("10.00"), D("6.00"), D("4.00"))
+    assert after == ledger_summary(database, account.id, T0 + 6 * DAY)
+    assert remaining(database, grant_id) == [D("6.00")]
 
 
 def test_the_summary_at_a_past_moment_is_the_ledger_as_it_stood_then(database):

@@ -17,6 +17,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
+from licensing.bulk import update_rows
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
 from licensing.credits.expiry import expire_grant, record_due_expiries
@@ -35,15 +36,16 @@ class Draw:
 
 def eligible_grants(
     session: Session, account_id: int, business_unit_id: int | None, at: datetime, *, lock_rows: bool
-) -> list[Grant]:
-    """Grants a consumption at ``at`` may draw on, in the order it draws on them."""
+):
+    """Grants a consumption at ``at`` may draw on, in the order it draws on them, as rows of
+    (id, business_unit_id, remaining, used): a consumption reads many grants and changes few."""
     unit_filter = (
         Grant.business_unit_id.is_(None)  # type: ignore[union-attr]
         if business_unit_id is None
         else or_(Grant.business_unit_id == business_unit_id, Grant.business_unit_id.is_(None))  # type: ignore[union-attr]
     )
     statement = (
-        select(Grant)
+        select(Grant.id, Grant.business_unit_id, Grant.remaining, Grant.used)
         .where(
             Grant.account_id == account_id,
             Grant.remaining > 0,
@@ -54,21 +56,26 @@ def eligible_grants(
         .order_by(col(Grant.expires_at).is_(None), Grant.expires_at, Grant.valid_from, Grant.id)
     )
     if lock_rows:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    return list(session.exec(statement).all())
+        statement = statement.with_for_update()
+    return session.exec(statement)
 
 
-def plan_draws(grants: list[Grant], credits: Decimal) -> list[tuple[Grant, Decimal]]:
-    """Take ``credits`` from ``grants`` in order; the caller has checked there are enough."""
+def plan_draws(grants, credits: Decimal) -> tuple[list[tuple[object, Decimal]], Decimal]:
+    """Take ``credits`` from ``grants`` in their order. Returns the draws and the credits
+    available; when too few are available the draws are incomplete and must not be applied.
+    Reading stops as soon as the credits are found."""
     draws = []
     left = credits
+    available = ZERO
     for grant in grants:
-        if left <= 0:
-            break
-        take = min(grant.remaining, left)
-        draws.append((grant, take))
-        left -= take
-    return draws
+        available += grant.remaining
+        if left > 0:
+            take = min(grant.remaining, left)
+            draws.append((grant, take))
+            left -= take
+            if left == 0:
+                return draws, available
+    return draws, available
 
 
 def resolve_credits(
@@ -131,8 +138,7 @@ def consume(
 
     account = lock(session, Account, account.id, "account")
     record_due_expiries(session, account, now=now)
-    grants = eligible_grants(session, account.id, unit_id, moment, lock_rows=True)
-    available = sum((grant.remaining for grant in grants), ZERO)
+    planned, available = plan_draws(eligible_grants(session, account.id, unit_id, moment, lock_rows=True), amount)
     if available < amount:
         raise InsufficientCredits(
             f"{amount:.2f} credits asked for, {available:.2f} available",
@@ -148,16 +154,19 @@ def consume(
     )
     session.add(consumption)
     session.flush()
-    draws = []
-    for grant, take in plan_draws(grants, amount):
-        grant.remaining -= take
-        grant.used += take
-        session.add(grant)
-        ledger.post(
-            session, account, kind="consume", credits=-take, grant=grant, source_type="consumption",
-            source_id=consumption.id, actor=actor, occurred_at=moment, recorded_at=now,
-        )
-        draws.append(Draw(grant.id, take))
+    update_rows(session, Grant.__table__, [{"id": grant.id, "remaining": grant.remaining - take, "used": grant.used + take} for grant, take in planned])
+    entries = []
+    for grant, take in planned:
+        account.balance -= take
+        # The draw takes effect when it is recorded (like a hold): the credits are promised from
+        # now on, whichever moment the booking is for (docs/decisions.md).
+        entries.append(ledger.entry_row(
+            account.id, balance_after=account.balance, kind="consume", credits=-take, grant_id=grant.id,
+            business_unit_id=grant.business_unit_id, source_type="consumption", source_id=consumption.id,
+            actor=actor, occurred_at=now, recorded_at=now,
+        ))
+    ledger.append(session, entries)
+    draws = [Draw(grant.id, take) for grant, take in planned]
     record_event(
         session, "credits.consumed",
         {"account_id": str(account.id), "consumption_id": str(consumption.id), "credits": str(amount),
