@@ -31,10 +31,11 @@ STATUS_BY_CODE = {
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra) -> JSONResponse:
-    body = {"type": f"https://licensing.dev/problems/{code.replace('_', '-')}", "title": title, "status": status, "detail": detail, "code": code}
-    body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+def problem(http_status: int, code: str, title: str, detail: str, extra: dict | None = None) -> JSONResponse:
+    """An RFC 9457 body; ``extra`` members never replace the standard ones."""
+    body = dict(extra or {})
+    body.update({"type": f"https://licensing.dev/problems/{code.replace('_', '-')}", "title": title, "status": http_status, "detail": detail, "code": code})
+    return JSONResponse(body, status_code=http_status, media_type=PROBLEM)
 
 
 class Unauthorized(LicensingError):
@@ -51,7 +52,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LicensingError)
     async def _business(_request: Request, error: LicensingError):
         status = STATUS_BY_CODE.get(error.code, 409)
-        response = problem(status, error.code, error.title, error.detail, **error.extra)
+        response = problem(status, error.code, error.title, error.detail, error.extra)
         if status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
@@ -63,7 +64,7 @@ def install(app: FastAPI) -> None:
             for item in error.errors()
         ]
         fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "the request"
-        return problem(422, "validation_error", "Invalid input", f"invalid {fields}", errors=errors)
+        return problem(422, "validation_error", "Invalid input", f"invalid {fields}", {"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, error: StarletteHTTPException):

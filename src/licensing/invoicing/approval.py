@@ -70,7 +70,7 @@ def approve_invoices(session: Session, invoice_ids: list[int], *, at: datetime, 
     }
     for invoice in invoices.values():
         if invoice.status == "void":
-            raise InvoiceNotDraft(f"invoice {invoice.id} is void and cannot be approved", status=invoice.status)
+            raise InvoiceNotDraft(f"invoice {invoice.id} is void and cannot be approved", invoice_status=invoice.status)
     drafts = [invoices[invoice_id] for invoice_id in dict.fromkeys(invoice_ids) if invoices[invoice_id].status == "draft"]
     if not drafts:
         return []

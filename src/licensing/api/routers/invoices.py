@@ -83,8 +83,8 @@ def void(invoice_id: str, caller: Billing, database: DatabaseDep):
     with database.read() as session:
         invoice = get_or_404(session, Invoice, invoice_id, "invoice")
     if invoice.status == "draft":
-        raise InvoiceNotDraft(f"invoice {invoice.id} is a draft: drafts are deleted, not voided", status=invoice.status)
-    raise InvoiceNotDraft(f"voiding approved invoices is not available yet (invoice {invoice.id} is {invoice.status})", status=invoice.status)
+        raise InvoiceNotDraft(f"invoice {invoice.id} is a draft: drafts are deleted, not voided", invoice_status=invoice.status)
+    raise InvoiceNotDraft(f"voiding approved invoices is not available yet (invoice {invoice.id} is {invoice.status})", invoice_status=invoice.status)
 
 
 @router.post("/billing-runs")
