@@ -14,6 +14,7 @@ transactions, the ids come from ``INSERT ... RETURNING`` (SQLAlchemy's insertman
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table, bindparam, text
@@ -29,15 +30,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, r
     if return_ids and dialect.name != "sqlite":
         statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
         return list(connection.execute(statement, rows).scalars())
-    names = list(rows[0])
-    compiled = table.insert().compile(dialect=dialect, column_keys=names)
-    convert = _converters(table, names, dialect)
-    if compiled.positional:
-        order = [(name, convert[name]) for name in compiled.positiontup]
-        parameters: list[Any] = [tuple(row[name] if conversion is None else conversion(row[name]) for name, conversion in order) for row in rows]
-    else:
-        parameters = [{name: value if (conversion := convert[name]) is None else conversion(value) for name, value in row.items()} for row in rows]
-    connection.exec_driver_sql(str(compiled), parameters)
+    _execute(connection, _plan("insert", table, tuple(rows[0]), dialect), rows)
     if not return_ids:
         return []
     last = connection.execute(text("SELECT last_insert_rowid()")).scalar_one()
@@ -49,28 +42,36 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if not rows:
         return
     connection = session.connection()
-    dialect = connection.dialect
-    names = [name for name in rows[0] if name != "id"]
-    statement = table.update().where(table.c.id == bindparam("row_id")).values({name: bindparam(name) for name in names})
-    compiled = statement.compile(dialect=dialect)
-    convert = _converters(table, names, dialect)
-    convert["row_id"] = None
-    keyed = [(name, "id" if name == "row_id" else name, convert[name]) for name in (compiled.positiontup if compiled.positional else [*names, "row_id"])]
-    if compiled.positional:
-        parameters: list[Any] = [tuple(row[key] if conversion is None else conversion(row[key]) for _name, key, conversion in keyed) for row in rows]
+    _execute(connection, _plan("update", table, tuple(rows[0]), connection.dialect), rows)
+
+
+@lru_cache(maxsize=256)
+def _plan(kind: str, table: Table, names: tuple[str, ...], dialect) -> tuple[str, bool, tuple[tuple[str, str, Any], ...]]:
+    """The SQL of an insert or update-by-id with these columns, compiled once, and for each
+    parameter in order: (parameter name, row key, bind processor or None)."""
+    if kind == "insert":
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(names))
+        keys = {name: name for name in names}
     else:
-        parameters = [{name: row[key] if conversion is None else conversion(row[key]) for name, key, conversion in keyed} for row in rows]
-    connection.exec_driver_sql(str(compiled), parameters)
+        values = [name for name in names if name != "id"]
+        statement = table.update().where(table.c.id == bindparam("row_id")).values({name: bindparam(name) for name in values})
+        compiled = statement.compile(dialect=dialect)
+        keys = {name: name for name in values} | {"row_id": "id"}
+    order = compiled.positiontup if compiled.positional else list(keys)
+    parameters = tuple((name, keys[name], table.c[keys[name]].type._cached_bind_processor(dialect)) for name in order)
+    return str(compiled), compiled.positional, parameters
 
 
-def _converters(table: Table, names: list[str], dialect) -> dict[str, Any]:
-    """Per column, its type's bind processor, remembering the values it has seen: a batch
-    repeats the same instants, rates and zeros thousands of times."""
-    converters: dict[str, Any] = {}
-    for name in names:
-        processor = table.c[name].type._cached_bind_processor(dialect)
-        converters[name] = None if processor is None else _memoised(processor)
-    return converters
+def _execute(connection, plan, rows: list[dict[str, Any]]) -> None:
+    sql, positional, parameters = plan
+    # Remember converted values for this call: a batch repeats the same instants, rates and
+    # zeros thousands of times.
+    spec = [(name, key, None if processor is None else _memoised(processor)) for name, key, processor in parameters]
+    if positional:
+        values: list[Any] = [tuple(row[key] if convert is None else convert(row[key]) for _name, key, convert in spec) for row in rows]
+    else:
+        values = [{name: row[key] if convert is None else convert(row[key]) for name, key, convert in spec} for row in rows]
+    connection.exec_driver_sql(sql, values)
 
 
 def _memoised(processor):

@@ -57,7 +57,8 @@ def eligible_grants(
     )
     if lock_rows:
         statement = statement.with_for_update()
-    return session.exec(statement)
+    # Core rows, read as the caller iterates: a consumption stops reading once it has its credits.
+    return session.connection().execute(statement)
 
 
 def plan_draws(grants, credits: Decimal) -> tuple[list[tuple[object, Decimal]], Decimal]:
