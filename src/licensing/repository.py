@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TypeVar
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, SQLModel, col, select
 
 from licensing.errors import NotFound, UnknownReference
@@ -27,19 +29,23 @@ def get_reference(session: Session, model: type[Model], id_: int | str | None, f
     return row
 
 
-def lock(session: Session, model: type[Model], id_: int, what: str) -> Model:
+def lock(session: Session, model: type[Model], id_: int | str, what: str) -> Model:
     """Fetch a row with ``SELECT ... FOR UPDATE`` (PostgreSQL; on SQLite the write transaction
     already holds the database's write lock), refreshing any copy the session holds."""
-    statement = (
-        select(model)
-        .where(model.id == id_)  # type: ignore[attr-defined]
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    row = session.exec(statement).one_or_none()
+    row = session.exec(_lock_statement(model), params={"id": _as_id(id_, what, NotFound)}).one_or_none()
     if row is None:
         raise NotFound(f"{what} {id_} does not exist")
     return row
+
+
+@lru_cache(maxsize=32)
+def _lock_statement(model):
+    return (
+        select(model)
+        .where(model.id == bindparam("id"))  # type: ignore[attr-defined]
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def lock_all(session: Session, model: type[Model], ids) -> list[Model]:

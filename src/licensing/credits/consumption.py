@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
-from licensing.bulk import update_rows
+from licensing.bulk import insert_rows, update_rows
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
 from licensing.credits.expiry import expire_grant, record_due_expiries
@@ -26,6 +27,7 @@ from licensing.errors import InsufficientCredits, UnknownReference, ValidationFa
 from licensing.money import ZERO, round_credits
 from licensing.outbox import record_event
 from licensing.repository import get_or_404, get_reference, lock
+from licensing.types import UTCDateTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +36,19 @@ class Draw:
     credits: Decimal
 
 
-def eligible_grants(
-    session: Session, account_id: int, business_unit_id: int | None, at: datetime, *, lock_rows: bool
-):
-    """Grants a consumption at ``at`` may draw on, in the order it draws on them, as rows of
-    (id, business_unit_id, remaining, used): a consumption reads many grants and changes few."""
+@lru_cache(maxsize=4)
+def _eligible_statement(with_unit: bool, lock_rows: bool):
+    """Built once: the query runs for every booking."""
     unit_filter = (
-        Grant.business_unit_id.is_(None)  # type: ignore[union-attr]
-        if business_unit_id is None
-        else or_(Grant.business_unit_id == business_unit_id, Grant.business_unit_id.is_(None))  # type: ignore[union-attr]
+        or_(Grant.business_unit_id == bindparam("unit_id"), Grant.business_unit_id.is_(None))  # type: ignore[union-attr]
+        if with_unit
+        else Grant.business_unit_id.is_(None)  # type: ignore[union-attr]
     )
+    at = bindparam("at", type_=UTCDateTime())
     statement = (
         select(Grant.id, Grant.business_unit_id, Grant.remaining, Grant.used)
         .where(
-            Grant.account_id == account_id,
+            Grant.account_id == bindparam("account_id"),
             Grant.remaining > 0,
             Grant.valid_from <= at,
             or_(Grant.expires_at.is_(None), col(Grant.expires_at) > at),  # type: ignore[union-attr]
@@ -55,10 +56,17 @@ def eligible_grants(
         )
         .order_by(col(Grant.expires_at).is_(None), Grant.expires_at, Grant.valid_from, Grant.id)
     )
-    if lock_rows:
-        statement = statement.with_for_update()
-    # Core rows, read as the caller iterates: a consumption stops reading once it has its credits.
-    return session.connection().execute(statement)
+    return statement.with_for_update() if lock_rows else statement
+
+
+def eligible_grants(
+    session: Session, account_id: int, business_unit_id: int | None, at: datetime, *, lock_rows: bool
+):
+    """Grants a consumption at ``at`` may draw on, in the order it draws on them, as rows of
+    (id, business_unit_id, remaining, used): a consumption reads many grants and changes few.
+    Core rows, read as the caller iterates: a consumption stops reading once it has its credits."""
+    parameters = {"account_id": account_id, "at": at, "unit_id": business_unit_id}
+    return session.connection().execute(_eligible_statement(business_unit_id is not None, lock_rows), parameters)
 
 
 def plan_draws(grants, credits: Decimal) -> tuple[list[tuple[object, Decimal]], Decimal]:
@@ -130,14 +138,12 @@ def consume(
     actor: str,
 ) -> tuple[Consumption, list[Draw]]:
     """Draw credits for a booking. Refused, with nothing written, when too few are eligible."""
-    account = get_or_404(session, Account, account_id, "account")
+    account = lock(session, Account, account_id, "account")
     amount, price = resolve_credits(session, credits, credit_price_id, quantity)
     if amount <= 0:
         raise ValidationFailed("credits must be greater than zero", field="credits")
     unit_id, member = check_unit_and_member(session, account, business_unit_id, member_id)
     moment = occurred_at or now
-
-    account = lock(session, Account, account.id, "account")
     record_due_expiries(session, account, now=now)
     planned, available = plan_draws(eligible_grants(session, account.id, unit_id, moment, lock_rows=True), amount)
     if available < amount:
@@ -147,14 +153,14 @@ def consume(
             credits_available=f"{available:.2f}",
         )
 
-    consumption = Consumption(
-        account_id=account.id, business_unit_id=unit_id, member_id=member,
-        credit_price_id=price.id if price else None, quantity=quantity if price else None,
-        credits=amount, description=description, reference=reference, occurred_at=moment,
-        created_at=now, actor=actor,
-    )
-    session.add(consumption)
-    session.flush()
+    values = {
+        "account_id": account.id, "business_unit_id": unit_id, "member_id": member,
+        "credit_price_id": price.id if price else None, "quantity": quantity if price else None,
+        "credits": amount, "description": description, "reference": reference, "occurred_at": moment,
+        "created_at": now, "reversed_at": None, "actor": actor,
+    }
+    [consumption_id] = insert_rows(session, Consumption.__table__, [values], return_ids=True)
+    consumption = Consumption(id=consumption_id, **values)
     update_rows(session, Grant.__table__, [{"id": grant.id, "remaining": grant.remaining - take, "used": grant.used + take} for grant, take in planned])
     entries = []
     for grant, take in planned:

@@ -8,7 +8,9 @@ for what remained (the breakage), effective at the expiry instant.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
@@ -17,6 +19,7 @@ from licensing.credits.models import Grant
 from licensing.db import Database
 from licensing.outbox import record_event
 from licensing.repository import lock
+from licensing.types import UTCDateTime
 
 SYSTEM = "system"
 
@@ -49,8 +52,19 @@ def record_due_expiries(session: Session, account: Account, *, now: datetime) ->
     return record_due_expiries_of(session, {account.id: account}, now=now)
 
 
+@lru_cache(maxsize=1)
+def _anything_due():
+    return select(Grant.id).where(
+        Grant.account_id == bindparam("account_id"), Grant.expires_at <= bindparam("now", type_=UTCDateTime()), Grant.remaining > 0
+    ).limit(1)
+
+
 def record_due_expiries_of(session: Session, accounts: dict[int, Account], *, now: datetime) -> int:
     """``record_due_expiries`` for several accounts at once (the caller holds their locks)."""
+    if len(accounts) == 1:  # the common case, every booking: one cheap indexed look first
+        [account_id] = accounts
+        if session.connection().execute(_anything_due(), {"account_id": account_id, "now": now}).first() is None:
+            return 0
     due = session.exec(
         select(Grant)
         .where(col(Grant.account_id).in_(list(accounts)), Grant.expires_at <= now, Grant.remaining > 0)
