@@ -136,13 +136,6 @@ def summarise(account_id: int, states: Iterable[GrantState], units: dict[int, st
     )
 
 
-def _state_from_counters(grant: Grant) -> GrantState:
-    return GrantState(
-        grant.id, grant.business_unit_id, grant.valid_from, grant.expires_at,
-        credits=grant.credits, used=grant.used, held=grant.held, removed=grant.removed, expired=grant.expired,
-    )
-
-
 def credit_summary(session: Session, account: Account, at: datetime) -> Summary:
     """The summary at ``at``: from the grants' counters when nothing in the ledger is effective
     after ``at``, else from the fold over the ledger."""
@@ -150,13 +143,16 @@ def credit_summary(session: Session, account: Account, at: datetime) -> Summary:
     latest = session.exec(select(func.max(LedgerEntry.occurred_at)).where(LedgerEntry.account_id == account.id)).one()
     if latest is None or _aware(latest) <= at:
         grants = session.exec(
-            select(Grant).where(
+            select(
+                Grant.id, Grant.business_unit_id, Grant.valid_from, Grant.expires_at, Grant.credits, Grant.used,
+                Grant.held, Grant.removed, Grant.expired,
+            ).where(
                 Grant.account_id == account.id,
                 or_(Grant.expires_at.is_(None), col(Grant.expires_at) > at),  # type: ignore[union-attr]
                 Grant.created_at <= at,
             )
         ).all()
-        return summarise(account.id, (_state_from_counters(grant) for grant in grants), units, at, account.debt)
+        return summarise(account.id, (GrantState(*grant) for grant in grants), units, at, account.debt)
     return summary_from_ledger(session, account, at, units)
 
 

@@ -1,0 +1,490 @@
+"""Benchmarks of the engine against floors measured in the same run (run by ``scripts/bench``).
+
+Each figure is the median over several runs and is compared with a floor: what the database or
+the framework does for the same work with nothing of ours in the way.
+
+1. Billing run: licences with a monthly service, a monthly credit pack (P1M) and a weekly credit
+   pack (P2W), billed and approved for one month; floor = the very same rows written with plain
+   DB-API ``executemany`` in one transaction.
+2. Consumption: an account with 1,000 grants in 3 business units; consumptions through the
+   service layer (p50/p99), and over HTTP against ``licensing serve`` from a separate client
+   process, compared with an endpoint of the same app that reads one row by primary key.
+3. Balance: the credit summary of an account with 1,000 ledger entries and of one with
+   1,000,000 (the summary must not scan the ledger).
+4. PDF: arrives with invoice documents (issue 5).
+
+Usage: scripts/bench [--quick] [--no-postgres]. Writes docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from licensing.accounts.models import Account, BusinessUnit
+from licensing.auth.services import create_api_key
+from licensing.bulk import insert_rows
+from licensing.catalog.models import Product
+from licensing.credits.balance import credit_summary
+from licensing.credits.consumption import consume
+from licensing.credits.grants import NewGrant, create_grants
+from licensing.credits.models import LedgerEntry
+from licensing.db import Database, normalise_url
+from licensing.invoicing.billing import run_billing
+from licensing.licences.models import ContractService, Licence
+from licensing.migrate import upgrade
+from licensing.repository import lock
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUP = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+BILLING_DAY = date(2027, 1, 1)
+BILLED_AT = datetime(2027, 1, 1, 1, 0, tzinfo=UTC)
+NOW = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
+# Grants valid for years around any clock (the HTTP server reads the real one).
+GRANTS_VALID_FROM = datetime(2020, 1, 1, tzinfo=UTC)
+GRANTS_EXPIRE = datetime(2040, 1, 1, tzinfo=UTC)
+WRITTEN_TABLES = ("invoices", "grants", "invoice_lines", "ledger_entries", "events", "number_series")
+
+
+@dataclass
+class Sizes:
+    licences: int
+    billing_runs: int
+    consumptions: int
+    http_seconds: float
+    http_runs: int
+    big_ledger: int
+    summary_calls: int
+
+
+FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, http_seconds=8, http_runs=3, big_ledger=1_000_000, summary_calls=300)
+QUICK = Sizes(licences=1_000, billing_runs=3, consumptions=1_000, http_seconds=2, http_runs=2, big_ledger=100_000, summary_calls=100)
+
+
+@dataclass
+class Figure:
+    section: str
+    name: str
+    value: str
+    ratio: str = ""
+    target: str = ""
+    met: bool | None = None
+
+
+@dataclass
+class Report:
+    figures: list[Figure] = field(default_factory=list)
+
+    def add(self, *args, **kwargs) -> None:
+        figure = Figure(*args, **kwargs)
+        self.figures.append(figure)
+        mark = "" if figure.met is None else ("  ok" if figure.met else "  MISSED")
+        print(f"  {figure.section:<22} {figure.name:<44} {figure.value:>16}  {figure.ratio:<24} {figure.target}{mark}", flush=True)
+
+
+# ----------------------------------------------------------------------------- databases
+
+
+class Databases:
+    """Fresh migrated databases: SQLite files copied from a migrated template, PostgreSQL
+    databases created from a migrated template database."""
+
+    def __init__(self, workdir: Path, postgres_url: str | None) -> None:
+        self.workdir = workdir
+        self.template = workdir / "template.db"
+        upgrade(f"sqlite:///{self.template}")
+        self.postgres_url = normalise_url(postgres_url) if postgres_url else None
+        self.created: list[str] = []
+        if self.postgres_url:
+            self.pg_template = f"bench_template_{os.getpid()}"
+            self._admin(f"DROP DATABASE IF EXISTS {self.pg_template}", f"CREATE DATABASE {self.pg_template}")
+            upgrade(self._url(self.pg_template))
+
+    def _url(self, name: str) -> str:
+        return f"{self.postgres_url.rpartition('/')[0]}/{name}"
+
+    def _admin(self, *statements: str) -> None:
+        engine = create_engine(self.postgres_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+        engine.dispose()
+
+    def fresh(self, kind: str) -> str:
+        if kind == "sqlite":
+            path = self.workdir / f"{uuid.uuid4().hex[:8]}.db"
+            shutil.copy(self.template, path)
+            return f"sqlite:///{path}"
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        self._admin(f"CREATE DATABASE {name} TEMPLATE {self.pg_template}")
+        self.created.append(name)
+        return self._url(name)
+
+    def drop_all(self) -> None:
+        if self.postgres_url:
+            self._admin(*(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in [*self.created, self.pg_template]))
+
+
+def raw_connection(url: str):
+    """A plain DB-API connection (sqlite3 or psycopg), for the floors."""
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+    import psycopg
+
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+# ----------------------------------------------------------------------------- 1. billing
+
+
+def seed_licences(database: Database, count: int) -> None:
+    with database.write() as session:
+        products = insert_rows(session, Product.__table__, [
+            {"kind": "service", "name": "Hot desk", "price": Decimal("250.00"), "currency": "EUR", "tax_rate": Decimal("20"), "credits": None, "lifetime": None, "active": True, "created_at": SETUP},
+            {"kind": "credit_pack", "name": "Meeting credits (monthly)", "price": Decimal("90.00"), "currency": "EUR", "tax_rate": Decimal("20"), "credits": Decimal("20"), "lifetime": "P1M", "active": True, "created_at": SETUP},
+            {"kind": "credit_pack", "name": "Day passes (weekly)", "price": Decimal("30.00"), "currency": "EUR", "tax_rate": Decimal("20"), "credits": Decimal("5"), "lifetime": "P2W", "active": True, "created_at": SETUP},
+        ], return_ids=True)
+        accounts = insert_rows(session, Account.__table__, [
+            {"name": f"Member {n}", "email": f"member{n}@example.test", "currency": "EUR", "address": "", "country": "FR", "tax_exempt": False, "balance": Decimal(0), "debt": Decimal(0), "created_at": SETUP}
+            for n in range(count)
+        ], return_ids=True)
+        licences = insert_rows(session, Licence.__table__, [
+            {"account_id": account_id, "start_date": BILLING_DAY, "end_date": None, "auto_renew": False, "renewal_term": None, "billing_anchor_day": 1, "auto_approve": False, "status": "active", "terminated_on": None, "created_at": SETUP}
+            for account_id in accounts
+        ], return_ids=True)
+        insert_rows(session, ContractService.__table__, [
+            {"licence_id": licence_id, "product_id": product_id, "quantity": Decimal(1), "unit_price": None, "schedule": schedule, "from_date": BILLING_DAY, "to_date": None, "business_unit_id": None, "max_rollover": None, "prorate": True, "prorate_credits": False, "created_at": SETUP}
+            for licence_id in licences
+            for product_id, schedule in zip(products, ("monthly", "monthly", "weekly"), strict=True)
+        ])
+
+
+def written_rows(url: str) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Every row the billing run wrote, as the database stores it."""
+    connection = raw_connection(url)
+    rows = {}
+    for table in WRITTEN_TABLES:
+        cursor = connection.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
+        rows[table] = ([column[0] for column in cursor.description], cursor.fetchall())
+    balances = connection.execute("SELECT id, balance FROM accounts").fetchall()
+    rows["accounts"] = (["id", "balance"], balances)
+    connection.close()
+    return rows
+
+
+def floor_write(url: str, rows: dict[str, tuple[list[str], list[tuple]]]) -> float:
+    """Seconds to write ``rows`` with plain executemany in one transaction."""
+    connection = raw_connection(url)
+    sqlite = url.startswith("sqlite")
+    mark = "?" if sqlite else "%s"
+    started = time.perf_counter()
+    if sqlite:
+        connection.execute("BEGIN IMMEDIATE")
+    cursor = connection.cursor()
+    for table in WRITTEN_TABLES:
+        columns, values = rows[table]
+        if values:
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})", values)  # noqa: S608
+    cursor.executemany(f"UPDATE accounts SET balance = {mark} WHERE id = {mark}", [(balance, account_id) for account_id, balance in rows["accounts"][1]])
+    connection.commit() if not sqlite else connection.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return elapsed
+
+
+def bench_billing(report: Report, databases: Databases, kind: str, sizes: Sizes) -> None:
+    ours, floors = [], []
+    for _ in range(sizes.billing_runs):
+        url = databases.fresh(kind)
+        database = Database(url)
+        seed_licences(database, sizes.licences)
+        started = time.perf_counter()
+        result = run_billing(database, as_of=BILLING_DAY, now=BILLED_AT, actor="bench", approve_all=True)
+        ours.append(time.perf_counter() - started)
+        assert result.invoices_created == result.invoices_approved == sizes.licences, result
+        rows = written_rows(url)
+        database.dispose()
+        floor_url = databases.fresh(kind)
+        floor_database = Database(floor_url)
+        seed_licences(floor_database, sizes.licences)
+        floor_database.dispose()
+        floors.append(floor_write(floor_url, rows))
+    seconds, floor = statistics.median(ours), statistics.median(floors)
+    rate = sizes.licences / seconds
+    rows_written = sum(len(values) for table, (_columns, values) in rows.items() if table != "accounts")
+    target = 2000 if kind == "sqlite" else None
+    report.add(f"billing run ({kind})", f"{sizes.licences:,} licences billed + approved, {rows_written:,} rows", f"{rate:,.0f} licences/s",
+               f"{seconds / floor:.1f}x the floor ({sizes.licences / floor:,.0f}/s)",
+               ">= 2,000/s, <= 10x floor" if target else "<= 10x floor",
+               met=(rate >= target if target else True) and seconds / floor <= 10)
+
+
+# ----------------------------------------------------------------------------- 2. consumption
+
+
+def seed_grants(database: Database, *, grants: int = 1000, credits: str = "1000") -> tuple[int, list[int]]:
+    """An account with ``grants`` grants spread over 3 business units; returns (account, units)."""
+    with database.write() as session:
+        account = Account(name="Busy hospital", email="accounts@hospital.test", currency="EUR", created_at=SETUP)
+        session.add(account)
+        session.flush()
+        units = [BusinessUnit(account_id=account.id, name=name, created_at=SETUP) for name in ("Cardiology", "Neurology", "Radiology")]
+        session.add_all(units)
+        session.flush()
+        account = lock(session, Account, account.id, "account")
+        create_grants(session, {account.id: account}, [
+            NewGrant(account_id=account.id, credits=Decimal(credits), value=Decimal(credits), valid_from=GRANTS_VALID_FROM,
+                     expires_at=GRANTS_EXPIRE + timedelta(days=n % 60), business_unit_id=units[n % 3].id,
+                     source_type="bench", source_id=str(n))
+            for n in range(grants)
+        ], actor="bench", at=SETUP)
+        return account.id, [unit.id for unit in units]
+
+
+def bench_consumption_service(report: Report, databases: Databases, kind: str, sizes: Sizes) -> None:
+    database = Database(databases.fresh(kind))
+    account_id, units = seed_grants(database)
+    latencies = []
+    for n in range(sizes.consumptions):
+        started = time.perf_counter()
+        with database.write() as session:
+            consume(session, account_id, credits=Decimal("0.50"), business_unit_id=units[n % 3], now=NOW, actor="bench")
+        latencies.append(time.perf_counter() - started)
+    database.dispose()
+    latencies.sort()
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+    report.add(f"consumption ({kind})", f"{sizes.consumptions:,} consumptions, service layer", f"p50 {p50 * 1000:.2f} ms",
+               f"p99 {p99 * 1000:.2f} ms, {len(latencies) / sum(latencies):,.0f}/s")
+
+
+CLIENT = textwrap.dedent('''
+    import sys, threading, time, httpx
+    base, key, path, method, seconds, threads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), int(sys.argv[6])
+    body = sys.argv[7] if len(sys.argv) > 7 else None
+    counts, errors = [0] * threads, [0] * threads
+    def work(index):
+        with httpx.Client(base_url=base, headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"}) as client:
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                response = client.request(method, path, content=body)
+                if response.status_code >= 300:
+                    errors[index] += 1
+                counts[index] += 1
+    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    started = time.perf_counter()
+    [worker.start() for worker in workers]
+    [worker.join() for worker in workers]
+    print(sum(counts) / (time.perf_counter() - started), sum(errors))
+''')
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_rate(base: str, key: str, path: str, method: str, seconds: float, body: str | None = None) -> float:
+    command = [sys.executable, "-c", CLIENT, base, key, path, method, str(seconds), "4"] + ([body] if body else [])
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
+    rate, errors = float(output[0]), int(output[1])
+    if errors:
+        raise RuntimeError(f"{errors} requests to {path} failed")
+    return rate
+
+
+def bench_consumption_http(report: Report, databases: Databases, kind: str, sizes: Sizes) -> None:
+    url = databases.fresh(kind)
+    database = Database(url)
+    account_id, units = seed_grants(database)
+    with database.write() as session:
+        _key, secret = create_api_key(session, name="bench", role="billing", at=SETUP)
+    database.dispose()
+    port = free_port()
+    environment = os.environ | {"LICENSING_DATABASE_URL": url}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "licensing"), "serve", "--no-scheduler", "--port", str(port)],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(base)
+        consume_path = f"/api/v1/accounts/{account_id}/consumptions"
+        body = '{"credits": "0.01", "business_unit_id": "%d"}' % units[0]
+        bare, ours = [], []
+        for _ in range(sizes.http_runs):
+            bare.append(http_rate(base, secret, f"/api/v1/accounts/{account_id}", "GET", sizes.http_seconds))
+            ours.append(http_rate(base, secret, consume_path, "POST", sizes.http_seconds, body))
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    rate, floor = statistics.median(ours), statistics.median(bare)
+    report.add(f"consumption ({kind})", "POST consumptions over HTTP, 4 client threads", f"{rate:,.0f} req/s",
+               f"{rate / floor:.0%} of GET one row ({floor:,.0f}/s)", ">= 40%", met=rate / floor >= 0.40)
+
+
+def _wait_for(base: str) -> None:
+    import httpx
+
+    for _ in range(200):
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("licensing serve did not start")
+
+
+# ----------------------------------------------------------------------------- 3. balance
+
+
+def seed_ledger(database: Database, account_id: int, entries: int) -> None:
+    """``entries`` consumption entries of 0.01 credits against the account's grants, written
+    directly (the figure measured is the read, not this set-up)."""
+    with database.write() as session:
+        grants = list(session.execute(text("SELECT id, business_unit_id FROM grants WHERE account_id = :a ORDER BY id"), {"a": account_id}).all())
+        step = Decimal("0.01")
+        chunk = 50_000
+        for start in range(0, entries, chunk):
+            rows = []
+            for n in range(start, min(entries, start + chunk)):
+                grant_id, unit_id = grants[n % len(grants)]
+                rows.append({"account_id": account_id, "grant_id": grant_id, "business_unit_id": unit_id, "kind": "consume",
+                             "credits": -step, "balance_after": Decimal(0), "source_type": "bench", "source_id": "0",
+                             "actor": "bench", "occurred_at": SETUP + timedelta(seconds=n), "recorded_at": SETUP + timedelta(seconds=n)})
+            insert_rows(session, LedgerEntry.__table__, rows)
+        per_grant = step * (entries // len(grants))
+        session.execute(text("UPDATE grants SET remaining = remaining - :u, used = used + :u WHERE account_id = :a"),
+                        {"u": int(per_grant * 100), "a": account_id})
+
+
+def summary_latencies(database: Database, account_ids: list[int], calls: int) -> list[float]:
+    """Median latency of the summary of each account, the calls interleaved so that neither
+    account profits from a warmer cache."""
+    timings: dict[int, list[float]] = {account_id: [] for account_id in account_ids}
+    for _ in range(calls):
+        for account_id in account_ids:
+            started = time.perf_counter()
+            with database.read() as session:
+                credit_summary(session, session.get(Account, account_id), NOW)
+            timings[account_id].append(time.perf_counter() - started)
+    return [statistics.median(timings[account_id]) for account_id in account_ids]
+
+
+def bench_balance(report: Report, databases: Databases, kind: str, sizes: Sizes) -> None:
+    database = Database(databases.fresh(kind))
+    small, _ = seed_grants(database, grants=100)
+    big, _ = seed_grants(database, grants=100)
+    seed_ledger(database, small, 1_000)
+    seed_ledger(database, big, sizes.big_ledger)
+    if kind == "postgresql":
+        with database.write() as session:
+            session.execute(text("ANALYZE"))
+    small_latency, big_latency = summary_latencies(database, [small, big], sizes.summary_calls)
+    database.dispose()
+    ratio = big_latency / small_latency
+    report.add(f"balance ({kind})", f"summary, 1,000 vs {sizes.big_ledger:,} ledger entries", f"{big_latency * 1000:.2f} ms",
+               f"{ratio:.2f}x the small account ({small_latency * 1000:.2f} ms)", "<= 1.5x", met=ratio <= 1.5)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    model = "unknown processor"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        memory = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+        memory_gib = int(memory.split()[1]) / 1024 / 1024
+    except (OSError, StopIteration):
+        memory_gib = 0
+    return (f"{platform.system()} {platform.release()}, {model}, {os.cpu_count()} cores, {memory_gib:.0f} GiB; "
+            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+
+
+def write_markdown(report: Report, sizes_name: str, postgres: str | None, path: Path) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `scripts/bench{' --quick' if sizes_name == 'quick' else ''}` ({sizes_name} sizes).",
+        "",
+        f"Machine: {machine()}" + (f"; PostgreSQL {postgres}" if postgres else "; PostgreSQL not measured") + ".",
+        "",
+        "Each figure is the median of several runs; each ratio compares with a floor measured in the",
+        "same run on the same machine (see `scripts/benchmark.py` for what each floor is).",
+        "",
+        "| part | what | figure | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for figure in report.figures:
+        met = "" if figure.met is None else ("yes" if figure.met else "**no**")
+        lines.append(f"| {figure.section} | {figure.name} | {figure.value} | {figure.ratio} | {figure.target} | {met} |")
+    lines += ["", "PDF rendering is measured once invoice documents exist (issue 5).", ""]
+    path.write_text("\n".join(lines))
+
+
+def postgres_version(url: str | None) -> str | None:
+    if not url:
+        return None
+    connection = raw_connection(normalise_url(url))
+    version = connection.execute("SHOW server_version").fetchone()[0]
+    connection.close()
+    return version
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: about 30 seconds")
+    parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    arguments = parser.parse_args()
+    sizes = QUICK if arguments.quick else FULL
+    postgres_url = None if arguments.no_postgres else os.environ.get("LICENSING_TEST_POSTGRES_URL")
+    kinds = ["sqlite"] + (["postgresql"] if postgres_url else [])
+    report = Report()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="licensing-bench-") as workdir:
+        databases = Databases(Path(workdir), postgres_url)
+        try:
+            for kind in kinds:
+                bench_billing(report, databases, kind, sizes)
+            for kind in kinds:
+                bench_consumption_service(report, databases, kind, sizes)
+                bench_consumption_http(report, databases, kind, sizes)
+            for kind in kinds:
+                bench_balance(report, databases, kind, sizes)
+        finally:
+            databases.drop_all()
+    write_markdown(report, "quick" if arguments.quick else "full", postgres_version(postgres_url), arguments.output)
+    missed = [figure for figure in report.figures if figure.met is False]
+    print(f"written to {arguments.output.relative_to(ROOT) if arguments.output.is_relative_to(ROOT) else arguments.output}; "
+          f"{len(missed)} target(s) missed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
