@@ -2,14 +2,14 @@
 
 Every refusal is checked twice: the problem document (status, ``type``, ``title``, ``detail``,
 ``code``, and the offending field for validation errors), then the state, listed before and
-after through the API itself, which must not have moved.
+after through the API itself, which must not have moved. Families of bad values run as subtests
+of one test, on one database, so that each value is reported on its own while the file stays fast.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 
 import pytest
 from freezegun import freeze_time
@@ -30,7 +30,7 @@ def frozen(client):
     request: built under the frozen clock, ``at: datetime | None`` fails with a 500. So the
     accounts router is built by one request before the clock stops."""
     assert client.get("/api/v1/accounts", params={"limit": 1}).status_code == 200
-    with frozen(client):
+    with freeze_time(NOW):
         yield
 
 
@@ -92,15 +92,16 @@ def assert_still_ten_credits_untouched(state: dict) -> None:
 # --- credits and other decimals -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("credits", ["-5", "abc", "1.234", 1.5, "1e3", "", " 5"])
-def test_a_consumption_with_malformed_credits_is_refused_and_draws_nothing(client, account_with_ten_credits, credits):
+def test_a_consumption_with_malformed_credits_is_refused_and_draws_nothing(client, account_with_ten_credits, subtests):
     account_id = account_with_ten_credits
     with frozen(client):
         before = credit_state(client, account_id)
-        response = client.post(f"/api/v1/accounts/{account_id}/consumptions", json={"credits": credits})
+        for credits in ["-5", "abc", "1.234", 1.5, 5, "1e3", "", " 5", "NaN", "Infinity", None]:
+            with subtests.test(credits=credits):
+                response = client.post(f"/api/v1/accounts/{account_id}/consumptions", json={"credits": credits})
+                assert_invalid(response, "credits")
         after = credit_state(client, account_id)
 
-    assert_invalid(response, "credits")
     assert after == before
     assert_still_ten_credits_untouched(after)
 
@@ -117,19 +118,21 @@ def test_a_consumption_of_zero_credits_is_refused_and_draws_nothing(client, acco
     assert_still_ten_credits_untouched(after)
 
 
-@pytest.mark.parametrize("quantity", ["-1", "abc", 1.5, "1e3"])
-def test_a_consumption_with_a_malformed_quantity_is_refused_and_draws_nothing(client, database, account_with_ten_credits, quantity):
+def test_a_consumption_with_a_malformed_quantity_is_refused_and_draws_nothing(client, database, account_with_ten_credits, subtests):
     account_id = account_with_ten_credits
     room = factories.credit_price(database, credits_per_unit="2")
     with frozen(client):
         before = credit_state(client, account_id)
-        response = client.post(
-            f"/api/v1/accounts/{account_id}/consumptions", json={"credit_price_id": str(room.id), "quantity": quantity}
-        )
+        for quantity in ["-1", "0", "abc", 1.5, "1e3", None]:
+            with subtests.test(quantity=quantity):
+                response = client.post(
+                    f"/api/v1/accounts/{account_id}/consumptions", json={"credit_price_id": str(room.id), "quantity": quantity}
+                )
+                assert_invalid(response, "quantity")
         after = credit_state(client, account_id)
 
-    assert_invalid(response, "quantity")
     assert after == before
+    assert_still_ten_credits_untouched(after)
 
 
 def test_more_credits_than_the_account_holds_is_insufficient_credits_and_draws_nothing(client, account_with_ten_credits):
@@ -151,36 +154,36 @@ def pack_body(**changes) -> dict:
     return body
 
 
-@pytest.mark.parametrize("price", ["-5", "abc", "1.23456", 1.5, "1e3"])
-def test_a_product_with_a_malformed_price_is_refused_and_not_created(client, price):
-    before = items(client, "/api/v1/products")
+def test_a_product_with_a_malformed_price_is_refused_and_not_created(client, subtests):
+    # prices carry up to 4 places (docs/decisions.md), so 5 places is the first too many
+    for price in ["-5", "abc", "1.23456", 1.5, "1e3", ""]:
+        with subtests.test(price=price):
+            response = client.post("/api/v1/products", json=pack_body(price=price))
+            assert_invalid(response, "price")
 
-    response = client.post("/api/v1/products", json=pack_body(price=price))
-
-    assert_invalid(response, "price")
-    assert items(client, "/api/v1/products") == before == []
-
-
-@pytest.mark.parametrize("credits", ["-5", "0", "abc", "1.234", 1.5, "1e3"])
-def test_a_credit_pack_with_malformed_credits_is_refused_and_not_created(client, credits):
-    before = items(client, "/api/v1/products")
-
-    response = client.post("/api/v1/products", json=pack_body(credits=credits))
-
-    assert_invalid(response, "credits")
-    assert items(client, "/api/v1/products") == before == []
+    assert items(client, "/api/v1/products") == []
 
 
-@pytest.mark.parametrize("credits", ["-5", "0", "1.234", 1.5])
-def test_a_patch_with_malformed_credits_leaves_the_pack_as_it_was(client, credits):
+def test_a_credit_pack_with_malformed_credits_is_refused_and_not_created(client, subtests):
+    for credits in ["-5", "0", "0.00", "abc", "1.234", 1.5, "1e3"]:
+        with subtests.test(credits=credits):
+            response = client.post("/api/v1/products", json=pack_body(credits=credits))
+            assert_invalid(response, "credits")
+
+    assert items(client, "/api/v1/products") == []
+
+
+def test_a_patch_with_malformed_credits_leaves_the_pack_as_it_was(client, subtests):
     created = client.post("/api/v1/products", json=pack_body())
     assert created.status_code == 201, created.text
     product_id = created.json()["id"]
     before = client.get(f"/api/v1/products/{product_id}").json()
 
-    response = client.patch(f"/api/v1/products/{product_id}", json={"credits": credits})
+    for credits in ["-5", "0", "1.234", 1.5]:
+        with subtests.test(credits=credits):
+            response = client.patch(f"/api/v1/products/{product_id}", json={"credits": credits})
+            assert_invalid(response, "credits")
 
-    assert_invalid(response, "credits")
     after = client.get(f"/api/v1/products/{product_id}").json()
     assert after == before
     assert after["credits"] == "10.00"
@@ -189,29 +192,44 @@ def test_a_patch_with_malformed_credits_leaves_the_pack_as_it_was(client, credit
 # --- currencies and lifetimes ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("currency", ["XYZ", "eur", "EURO", ""])
-def test_an_account_in_an_unknown_or_lowercase_currency_is_refused_and_not_created(client, currency):
-    before = items(client, "/api/v1/accounts")
-
-    response = client.post("/api/v1/accounts", json={"name": "Acme Ltd", "email": "billing@acme.test", "currency": currency})
-
-    assert_invalid(response, "currency")
-    assert items(client, "/api/v1/accounts") == before == []
+CURRENCIES_REFUSED = ["XYZ", "eur", "Eur", "EURO", "", 978]
 
 
-@pytest.mark.parametrize("currency", ["XYZ", "eur"])
-def test_a_product_in_an_unknown_or_lowercase_currency_is_refused_and_not_created(client, currency):
-    response = client.post("/api/v1/products", json=pack_body(currency=currency))
+def test_an_account_in_an_unknown_or_lowercase_currency_is_refused_and_not_created(client, subtests):
+    for currency in CURRENCIES_REFUSED:
+        with subtests.test(currency=currency):
+            response = client.post("/api/v1/accounts", json={"name": "Acme Ltd", "email": "billing@acme.test", "currency": currency})
+            assert_invalid(response, "currency")
 
-    assert_invalid(response, "currency")
+    assert items(client, "/api/v1/accounts") == []
+
+
+def test_a_product_in_an_unknown_or_lowercase_currency_is_refused_and_not_created(client, subtests):
+    for currency in CURRENCIES_REFUSED:
+        with subtests.test(currency=currency):
+            response = client.post("/api/v1/products", json=pack_body(currency=currency))
+            assert_invalid(response, "currency")
+
     assert items(client, "/api/v1/products") == []
 
 
-@pytest.mark.parametrize("lifetime", ["1 month", "P", "PT1H", "P0D", "-P1M", "P1.5M"])
-def test_a_lifetime_that_is_not_a_whole_iso_8601_duration_is_refused(client, lifetime):
-    response = client.post("/api/v1/products", json=pack_body(lifetime=lifetime))
+def test_an_account_patched_to_an_unknown_currency_keeps_its_own(client, database, subtests):
+    account = factories.account(database, currency="EUR")
 
-    assert_invalid(response, "lifetime")
+    for currency in ["XYZ", "eur"]:
+        with subtests.test(currency=currency):
+            response = client.patch(f"/api/v1/accounts/{account.id}", json={"currency": currency})
+            assert_invalid(response, "currency")
+
+    assert client.get(f"/api/v1/accounts/{account.id}").json()["currency"] == "EUR"
+
+
+def test_a_lifetime_that_is_not_a_whole_iso_8601_duration_is_refused(client, subtests):
+    for lifetime in ["1 month", "P", "PT1H", "P1DT1H", "P0D", "-P1M", "P1.5M", "p1m", 30]:
+        with subtests.test(lifetime=lifetime):
+            response = client.post("/api/v1/products", json=pack_body(lifetime=lifetime))
+            assert_invalid(response, "lifetime")
+
     assert items(client, "/api/v1/products") == []
 
 
@@ -223,11 +241,15 @@ def account_id(database) -> str:
     return str(factories.account(database).id)
 
 
-@pytest.mark.parametrize("start_date", ["2027-13-01", "2027-02-30", "01/02/2027", 20270101, "2027-1-1", ""])
-def test_a_licence_with_a_malformed_start_date_is_refused_and_not_created(client, account_id, start_date):
-    response = client.post("/api/v1/licences", json={"account_id": account_id, "start_date": start_date})
+MALFORMED_DATES = ["2027-13-01", "2027-02-30", "01/02/2027", 20270101, "2027-1-1", "2027-01-01T00:00:00Z", ""]
 
-    assert_invalid(response, "start_date")
+
+def test_a_licence_with_a_malformed_start_date_is_refused_and_not_created(client, account_id, subtests):
+    for start_date in MALFORMED_DATES:
+        with subtests.test(start_date=start_date):
+            response = client.post("/api/v1/licences", json={"account_id": account_id, "start_date": start_date})
+            assert_invalid(response, "start_date")
+
     assert items(client, "/api/v1/licences") == []
 
 
@@ -254,15 +276,17 @@ def licence_and_desk(database, account_id) -> tuple[str, str]:
     return str(licence.id), str(desk.id)
 
 
-@pytest.mark.parametrize("from_date", ["2027-13-01", "01/02/2027", 20270101])
-def test_a_service_with_a_malformed_from_date_is_refused_and_not_added(client, licence_and_desk, from_date):
+def test_a_service_with_a_malformed_from_or_to_date_is_refused_and_not_added(client, licence_and_desk, subtests):
     licence_id, desk_id = licence_and_desk
 
-    response = client.post(
-        f"/api/v1/licences/{licence_id}/services", json={"product_id": desk_id, "schedule": "monthly", "from_date": from_date}
-    )
+    for field in ("from_date", "to_date"):
+        for value in MALFORMED_DATES:
+            with subtests.test(field=field, value=value):
+                response = client.post(
+                    f"/api/v1/licences/{licence_id}/services", json={"product_id": desk_id, "schedule": "monthly", field: value}
+                )
+                assert_invalid(response, field)
 
-    assert_invalid(response, "from_date")
     assert items(client, f"/api/v1/licences/{licence_id}/services") == []
 
 
@@ -294,27 +318,48 @@ def test_a_service_patched_to_end_before_it_starts_is_refused_and_keeps_its_date
 # --- unknown ids ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("GET", "/api/v1/accounts/999999"),
-        ("GET", "/api/v1/accounts/abc"),
-        ("GET", "/api/v1/accounts/999999/ledger"),
-        ("GET", "/api/v1/accounts/999999/credits"),
-        ("GET", "/api/v1/invoices/abc"),
-        ("GET", "/api/v1/invoices/999999"),
-        ("POST", "/api/v1/invoices/999/approve"),
-        ("POST", "/api/v1/invoices/999/void"),
-        ("GET", "/api/v1/licences/999/services"),
-        ("GET", "/api/v1/products/999999"),
-        ("POST", "/api/v1/consumptions/999/reverse"),
-        ("GET", "/api/v1/no-such-resource"),
-    ],
-)
-def test_an_unknown_id_in_the_path_is_not_found(client, method, path):
-    response = client.request(method, path)
+NOT_FOUND = [
+    ("GET", "/api/v1/accounts/999999"),
+    ("GET", "/api/v1/accounts/abc"),
+    ("GET", "/api/v1/accounts/999999/ledger"),
+    ("GET", "/api/v1/accounts/999999/credits"),
+    ("GET", "/api/v1/invoices/abc"),
+    ("GET", "/api/v1/invoices/999999"),
+    ("POST", "/api/v1/invoices/999/approve"),
+    ("POST", "/api/v1/invoices/999/void"),
+    ("GET", "/api/v1/licences/999/services"),
+    ("GET", "/api/v1/products/999999"),
+    ("POST", "/api/v1/consumptions/999/reverse"),
+    ("GET", "/api/v1/no-such-resource"),
+]
 
-    assert_problem(response, 404, "not_found")
+
+def test_an_unknown_id_in_the_path_is_not_found(client, subtests):
+    for method, path in NOT_FOUND:
+        with subtests.test(method=method, path=path):
+            response = client.request(method, path)
+            assert_problem(response, 404, "not_found")
+
+    assert items(client, "/api/v1/accounts") == []
+
+
+def test_a_method_a_route_does_not_have_is_405_method_not_allowed(client):
+    response = client.delete("/api/v1/accounts")
+
+    assert_problem(response, 405, "method_not_allowed")
+    assert items(client, "/api/v1/accounts") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (RFC 9110 15.5.6): the 405 problem drops Starlette's Allow header; api/errors.py _http() "
+    "does not copy error.headers onto the problem response",
+)
+def test_a_405_names_the_allowed_methods_in_allow(client):
+    response = client.delete("/api/v1/accounts")
+
+    assert response.status_code == 405
+    assert {method.strip() for method in response.headers.get("allow", "").split(",")} == {"GET", "POST"}
 
 
 def test_adding_a_service_to_an_unknown_licence_is_not_found_and_adds_nothing(client, database):
@@ -332,11 +377,12 @@ def test_consuming_from_an_unknown_account_is_not_found(client):
     assert_problem(response, 404, "not_found")
 
 
-@pytest.mark.parametrize("account_ref", ["999999", "abc"])
-def test_a_licence_for_an_unknown_account_is_an_unknown_reference_and_not_created(client, account_ref):
-    response = client.post("/api/v1/licences", json={"account_id": account_ref, "start_date": "2027-01-01"})
+def test_a_licence_for_an_unknown_account_is_an_unknown_reference_and_not_created(client, subtests):
+    for account_ref in ["999999", "abc", "0"]:
+        with subtests.test(account_id=account_ref):
+            response = client.post("/api/v1/licences", json={"account_id": account_ref, "start_date": "2027-01-01"})
+            assert_problem(response, 422, "unknown_reference")
 
-    assert_problem(response, 422, "unknown_reference")
     assert items(client, "/api/v1/licences") == []
 
 
@@ -388,11 +434,11 @@ def test_a_request_without_an_authorization_header_is_unauthorized(client):
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize("authorization", ["Bearer not-a-key", "Bearer ", "Basic dXNlcjpwYXNz", "not-a-key"])
-def test_an_unknown_or_malformed_key_is_unauthorized(client, authorization):
-    response = client.as_role(None).get("/api/v1/accounts", headers={"Authorization": authorization})
-
-    assert_problem(response, 401, "unauthorized")
+def test_an_unknown_or_malformed_key_is_unauthorized(client, subtests):
+    for authorization in ["Bearer not-a-key", "Bearer ", "Basic dXNlcjpwYXNz", "not-a-key"]:
+        with subtests.test(authorization=authorization):
+            response = client.as_role(None).get("/api/v1/accounts", headers={"Authorization": authorization})
+            assert_problem(response, 401, "unauthorized")
 
 
 def test_an_unauthenticated_post_writes_nothing(client):
@@ -418,11 +464,12 @@ def test_the_read_role_may_not_create_an_account(client):
     assert items(client, "/api/v1/accounts") == []
 
 
-@pytest.mark.parametrize("role", ["read", "bookings"])
-def test_read_and_bookings_roles_may_not_create_a_product(client, role):
-    response = client.as_role(role).post("/api/v1/products", json=pack_body())
+def test_read_and_bookings_roles_may_not_create_a_product(client, subtests):
+    for role in ["read", "bookings"]:
+        with subtests.test(role=role):
+            response = client.as_role(role).post("/api/v1/products", json=pack_body())
+            assert_problem(response, 403, "forbidden")
 
-    assert_problem(response, 403, "forbidden")
     assert items(client, "/api/v1/products") == []
 
 
@@ -469,7 +516,17 @@ def test_the_bookings_role_may_not_allow_an_overdraft(client, account_with_ten_c
 # --- business rules -------------------------------------------------------------------------
 
 
-def test_voiding_a_draft_invoice_is_invoice_not_draft_and_leaves_it_a_draft(client, database, account_id):
+@pytest.fixture
+def http_client(app, api_keys):
+    """A billing client that sees server errors as an HTTP client would (a 500 response),
+    instead of the exception the default test client re-raises."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, headers={"Authorization": f"Bearer {api_keys['billing']}"}, raise_server_exceptions=False)
+
+
+def test_voiding_a_draft_invoice_is_invoice_not_draft_and_leaves_it_a_draft(http_client, database, account_id):
+    client = http_client  # this refusal once answered 500 (fixed in 96938a1): seen as an HTTP client sees it
     desk = factories.plain_service(database, price="310.00")
     licence = factories.licence(database, int(account_id), date(2027, 1, 1), date(2027, 12, 31))
     factories.service(database, licence.id, desk.id, from_date=date(2027, 1, 1), to_date=date(2027, 1, 31))
@@ -483,6 +540,42 @@ def test_voiding_a_draft_invoice_is_invoice_not_draft_and_leaves_it_a_draft(clie
     assert items(client, "/api/v1/invoices") == [invoice]
 
 
+NULL_PATCH_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="BUG: PATCH with null for a required field answers 500 (IntegrityError NOT NULL): the *Patch schemas "
+    "accept null and update_account/update_product/update_licence write it",
+)
+
+
+@pytest.mark.parametrize(
+    ("resource", "field"),
+    [
+        pytest.param("accounts", "name", marks=NULL_PATCH_BUG),
+        pytest.param("accounts", "email", marks=NULL_PATCH_BUG),
+        pytest.param("accounts", "currency", marks=NULL_PATCH_BUG),
+        pytest.param("accounts", "tax_exempt", marks=NULL_PATCH_BUG),
+        pytest.param("products", "name", marks=NULL_PATCH_BUG),
+        pytest.param("products", "active", marks=NULL_PATCH_BUG),
+        pytest.param("licences", "auto_renew", marks=NULL_PATCH_BUG),
+        pytest.param("licences", "auto_approve", marks=NULL_PATCH_BUG),
+    ],
+)
+def test_a_patch_setting_a_required_field_to_null_is_refused_and_changes_nothing(http_client, database, resource, field):
+    account = factories.account(database)
+    ids = {
+        "accounts": account.id,
+        "products": factories.plain_service(database).id,
+        "licences": factories.licence(database, account.id, date(2027, 1, 1), date(2027, 12, 31)).id,
+    }
+    path = f"/api/v1/{resource}/{ids[resource]}"
+    before = http_client.get(path).json()
+
+    response = http_client.patch(path, json={field: None})
+
+    assert_invalid(response, field)
+    assert http_client.get(path).json() == before
+
+
 # --- sizes and unexpected fields ------------------------------------------------------------
 
 
@@ -493,22 +586,29 @@ def test_a_name_of_200_characters_is_accepted(client):
     assert response.json()["name"] == "N" * 200
 
 
-@pytest.mark.parametrize(
-    ("path", "body", "field"),
-    [
+def test_a_name_over_200_or_an_address_over_2000_characters_is_refused(client, subtests):
+    too_long = [
         ("/api/v1/accounts", {"name": "N" * 201, "email": "billing@acme.test", "currency": "EUR"}, "name"),
         ("/api/v1/accounts", {"name": "Acme Ltd", "email": "billing@acme.test", "currency": "EUR", "address": "A" * 2001}, "address"),
         ("/api/v1/products", pack_body(name="N" * 201), "name"),
         ("/api/v1/credit-prices", {"name": "N" * 201, "credits_per_unit": "2"}, "name"),
-    ],
-)
-def test_a_name_over_200_or_an_address_over_2000_characters_is_refused(client, path, body, field):
-    before = items(client, path)
+    ]
+    for path, body, field in too_long:
+        with subtests.test(path=path, field=field):
+            response = client.post(path, json=body)
+            assert_invalid(response, field)
 
-    response = client.post(path, json=body)
+    for path in ("/api/v1/accounts", "/api/v1/products", "/api/v1/credit-prices"):
+        assert items(client, path) == []
 
-    assert_invalid(response, field)
-    assert items(client, path) == before == []
+
+def test_an_address_of_2000_characters_is_accepted(client):
+    response = client.post(
+        "/api/v1/accounts", json={"name": "Acme Ltd", "email": "billing@acme.test", "currency": "EUR", "address": "A" * 2000}
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["address"] == "A" * 2000
 
 
 def test_a_business_unit_name_over_200_characters_is_refused(client, account_id):
@@ -529,19 +629,20 @@ def test_a_consumption_description_over_2000_characters_is_refused_and_draws_not
     assert after == before
 
 
-@pytest.mark.parametrize(
-    ("path", "body", "unexpected"),
-    [
+def test_an_unexpected_field_is_refused_and_nothing_is_created(client, subtests):
+    unexpected_fields = [
         ("/api/v1/accounts", {"name": "Acme Ltd", "email": "billing@acme.test", "currency": "EUR", "colour": "blue"}, "colour"),
         ("/api/v1/accounts", {"name": "Acme Ltd", "email": "billing@acme.test", "currency": "EUR", "id": "42"}, "id"),
         ("/api/v1/products", pack_body(discount="10"), "discount"),
-    ],
-)
-def test_an_unexpected_field_is_refused_and_nothing_is_created(client, path, body, unexpected):
-    response = client.post(path, json=body)
+        ("/api/v1/credit-prices", {"name": "Meeting room", "credits_per_unit": "2", "currency": "EUR"}, "currency"),
+    ]
+    for path, body, unexpected in unexpected_fields:
+        with subtests.test(path=path, field=unexpected):
+            response = client.post(path, json=body)
+            assert_invalid(response, unexpected)
 
-    assert_invalid(response, unexpected)
-    assert items(client, path) == []
+    for path in ("/api/v1/accounts", "/api/v1/products", "/api/v1/credit-prices"):
+        assert items(client, path) == []
 
 
 def test_an_unexpected_field_on_a_consumption_is_refused_and_draws_nothing(client, account_with_ten_credits):
@@ -555,11 +656,12 @@ def test_an_unexpected_field_on_a_consumption_is_refused_and_draws_nothing(clien
     assert after == before
 
 
-@pytest.mark.parametrize("body", ["not json", "[]", "null", '{"name": '])
-def test_a_body_that_is_not_a_json_object_is_a_validation_error(client, body):
-    response = client.post("/api/v1/accounts", content=body, headers={"Content-Type": "application/json"})
+def test_a_body_that_is_not_a_json_object_is_a_validation_error(client, subtests):
+    for body in ["not json", "[]", "null", '{"name": ', ""]:
+        with subtests.test(body=body):
+            response = client.post("/api/v1/accounts", content=body, headers={"Content-Type": "application/json"})
+            assert_problem(response, 422, "validation_error")
 
-    assert_problem(response, 422, "validation_error")
     assert items(client, "/api/v1/accounts") == []
 
 
@@ -577,13 +679,18 @@ def test_accounts_page_through_with_next_cursor_each_once(client):
     while True:
         params = {"limit": 3} | ({"cursor": cursor} if cursor is not None else {})
         page = client.get("/api/v1/accounts", params=params).json()
-        pages.append([account["name"] for account in page["items"]])
+        pages.append([(account["id"], account["name"]) for account in page["items"]])
         cursor = page["next_cursor"]
         if cursor is None:
             break
         assert len(pages) < 4, "next_cursor never ran out"
 
-    assert pages == [["Account 1", "Account 2", "Account 3"], ["Account 4", "Account 5", "Account 6"], ["Account 7"]]
+    assert [[name for _id, name in page] for page in pages] == [
+        ["Account 1", "Account 2", "Account 3"],
+        ["Account 4", "Account 5", "Account 6"],
+        ["Account 7"],
+    ]
+    assert [account_id for page in pages for account_id, _name in page] == created
 
 
 def test_a_limit_exactly_filled_by_the_last_page_ends_with_next_cursor_null(client, database):
@@ -596,18 +703,27 @@ def test_a_limit_exactly_filled_by_the_last_page_ends_with_next_cursor_null(clie
     assert page["next_cursor"] is None
 
 
-@pytest.mark.parametrize("limit", ["0", "501", "-1", "abc", "2.5"])
-def test_a_limit_outside_1_to_500_is_a_validation_error(client, limit):
-    response = client.get("/api/v1/accounts", params={"limit": limit})
+def test_a_limit_outside_1_to_500_is_a_validation_error(client, subtests):
+    for limit in ["0", "501", "-1", "abc", "2.5", ""]:
+        with subtests.test(limit=limit):
+            response = client.get("/api/v1/accounts", params={"limit": limit})
+            assert_invalid(response, "limit")
 
-    assert_invalid(response, "limit")
+
+def test_a_limit_of_1_and_of_500_are_accepted(client, database):
+    factories.account(database, name="Acme Ltd")
+
+    for limit in (1, 500):
+        response = client.get("/api/v1/accounts", params={"limit": limit})
+        assert response.status_code == 200, response.text
+        assert [account["name"] for account in response.json()["items"]] == ["Acme Ltd"]
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "-1", "1.5", "9" * 30, "x" * 100])
-def test_a_cursor_the_api_did_not_give_is_a_validation_error(client, cursor):
-    response = client.get("/api/v1/accounts", params={"cursor": cursor})
-
-    assert_invalid(response, "cursor")
+def test_a_cursor_the_api_did_not_give_is_a_validation_error(client, subtests):
+    for cursor in ["garbage", "-1", "1.5", "9" * 30, "x" * 100]:
+        with subtests.test(cursor=cursor):
+            response = client.get("/api/v1/accounts", params={"cursor": cursor})
+            assert_invalid(response, "cursor")
 
 
 # --- health and documentation ---------------------------------------------------------------
