@@ -146,10 +146,5 @@ def _fuzz_operation(label: str) -> None:
     fuzz()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='BUG: PATCH /api/v1/accounts/2 {"currency": null} (or email, name, tax_exempt: null) answers 500 '
-    "(IntegrityError: NOT NULL constraint failed): AccountPatch accepts null and update_account writes it",
-)
 def test_no_patch_of_an_account_gets_a_server_error():
     _fuzz_operation("PATCH /api/v1/accounts/{account_id}")

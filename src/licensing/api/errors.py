@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from licensing.errors import LicensingError
 
@@ -67,9 +68,22 @@ def install(app: FastAPI) -> None:
         return problem(422, "validation_error", "Invalid input", f"invalid {fields}", {"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException):
+    async def _http(request: Request, error: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(error.status_code, "http_error")
-        return problem(error.status_code, code, str(error.detail), str(error.detail))
+        response = problem(error.status_code, code, str(error.detail), str(error.detail))
+        response.headers.update(error.headers or {})
+        if error.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette names only the first route's)."""
+    return [
+        method
+        for method in ("DELETE", "GET", "PATCH", "POST", "PUT")
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)
+    ]
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception):

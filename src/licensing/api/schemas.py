@@ -80,14 +80,18 @@ class AccountIn(Input):
     tax_exempt: bool = False
 
 
+# In the *Patch schemas a field typed without ``| None`` may be left out but never set to null
+# (defaults are not validated; an explicit null is): only fields that may be cleared are nullable.
+
+
 class AccountPatch(Input):
-    name: Name | None = None
-    email: Email | None = None
-    currency: Currency | None = None
-    address: Text | None = None
+    name: Name = None  # type: ignore[assignment]
+    email: Email = None  # type: ignore[assignment]
+    currency: Currency = None  # type: ignore[assignment]
+    address: Text = None  # type: ignore[assignment]
     country: Country | None = None
     tax_id: Annotated[str, StringConstraints(max_length=64)] | None = None
-    tax_exempt: bool | None = None
+    tax_exempt: bool = None  # type: ignore[assignment]
 
 
 class BusinessUnitIn(Input):
@@ -111,12 +115,12 @@ class ProductIn(Input):
 
 
 class ProductPatch(Input):
-    name: Name | None = None
-    price: AmountIn | None = None
-    tax_rate: RateIn | None = None
-    credits: CreditsIn | None = None
+    name: Name = None  # type: ignore[assignment]
+    price: AmountIn = None  # type: ignore[assignment]
+    tax_rate: RateIn = None  # type: ignore[assignment]
+    credits: CreditsIn = None  # type: ignore[assignment]
     lifetime: Duration | None = None
-    active: bool | None = None
+    active: bool = None  # type: ignore[assignment]
 
 
 class CreditPriceIn(Input):
@@ -137,11 +141,11 @@ class LicenceIn(Input):
 
 class LicencePatch(Input):
     end_date: Day | None = None
-    auto_renew: bool | None = None
+    auto_renew: bool = None  # type: ignore[assignment]
     renewal_term: Duration | None = None
-    billing_anchor_day: Annotated[int, Field(ge=1, le=31, strict=True)] | None = None
-    auto_approve: bool | None = None
-    status: Literal["active", "terminated", "ended"] | None = None
+    billing_anchor_day: Annotated[int, Field(ge=1, le=31, strict=True)] = None  # type: ignore[assignment]
+    auto_approve: bool = None  # type: ignore[assignment]
+    status: Literal["active", "terminated", "ended"] = None  # type: ignore[assignment]
 
 
 class ServiceIn(Input):
@@ -158,14 +162,14 @@ class ServiceIn(Input):
 
 
 class ServicePatch(Input):
-    quantity: AmountIn | None = None
+    quantity: AmountIn = None  # type: ignore[assignment]
     unit_price: AmountIn | None = None
-    from_date: Day | None = None
+    from_date: Day = None  # type: ignore[assignment]
     to_date: Day | None = None
     business_unit_id: Id | None = None
     max_rollover: CreditsIn | None = None
-    prorate: bool | None = None
-    prorate_credits: bool | None = None
+    prorate: bool = None  # type: ignore[assignment]
+    prorate_credits: bool = None  # type: ignore[assignment]
 
 
 class BillingRunIn(Input):
