@@ -15,6 +15,7 @@ transactions, the ids come from ``INSERT ... RETURNING`` (SQLAlchemy's insertman
 from __future__ import annotations
 
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, bindparam, text
@@ -68,7 +69,16 @@ def _execute(connection, plan, rows: list[dict[str, Any]]) -> None:
     # zeros thousands of times.
     spec = [(name, key, None if processor is None else _memoised(processor)) for name, key, processor in parameters]
     if positional:
-        values: list[Any] = [tuple(row[key] if convert is None else convert(row[key]) for _name, key, convert in spec) for row in rows]
+        # Pick every value in order at C speed, then convert only the columns that need it.
+        pick = itemgetter(*(key for _name, key, _convert in spec))
+        conversions = [(index, convert) for index, (_name, _key, convert) in enumerate(spec) if convert is not None]
+        values: list[Any] = []
+        for row in rows:
+            picked = pick(row)
+            item = list(picked) if len(spec) > 1 else [picked]
+            for index, convert in conversions:
+                item[index] = convert(item[index])
+            values.append(tuple(item))
     else:
         values = [{name: row[key] if convert is None else convert(row[key]) for name, key, convert in spec} for row in rows]
     connection.exec_driver_sql(sql, values)

@@ -76,6 +76,11 @@ def install(app: FastAPI) -> None:
             response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, error: Exception):
+        log.exception("unexpected error", exc_info=error)
+        return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged")
+
 
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves on this path (Starlette names only the first route's)."""
@@ -84,8 +89,3 @@ def allowed_methods(request: Request) -> list[str]:
         for method in ("DELETE", "GET", "PATCH", "POST", "PUT")
         if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)
     ]
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, error: Exception):
-        log.exception("unexpected error", exc_info=error)
-        return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged")

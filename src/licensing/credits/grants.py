@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlmodel import Session
 
@@ -18,8 +18,7 @@ from licensing.outbox import event_row, record_events
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class NewGrant:
+class NewGrant(NamedTuple):
     account_id: int
     credits: Decimal
     value: Decimal

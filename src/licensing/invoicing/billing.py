@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -46,16 +46,18 @@ from licensing.repository import lock_rows
 BATCH_SIZE = 250
 
 
-@dataclass(frozen=True, slots=True)
-class LineSpec:
+WHOLE = Fraction(1)
+
+
+class LineSpec(NamedTuple):
     """A billable line before pricing: which service, which slot, which dates."""
 
-    service: ContractService
+    service: Any  # a contract service row
     slot: str
     start: date
     end: date
     nominal_start: date
-    fraction: Fraction  # share of the whole period billed (1 for weeks and one-offs)
+    fraction: Fraction  # share of the whole period billed (WHOLE for weeks and one-offs)
 
 
 def last_active_day(licence: Licence) -> date | None:
@@ -80,15 +82,15 @@ def lines_for_period(licence: Licence, services: list[ContractService], period: 
             covered = overlap(period.start, period.end, active_start, active_end)
             if covered is None:
                 continue
-            fraction = day_fraction(covered[0], covered[1], period)
+            fraction = WHOLE if (covered[0], covered[1]) == (period.nominal_start, period.nominal_end) else day_fraction(covered[0], covered[1], period)
             specs.append(LineSpec(service, f"P{period.nominal_start.isoformat()}", covered[0], covered[1], period.nominal_start, fraction))
         elif service.schedule == "weekly":
             last = period.end if active_end is None else min(period.end, active_end)
             for week in week_starts(service.from_date, max(period.start, active_start), last):
-                specs.append(LineSpec(service, f"W{week.isoformat()}", week, week + timedelta(days=6), week, Fraction(1)))
+                specs.append(LineSpec(service, f"W{week.isoformat()}", week, week + timedelta(days=6), week, WHOLE))
         elif service.schedule == "one_off":
             if period.start <= active_start <= period.end:
-                specs.append(LineSpec(service, "ONCE", active_start, active_start, active_start, Fraction(1)))
+                specs.append(LineSpec(service, "ONCE", active_start, active_start, active_start, WHOLE))
     return specs
 
 
@@ -98,17 +100,17 @@ def price_line(spec: LineSpec, product: Product, currency: str, tax_exempt: bool
     amounts of lines priced alike (a batch prices the same service for many licences)."""
     service = spec.service
     unit_price = service.unit_price if service.unit_price is not None else product.price
-    partial = spec.fraction != 1
+    partial = spec.fraction is not WHOLE
     if product.kind == "credit_pack":
-        share = spec.fraction if (partial and service.prorate_credits) else Fraction(1)
+        share = spec.fraction if (partial and service.prorate_credits) else WHOLE
     else:
-        share = spec.fraction if (partial and service.prorate) else Fraction(1)
+        share = spec.fraction if (partial and service.prorate) else WHOLE
     key = (product.id, service.quantity, unit_price, share, currency, tax_exempt)
     amounts = None if prices is None else prices.get(key)
     if amounts is None:
         tax_rate = pricing.ZERO if tax_exempt else product.tax_rate
         credits = pricing.line_credits(product.credits, service.quantity, share) if product.kind == "credit_pack" else None
-        description = product.name if share == 1 else f"{product.name} ({share.numerator}/{share.denominator} of the period)"
+        description = product.name if share is WHOLE else f"{product.name} ({share.numerator}/{share.denominator} of the period)"
         net = pricing.line_net(service.quantity, unit_price, currency, share)
         amounts = {
             "description": description, "quantity": service.quantity, "unit_price": unit_price, "tax_rate": tax_rate,
