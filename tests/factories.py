@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from licensing.accounts.services import create_account, create_business_unit, create_member
+from licensing.accounts.services import (
+    create_account,
+    create_business_unit,
+    create_member,
+)
 from licensing.catalog.services import create_credit_price, create_product
 from licensing.db import Database
 from licensing.licences.services import add_service, create_licence

@@ -1,13 +1,13 @@
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from sqlmodel import select
+
+from licensing.accounts.models import Account
 from licensing.credits.balance import credit_summary
 from licensing.credits.consumption import consume
 from licensing.invoicing.billing import run_billing
 from licensing.invoicing.models import Invoice
-from licensing.accounts.models import Account
-from sqlmodel import select
-
 from tests import factories
 
 

@@ -170,7 +170,7 @@ def test_example_1_ten_credits_a_month_for_twelve_months(database):
     assert [(grant.credits, grant.business_unit_id, grant.valid_from, grant.expires_at) for grant in grants] == [
         (D("10.00"), None, MIDNIGHTS[month], MIDNIGHTS[month + 1]) for month in range(12)
     ]
-    assert [lines[0].grant_id for _, lines in invoices] == [grant.id for grant in grants]
+    assert [lines[0].id for _, lines in invoices] == [grant.invoice_line_id for grant in grants]
     # Nothing was used: each month's credits were gone when the next month began (recorded at the
     # next approval), and December's are still there until 2028-01-01.
     assert [(grant.remaining, grant.expired) for grant in grants] == [(D("0.00"), D("10.00"))] * 11 + [(D("10.00"), D("0.00"))]
@@ -304,7 +304,7 @@ def test_example_3_one_off_allowance(database):
     assert (grant.credits, grant.remaining, grant.valid_from, grant.expires_at) == (
         D("10000.00"), D("10000.00"), instant("2027-03-15 10:00"), instant("2028-03-15 00:00")
     )
-    assert lines[0].grant_id == grant.id
+    assert grant.invoice_line_id == lines[0].id
 
     last_minute, _ = summary_at(database, account.id, instant("2028-03-14 23:59"))
     assert (last_minute.total.granted, last_minute.total.remaining) == (D("10000.00"), D("10000.00"))
@@ -345,7 +345,7 @@ def test_example_4_weekly_credits_from_monday_february_1(database):
         (D("5.00"), instant("2027-02-15 00:00"), instant("2027-02-22 00:00")),
         (D("5.00"), instant("2027-02-22 00:00"), instant("2027-03-01 00:00")),
     ]
-    assert [line.grant_id for line in lines] == [grant.id for grant in grants]
+    assert [line.id for line in lines] == [grant.invoice_line_id for grant in grants]
 
     # On Wednesday Feb 10 only the second week's credits are usable.
     assert refused(database, account.id, "6", instant("2027-02-10 12:00")).extra == {

@@ -92,21 +92,21 @@ def invoice_line(row: InvoiceLine, currency: str, grant: Grant | None = None) ->
         "product_id": sid(row.product_id), "period_start": row.period_start.isoformat(), "period_end": row.period_end.isoformat(),
         "quantity": plain_text(row.quantity), "unit_price": money_text(row.unit_price, currency),
         "tax_rate": f"{row.tax_rate:.2f}", "net": money_text(row.net, currency), "tax": money_text(row.tax, currency),
-        "credits": credits_text(row.credits), "grant_id": sid(row.grant_id),
+        "credits": credits_text(row.credits), "grant_id": sid(grant.id) if grant else None,
         "credits_valid_from": instant_text(grant.valid_from) if grant else None,
         "credits_expire_at": instant_text(grant.expires_at) if grant else None,
     }
 
 
 def invoice(row: Invoice, lines: list[InvoiceLine], grants: dict[int, Grant] | None = None) -> dict:
-    grants = grants or {}
+    grants = grants or {}  # by invoice line id
     return {
         "id": sid(row.id), "number": row.number, "status": row.status, "kind": row.kind,
         "account_id": sid(row.account_id), "licence_id": sid(row.licence_id),
         "issue_date": row.issue_date.isoformat(), "due_date": row.due_date.isoformat(),
         "period_start": row.period_start.isoformat() if row.period_start else None,
         "period_end": row.period_end.isoformat() if row.period_end else None,
-        "lines": [invoice_line(line, row.currency, grants.get(line.grant_id)) for line in lines],
+        "lines": [invoice_line(line, row.currency, grants.get(line.id)) for line in lines],
         "net": money_text(row.net, row.currency), "tax": money_text(row.tax, row.currency),
         "gross": money_text(row.gross, row.currency), "currency": row.currency,
         "approved_at": instant_text(row.approved_at), "created_at": instant_text(row.created_at),

@@ -28,6 +28,7 @@ class NewGrant(NamedTuple):
     source_type: str
     source_id: str
     contract_service_id: int | None = None
+    invoice_line_id: int | None = None
 
 
 def create_grants(session: Session, accounts: dict[int, Account], grants: list[NewGrant], *, actor: str, at: datetime) -> list[int]:
@@ -40,7 +41,7 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
         {
             "account_id": grant.account_id, "business_unit_id": grant.business_unit_id,
             "source_type": grant.source_type, "source_id": grant.source_id,
-            "contract_service_id": grant.contract_service_id, "credits": grant.credits, "remaining": grant.credits,
+            "contract_service_id": grant.contract_service_id, "invoice_line_id": grant.invoice_line_id, "credits": grant.credits, "remaining": grant.credits,
             "used": ZERO, "held": ZERO, "removed": ZERO, "expired": ZERO, "value": grant.value,
             "currency": accounts[grant.account_id].currency, "valid_from": grant.valid_from,
             "expires_at": grant.expires_at, "created_at": at,

@@ -30,6 +30,8 @@ class Grant(SQLModel, table=True):
     source_type: str = Field(max_length=30)
     source_id: str = Field(max_length=40)
     contract_service_id: int | None = Field(default=None, foreign_key="contract_services.id")
+    # The invoice line whose approval granted these credits (credit packs on invoices).
+    invoice_line_id: int | None = Field(default=None, foreign_key="invoice_lines.id", index=True)
     credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
     remaining: Decimal = Field(sa_column=Column(Credits(), nullable=False))
     used: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))

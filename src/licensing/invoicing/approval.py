@@ -121,9 +121,9 @@ def approve_invoices(session: Session, invoice_ids: list[int], *, at: datetime, 
                     account_id=invoices[line.invoice_id].account_id, credits=line.credits, value=line.net,
                     valid_from=valid_from, expires_at=expires_at, business_unit_id=line.business_unit_id,
                     source_type="invoice_line", source_id=str(line.id), contract_service_id=line.contract_service_id,
+                    invoice_line_id=line.id,
                 )
             )
-        grant_ids = create_grants(session, accounts, new_grants, actor=actor, at=at)
-        update_rows(session, InvoiceLine.__table__, [{"id": line.id, "grant_id": grant_id} for line, grant_id in zip(lines, grant_ids, strict=True)])
+        create_grants(session, accounts, new_grants, actor=actor, at=at)
     record_events(session, events)
     return draft_ids

@@ -64,7 +64,6 @@ class InvoiceLine(SQLModel, table=True):
     net: Decimal = Field(sa_column=Column(Amount(), nullable=False))
     tax: Decimal = Field(sa_column=Column(Amount(), nullable=False))
     credits: Decimal | None = Field(default=None, sa_column=Column(Credits(), nullable=True))
-    grant_id: int | None = Field(default=None, foreign_key="grants.id")
 
 
 class NumberSeries(SQLModel, table=True):

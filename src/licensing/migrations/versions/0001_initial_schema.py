@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 04:10:55.324768
+Create Date: 2026-11-22 05:00:38.758196
 """
 import sqlalchemy as sa
 import sqlmodel
@@ -218,35 +218,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_invoices_licence_period', ['licence_id', 'period_start'], unique=False)
         batch_op.create_index(batch_op.f('ix_invoices_status'), ['status'], unique=False)
 
-    op.create_table('grants',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('account_id', sa.Integer(), nullable=False),
-    sa.Column('business_unit_id', sa.Integer(), nullable=True),
-    sa.Column('source_type', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
-    sa.Column('source_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-    sa.Column('contract_service_id', sa.Integer(), nullable=True),
-    sa.Column('credits', sa.BigInteger(), nullable=False),
-    sa.Column('remaining', sa.BigInteger(), nullable=False),
-    sa.Column('used', sa.BigInteger(), nullable=False),
-    sa.Column('held', sa.BigInteger(), nullable=False),
-    sa.Column('removed', sa.BigInteger(), nullable=False),
-    sa.Column('expired', sa.BigInteger(), nullable=False),
-    sa.Column('value', sa.BigInteger(), nullable=False),
-    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
-    sa.Column('valid_from', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint('credits = remaining + used + held + removed + expired', name='grant_conserved'),
-    sa.CheckConstraint('credits > 0', name='grant_credits_positive'),
-    sa.CheckConstraint('remaining >= 0', name='grant_remaining_not_negative'),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
-    sa.ForeignKeyConstraint(['business_unit_id'], ['business_units.id'], ),
-    sa.ForeignKeyConstraint(['contract_service_id'], ['contract_services.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('grants', schema=None) as batch_op:
-        batch_op.create_index('ix_grants_account_expiry', ['account_id', 'expires_at'], unique=False)
-
     op.create_table('invoice_lines',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=False),
@@ -265,10 +236,8 @@ def upgrade() -> None:
     sa.Column('net', sa.BigInteger(), nullable=False),
     sa.Column('tax', sa.BigInteger(), nullable=False),
     sa.Column('credits', sa.BigInteger(), nullable=True),
-    sa.Column('grant_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['business_unit_id'], ['business_units.id'], ),
     sa.ForeignKeyConstraint(['contract_service_id'], ['contract_services.id'], ),
-    sa.ForeignKeyConstraint(['grant_id'], ['grants.id'], ),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
     sa.ForeignKeyConstraint(['product_id'], ['products.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -276,6 +245,38 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invoice_lines_invoice_id'), ['invoice_id'], unique=False)
+
+    op.create_table('grants',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('business_unit_id', sa.Integer(), nullable=True),
+    sa.Column('source_type', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('source_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('contract_service_id', sa.Integer(), nullable=True),
+    sa.Column('invoice_line_id', sa.Integer(), nullable=True),
+    sa.Column('credits', sa.BigInteger(), nullable=False),
+    sa.Column('remaining', sa.BigInteger(), nullable=False),
+    sa.Column('used', sa.BigInteger(), nullable=False),
+    sa.Column('held', sa.BigInteger(), nullable=False),
+    sa.Column('removed', sa.BigInteger(), nullable=False),
+    sa.Column('expired', sa.BigInteger(), nullable=False),
+    sa.Column('value', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+    sa.Column('valid_from', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('credits = remaining + used + held + removed + expired', name='grant_conserved'),
+    sa.CheckConstraint('credits > 0', name='grant_credits_positive'),
+    sa.CheckConstraint('remaining >= 0', name='grant_remaining_not_negative'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['business_unit_id'], ['business_units.id'], ),
+    sa.ForeignKeyConstraint(['contract_service_id'], ['contract_services.id'], ),
+    sa.ForeignKeyConstraint(['invoice_line_id'], ['invoice_lines.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.create_index('ix_grants_account_expiry', ['account_id', 'expires_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_grants_invoice_line_id'), ['invoice_line_id'], unique=False)
 
     op.create_table('ledger_entries',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -313,14 +314,15 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ledger_account_id')
 
     op.drop_table('ledger_entries')
+    with op.batch_alter_table('grants', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_grants_invoice_line_id'))
+        batch_op.drop_index('ix_grants_account_expiry')
+
+    op.drop_table('grants')
     with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoice_lines_invoice_id'))
 
     op.drop_table('invoice_lines')
-    with op.batch_alter_table('grants', schema=None) as batch_op:
-        batch_op.drop_index('ix_grants_account_expiry')
-
-    op.drop_table('grants')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoices_status'))
         batch_op.drop_index('ix_invoices_licence_period')
