@@ -52,6 +52,11 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
     entries = []
     granted: dict[int, list[dict]] = defaultdict(list)
     balances = {account_id: account.balance for account_id, account in accounts.items()}
+    instants: dict[datetime | None, str | None] = {None: None}  # grants of a batch share their dates
+    for grant in grants:
+        for instant in (grant.valid_from, grant.expires_at):
+            if instant not in instants:
+                instants[instant] = instant.isoformat()
     for grant_id, grant in zip(ids, grants, strict=True):
         balances[grant.account_id] += grant.credits
         entries.append(
@@ -64,8 +69,7 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
             {
                 "grant_id": str(grant_id), "credits": str(grant.credits),
                 "business_unit_id": None if grant.business_unit_id is None else str(grant.business_unit_id),
-                "valid_from": grant.valid_from.isoformat(),
-                "expires_at": grant.expires_at.isoformat() if grant.expires_at else None,
+                "valid_from": instants[grant.valid_from], "expires_at": instants[grant.expires_at],
                 "source": {"type": grant.source_type, "id": grant.source_id},
             }
         )

@@ -65,16 +65,18 @@ def last_active_day(licence: Licence) -> date | None:
     return min(days) if days else None
 
 
-def service_range(service: ContractService, licence: Licence) -> tuple[date, date | None] | None:
-    """The dates a service is active: its own dates within the licence's, before termination."""
-    return overlap(service.from_date, service.to_date, licence.start_date, last_active_day(licence))
+def service_range(service: ContractService, licence: Licence, last_day: date | None = None) -> tuple[date, date | None] | None:
+    """The dates a service is active: its own dates within the licence's, before termination
+    (``last_day``: the licence's last active day, when the caller knows it already)."""
+    return overlap(service.from_date, service.to_date, licence.start_date, last_day or last_active_day(licence))
 
 
-def lines_for_period(licence: Licence, services: list[ContractService], period: Period) -> list[LineSpec]:
+def lines_for_period(licence: Licence, services: list[ContractService], period: Period, last_day: date | None = None) -> list[LineSpec]:
     """The billable lines of one billing period (pure)."""
+    last_day = last_day or last_active_day(licence)
     specs = []
     for service in services:
-        active = service_range(service, licence)
+        active = service_range(service, licence, last_day)
         if active is None:
             continue
         active_start, active_end = active
@@ -105,7 +107,7 @@ def price_line(spec: LineSpec, product: Product, currency: str, tax_exempt: bool
         share = spec.fraction if (partial and service.prorate_credits) else WHOLE
     else:
         share = spec.fraction if (partial and service.prorate) else WHOLE
-    key = (product.id, service.quantity, unit_price, share, currency, tax_exempt)
+    key = (product.id, service.quantity, unit_price, None if share is WHOLE else share, currency, tax_exempt)
     amounts = None if prices is None else prices.get(key)
     if amounts is None:
         tax_rate = pricing.ZERO if tax_exempt else product.tax_rate
@@ -178,8 +180,9 @@ def bill_licences(
         if not services:
             continue
         _account_id, currency, tax_exempt = accounts[licence.account_id]
-        for period in billing_periods(licence.start_date, licence.billing_anchor_day, last_day=last_active_day(licence), until=due_until):
-            specs = [spec for spec in lines_for_period(licence, services, period) if (spec.service.id, spec.slot) not in billed]
+        last_day = last_active_day(licence)
+        for period in billing_periods(licence.start_date, licence.billing_anchor_day, last_day=last_day, until=due_until):
+            specs = [spec for spec in lines_for_period(licence, services, period, last_day) if (spec.service.id, spec.slot) not in billed]
             if not specs:
                 continue
             earlier = existing[(licence.id, period.start)]
@@ -218,7 +221,9 @@ def bill_licences(
             for invoice in new_invoices
         ])
     if new_lines:
-        insert_rows(session, InvoiceLine.__table__, [line | {"invoice_id": target["id"] if isinstance(target, dict) else target} for target, line in new_lines])
+        for target, line in new_lines:
+            line["invoice_id"] = target["id"] if isinstance(target, dict) else target
+        insert_rows(session, InvoiceLine.__table__, [line for _target, line in new_lines])
     for draft_id in dict.fromkeys(result.invoices_touched):
         recompute_totals(session, draft_id)
     return result
