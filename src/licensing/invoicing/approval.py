@@ -37,15 +37,16 @@ from licensing.repository import get_or_404, lock_all, lock_rows
 def grant_window(
     line, lifetime: Lifetime | None, anchor_day: int | None, *, approved_at: datetime, settings: Settings
 ) -> tuple[datetime, datetime | None]:
-    """(valid_from, expires_at) of the grant for a credit-pack line approved at ``approved_at``."""
+    """(valid_from, expires_at) of the grant for a credit-pack line (a mapping of its columns)
+    approved at ``approved_at``."""
     zone = settings.zone
-    if line.schedule in ("monthly", "weekly"):
-        valid_from = start_of_day(line.period_start, zone)
+    if line["schedule"] in ("monthly", "weekly"):
+        valid_from = start_of_day(line["period_start"], zone)
         if lifetime is None:
             return valid_from, None
-        anchor = anchor_day if line.schedule == "monthly" else None
-        return valid_from, start_of_day(lifetime.end(line.nominal_start, anchor_day=anchor), zone)
-    valid_from = max(start_of_day(line.period_start, zone), approved_at)
+        anchor = anchor_day if line["schedule"] == "monthly" else None
+        return valid_from, start_of_day(lifetime.end(line["nominal_start"], anchor_day=anchor), zone)
+    valid_from = max(start_of_day(line["period_start"], zone), approved_at)
     if lifetime is None:
         return valid_from, None
     return valid_from, start_of_day(lifetime.end(local_date(valid_from, zone)), zone)
@@ -60,9 +61,20 @@ def approve_invoice(session: Session, invoice_id: str | int, *, at: datetime, ac
     return invoice
 
 
-def approve_invoices(session: Session, invoice_ids: list[int], *, at: datetime, actor: str, settings: Settings | None = None) -> list[int]:
+def approve_invoices(
+    session: Session,
+    invoice_ids: list[int],
+    *,
+    at: datetime,
+    actor: str,
+    settings: Settings | None = None,
+    known_lines: dict[int, list[dict]] | None = None,
+) -> list[int]:
     """Approve the drafts among ``invoice_ids``, numbered in the order given; returns the ids
-    approved now. Already approved invoices are left as they are; a void one is refused."""
+    approved now. Already approved invoices are left as they are; a void one is refused.
+    ``known_lines`` holds every line of some invoices as just written (the billing run's), so
+    that they need not be read back."""
+    known_lines = known_lines or {}
     settings = settings or get_settings()
     invoices = {
         invoice.id: invoice
@@ -90,38 +102,44 @@ def approve_invoices(session: Session, invoice_ids: list[int], *, at: datetime, 
     ]
 
     draft_ids = [invoice.id for invoice in drafts]
-    order = {invoice_id: position for position, invoice_id in enumerate(draft_ids)}
-    lines = sorted(
-        session.exec(
+    unknown = [invoice_id for invoice_id in draft_ids if invoice_id not in known_lines]
+    read: dict[int, list[dict]] = {invoice_id: [] for invoice_id in unknown}
+    if unknown:
+        for row in session.exec(
             select(
                 InvoiceLine.id, InvoiceLine.invoice_id, InvoiceLine.product_id, InvoiceLine.business_unit_id,
                 InvoiceLine.contract_service_id, InvoiceLine.schedule, InvoiceLine.period_start, InvoiceLine.nominal_start,
                 InvoiceLine.credits, InvoiceLine.net,
-            ).where(col(InvoiceLine.invoice_id).in_(draft_ids), col(InvoiceLine.credits).is_not(None))
-        ).all(),
-        key=lambda line: (order[line.invoice_id], line.id),
-    )
+            ).where(col(InvoiceLine.invoice_id).in_(unknown), col(InvoiceLine.credits).is_not(None)).order_by(InvoiceLine.id)
+        ):
+            read[row.invoice_id].append(row._asdict())
+    lines = [
+        line
+        for invoice_id in draft_ids
+        for line in (known_lines[invoice_id] if invoice_id in known_lines else read[invoice_id])
+        if line["credits"] is not None
+    ]
     if lines:
         lifetimes = {
             product_id: parse_lifetime(lifetime) if lifetime else None
-            for product_id, lifetime in session.exec(select(Product.id, Product.lifetime).where(col(Product.id).in_({line.product_id for line in lines}))).all()
+            for product_id, lifetime in session.exec(select(Product.id, Product.lifetime).where(col(Product.id).in_({line["product_id"] for line in lines}))).all()
         }
         licence_of = {invoice.id: invoice.licence_id for invoice in drafts}
         anchors = dict(session.exec(select(Licence.id, Licence.billing_anchor_day).where(col(Licence.id).in_({lid for lid in licence_of.values() if lid}))).all())
         new_grants = []
         windows: dict[tuple, tuple[datetime, datetime | None]] = {}  # licences share their dates
         for line in lines:
-            anchor = anchors.get(licence_of[line.invoice_id])
-            key = (line.schedule, line.period_start, line.nominal_start, line.product_id, anchor)
+            anchor = anchors.get(licence_of[line["invoice_id"]])
+            key = (line["schedule"], line["period_start"], line["nominal_start"], line["product_id"], anchor)
             if key not in windows:
-                windows[key] = grant_window(line, lifetimes[line.product_id], anchor, approved_at=at, settings=settings)
+                windows[key] = grant_window(line, lifetimes[line["product_id"]], anchor, approved_at=at, settings=settings)
             valid_from, expires_at = windows[key]
             new_grants.append(
                 NewGrant(
-                    account_id=invoices[line.invoice_id].account_id, credits=line.credits, value=line.net,
-                    valid_from=valid_from, expires_at=expires_at, business_unit_id=line.business_unit_id,
-                    source_type="invoice_line", source_id=str(line.id), contract_service_id=line.contract_service_id,
-                    invoice_line_id=line.id,
+                    account_id=invoices[line["invoice_id"]].account_id, credits=line["credits"], value=line["net"],
+                    valid_from=valid_from, expires_at=expires_at, business_unit_id=line["business_unit_id"],
+                    source_type="invoice_line", source_id=str(line["id"]), contract_service_id=line["contract_service_id"],
+                    invoice_line_id=line["id"],
                 )
             )
         create_grants(session, accounts, new_grants, actor=actor, at=at)

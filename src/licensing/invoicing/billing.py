@@ -134,6 +134,9 @@ class BillingBatch:
     invoices_created: list[int] = field(default_factory=list)
     invoices_touched: list[int] = field(default_factory=list)
     licence_of: dict[int, int] = field(default_factory=dict)
+    # Every line of each invoice created, as written (with its id): approving them in the same
+    # transaction need not read them back.
+    lines_of: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     def invoices_of(self, licence_ids: set[int]) -> list[int]:
         """The invoices created or touched for ``licence_ids``, in order, once each."""
@@ -223,7 +226,14 @@ def bill_licences(
     if new_lines:
         for target, line in new_lines:
             line["invoice_id"] = target["id"] if isinstance(target, dict) else target
-        insert_rows(session, InvoiceLine.__table__, [line for _target, line in new_lines])
+        rows = [line for _target, line in new_lines]
+        for line, line_id in zip(rows, insert_rows(session, InvoiceLine.__table__, rows, return_ids=True), strict=True):
+            line["id"] = line_id
+        for invoice in new_invoices:
+            result.lines_of[invoice["id"]] = []
+        for target, line in new_lines:
+            if isinstance(target, dict):
+                result.lines_of[target["id"]].append(line)
     for draft_id in dict.fromkeys(result.invoices_touched):
         recompute_totals(session, draft_id)
     return result
@@ -273,7 +283,9 @@ def run_billing(
             try:
                 with database.write() as session:
                     billing = bill_licences(session, [licence_id for licence_id, _ in batch], as_of=as_of, now=now, settings=settings)
-                    approved = approve_invoices(session, billing.invoices_of(approving), at=now, actor=actor, settings=settings)
+                    approved = approve_invoices(
+                        session, billing.invoices_of(approving), at=now, actor=actor, settings=settings, known_lines=billing.lines_of
+                    )
                 result.invoices_created += len(billing.invoices_created)
                 result.invoices_approved += len(approved)
                 break
