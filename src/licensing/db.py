@@ -55,7 +55,8 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping: it would cost a round trip per transaction; stale connections are recycled.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 class Database:
