@@ -48,6 +48,17 @@ def _lock_statement(model):
     )
 
 
+def patched(row: SQLModel, fields: tuple[str, ...], changes: dict) -> dict:
+    """The row's values of ``fields`` with ``changes`` laid over them (other keys ignored): what
+    a PATCH would leave, to validate before anything is written."""
+    return {key: getattr(row, key) for key in fields} | {key: value for key, value in changes.items() if key in fields}
+
+
+def apply(row: SQLModel, values: dict) -> None:
+    for key, value in values.items():
+        setattr(row, key, value)
+
+
 def lock_all(session: Session, model: type[Model], ids) -> list[Model]:
     """Fetch and lock several rows, in id order (a fixed order, so that two transactions locking
     overlapping sets cannot deadlock)."""

@@ -12,6 +12,7 @@ from licensing.catalog.models import CreditPrice, Product
 from licensing.errors import ValidationFailed
 from licensing.licences.periods import parse_lifetime
 from licensing.money import is_currency, minor_unit
+from licensing.repository import apply, patched
 
 PRODUCT_FIELDS = ("kind", "name", "price", "currency", "tax_rate", "credits", "lifetime", "active")
 
@@ -52,13 +53,11 @@ def create_product(session: Session, *, at: datetime, **values: Any) -> Product:
 
 
 def update_product(session: Session, product: Product, **changes: Any) -> Product:
-    merged = {key: getattr(product, key) for key in PRODUCT_FIELDS} | {key: value for key, value in changes.items() if key in PRODUCT_FIELDS}
-    if merged.get("tax_rate") is None:
-        merged["tax_rate"] = Decimal(0)
-    _check_product(merged)
-    for key in PRODUCT_FIELDS:
-        if key in changes:
-            setattr(product, key, merged[key])
+    values = patched(product, PRODUCT_FIELDS, changes)
+    if values["tax_rate"] is None:
+        values["tax_rate"] = Decimal(0)
+    _check_product(values)
+    apply(product, values)
     session.add(product)
     session.flush()
     return product

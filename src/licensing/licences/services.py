@@ -18,7 +18,7 @@ from licensing.errors import (
 )
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import parse_lifetime
-from licensing.repository import get_or_404, get_reference
+from licensing.repository import apply, get_or_404, get_reference, patched
 
 LICENCE_FIELDS = ("start_date", "end_date", "auto_renew", "renewal_term", "billing_anchor_day", "auto_approve", "status")
 SERVICE_FIELDS = (
@@ -58,13 +58,11 @@ def create_licence(session: Session, *, account_id: str | int, at: datetime, **v
 
 def update_licence(session: Session, licence_id: str | int, **changes: Any) -> Licence:
     licence = get_or_404(session, Licence, licence_id, "licence")
-    merged = {key: getattr(licence, key) for key in LICENCE_FIELDS} | {key: value for key, value in changes.items() if key in LICENCE_FIELDS}
-    if merged.get("billing_anchor_day") is None:
-        merged["billing_anchor_day"] = licence.billing_anchor_day
-    _check_licence(merged)
-    for key in LICENCE_FIELDS:
-        if key in changes:
-            setattr(licence, key, merged[key])
+    values = patched(licence, LICENCE_FIELDS, changes)
+    if values["billing_anchor_day"] is None:
+        values["billing_anchor_day"] = licence.billing_anchor_day
+    _check_licence(values)
+    apply(licence, values)
     session.add(licence)
     session.flush()
     return licence
@@ -121,13 +119,12 @@ def update_service(session: Session, licence_id: str | int, service_id: str | in
     service = get_or_404(session, ContractService, service_id, "contract service")
     if service.licence_id != licence.id:
         raise NotFound(f"contract service {service_id} is not a service of licence {licence.id}")
-    merged = {key: getattr(service, key) for key in SERVICE_FIELDS} | {key: value for key, value in changes.items() if key in SERVICE_FIELDS}
+    values = patched(service, SERVICE_FIELDS, changes)
     for flag, default in (("prorate", True), ("prorate_credits", False)):
-        if merged.get(flag) is None:
-            merged[flag] = default
-    _check_service(session, licence, merged)
-    for key in SERVICE_FIELDS:
-        setattr(service, key, merged[key])
+        if values[flag] is None:
+            values[flag] = default
+    _check_service(session, licence, values)
+    apply(service, values)
     session.add(service)
     session.flush()
     return service
