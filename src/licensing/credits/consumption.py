@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from itertools import chain
 
-from sqlalchemy import bindparam, or_
+from sqlalchemy import and_, bindparam, or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
@@ -36,24 +37,27 @@ class Draw:
     credits: Decimal
 
 
-@lru_cache(maxsize=4)
-def _eligible_statement(with_unit: bool, lock_rows: bool):
-    """Built once: the query runs for every booking."""
+@lru_cache(maxsize=8)
+def _eligible_statement(with_unit: bool, lock_rows: bool, with_due: bool = False):
+    """Built once: the query runs for every booking. ``with_due`` adds the grants that expired by
+    ``now`` with credits left; in expiry order they come first, so one query both tells whether
+    expiries are due and, in the usual case that none are, streams the grants to draw on."""
     unit_filter = (
         or_(Grant.business_unit_id == bindparam("unit_id"), Grant.business_unit_id.is_(None))  # type: ignore[union-attr]
         if with_unit
         else Grant.business_unit_id.is_(None)  # type: ignore[union-attr]
     )
     at = bindparam("at", type_=UTCDateTime())
+    eligible = and_(
+        Grant.valid_from <= at,
+        or_(Grant.expires_at.is_(None), col(Grant.expires_at) > at),  # type: ignore[union-attr]
+        unit_filter,
+    )
+    if with_due:
+        eligible = or_(eligible, col(Grant.expires_at) <= bindparam("now", type_=UTCDateTime()))
     statement = (
-        select(Grant.id, Grant.business_unit_id, Grant.remaining, Grant.used)
-        .where(
-            Grant.account_id == bindparam("account_id"),
-            Grant.remaining > 0,
-            Grant.valid_from <= at,
-            or_(Grant.expires_at.is_(None), col(Grant.expires_at) > at),  # type: ignore[union-attr]
-            unit_filter,
-        )
+        select(Grant.id, Grant.business_unit_id, Grant.remaining, Grant.used, Grant.expires_at)
+        .where(Grant.account_id == bindparam("account_id"), Grant.remaining > 0, eligible)
         .order_by(col(Grant.expires_at).is_(None), Grant.expires_at, Grant.valid_from, Grant.id)
     )
     return statement.with_for_update() if lock_rows else statement
@@ -144,11 +148,19 @@ def consume(
         raise ValidationFailed("credits must be greater than zero", field="credits")
     unit_id, member = check_unit_and_member(session, account, business_unit_id, member_id)
     moment = occurred_at or now
-    record_due_expiries(session, account, now=now)
     # The account's lock (taken first by every use case that moves its credits) already keeps
     # these grants still; the UPDATE below locks the rows actually drawn from. Locking every
     # eligible row would write a lock into hundreds of rows per booking on PostgreSQL.
-    planned, available = plan_draws(eligible_grants(session, account.id, unit_id, moment, lock_rows=False), amount)
+    parameters = {"account_id": account.id, "at": moment, "unit_id": unit_id, "now": now}
+    rows = iter(session.connection().execute(_eligible_statement(unit_id is not None, False, True), parameters))
+    first = next(rows, None)
+    if first is not None and first.expires_at is not None and first.expires_at <= now:
+        # Due expiries are recorded before the draw (SPEC 7); then the grants are read again.
+        record_due_expiries(session, account, now=now)
+        candidates = eligible_grants(session, account.id, unit_id, moment, lock_rows=False)
+    else:
+        candidates = chain([first], rows) if first is not None else []
+    planned, available = plan_draws(candidates, amount)
     if available < amount:
         raise InsufficientCredits(
             f"{amount:.2f} credits asked for, {available:.2f} available",
