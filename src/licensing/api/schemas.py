@@ -148,6 +148,10 @@ class LicencePatch(Input):
     status: Literal["active", "terminated", "ended"] = None  # type: ignore[assignment]
 
 
+class TerminationIn(Input):
+    effective_date: Day
+
+
 class ServiceIn(Input):
     product_id: Id
     quantity: AmountIn | None = None

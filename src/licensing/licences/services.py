@@ -18,7 +18,8 @@ from licensing.errors import (
 )
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import parse_lifetime
-from licensing.repository import apply, get_or_404, get_reference, patched
+from licensing.outbox import record_event
+from licensing.repository import apply, get_or_404, get_reference, lock, patched
 
 LICENCE_FIELDS = ("start_date", "end_date", "auto_renew", "renewal_term", "billing_anchor_day", "auto_approve", "status")
 SERVICE_FIELDS = (
@@ -64,6 +65,28 @@ def update_licence(session: Session, licence_id: str | int, **changes: Any) -> L
     _check_licence(values)
     apply(licence, values)
     session.add(licence)
+    session.flush()
+    return licence
+
+
+def terminate_licence(session: Session, licence_id: str | int, *, effective_date: date, at: datetime, actor: str) -> Licence:
+    """End a licence early: ``effective_date`` is its last active day (inclusive). The status is
+    ``terminated`` at once; periods up to that date still bill (the last one pro-rated to it, as
+    any period cut by an end date) and nothing after it does. Credits already granted stay until
+    they expire. Terminating again moves the date (never past the licence's own end)."""
+    licence = lock(session, Licence, licence_id, "licence")
+    if effective_date < licence.start_date:
+        raise ValidationFailed("effective_date is before the licence's start_date", field="effective_date")
+    if licence.end_date is not None and effective_date > licence.end_date:
+        raise ValidationFailed("effective_date is after the licence's end_date", field="effective_date")
+    licence.status = "terminated"
+    licence.terminated_on = effective_date
+    session.add(licence)
+    record_event(
+        session, "licence.terminated",
+        {"licence_id": str(licence.id), "account_id": str(licence.account_id), "effective_date": effective_date.isoformat(), "actor": actor},
+        at=at,
+    )
     session.flush()
     return licence
 

@@ -16,7 +16,13 @@ from licensing.api.deps import (
     paginate,
     write,
 )
-from licensing.api.schemas import LicenceIn, LicencePatch, ServiceIn, ServicePatch
+from licensing.api.schemas import (
+    LicenceIn,
+    LicencePatch,
+    ServiceIn,
+    ServicePatch,
+    TerminationIn,
+)
 from licensing.licences import services as licences
 from licensing.licences.models import ContractService, Licence
 from licensing.repository import get_or_404
@@ -49,6 +55,15 @@ def get_licence(licence_id: str, caller: ReadBooks, database: DatabaseDep):
 def update_licence(licence_id: str, body: LicencePatch, caller: Billing, database: DatabaseDep):
     changes = body.model_dump(exclude_unset=True)
     return write(database, lambda s: (200, presenters.licence(licences.update_licence(s, licence_id, **changes))))
+
+
+@router.post("/{licence_id}/terminate")
+def terminate(licence_id: str, body: TerminationIn, caller: Billing, database: DatabaseDep):
+    """End the licence after ``effective_date`` (its last active day, inclusive)."""
+    return write(
+        database,
+        lambda s: (200, presenters.licence(licences.terminate_licence(s, licence_id, effective_date=body.effective_date, at=clock.now(), actor=caller.actor))),
+    )
 
 
 @router.post("/{licence_id}/services", status_code=201)
