@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from licensing.errors import ValidationFailed
@@ -87,29 +86,3 @@ def round_credits(credits: Decimal) -> Decimal:
     """Two places, half-up (credit-priced services: 1.333 hours x 2 credits = 2.67)."""
     return credits.quantize(CREDIT_PLACES, rounding=ROUND_HALF_UP)
 
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """An amount in one currency. Mixing currencies is an error; floats are refused."""
-
-    amount: Decimal
-    currency: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "amount", D(self.amount))
-        minor_unit(self.currency)  # validates the code
-
-    def __add__(self, other: Money) -> Money:
-        self._same_currency(other)
-        return Money(self.amount + other.amount, self.currency)
-
-    def __sub__(self, other: Money) -> Money:
-        self._same_currency(other)
-        return Money(self.amount - other.amount, self.currency)
-
-    def rounded(self) -> Money:
-        return Money(round_money(self.amount, self.currency), self.currency)
-
-    def _same_currency(self, other: Money) -> None:
-        if not isinstance(other, Money) or other.currency != self.currency:
-            raise ValueError(f"cannot mix {self.currency} with {getattr(other, 'currency', other)!r}")

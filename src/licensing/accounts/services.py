@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.errors import Conflict, ValidationFailed
 from licensing.money import is_currency
-from licensing.repository import get_or_404
+from licensing.repository import apply, get_or_404
 
 ACCOUNT_FIELDS = ("name", "email", "currency", "address", "country", "tax_id", "tax_exempt")
 
@@ -34,9 +34,7 @@ def update_account(session: Session, account_id: str | int, **changes: Any) -> A
     _check_account(changes)
     if "currency" in changes and changes["currency"] != account.currency and account.balance != 0:
         raise Conflict("the currency of an account that holds credits cannot change")
-    for key, value in changes.items():
-        if key in ACCOUNT_FIELDS:
-            setattr(account, key, value)
+    apply(account, {key: value for key, value in changes.items() if key in ACCOUNT_FIELDS})
     session.add(account)
     session.flush()
     return account

@@ -17,8 +17,8 @@ from sqlmodel import Session, select
 
 from licensing import clock
 from licensing.api.errors import Forbidden, Unauthorized
-from licensing.auth.models import ApiKey, IdempotencyRecord
-from licensing.auth.services import hash_key
+from licensing.auth.models import IdempotencyRecord
+from licensing.auth.services import authenticate, hash_key
 from licensing.db import Database
 from licensing.errors import IdempotencyConflict, ValidationFailed
 
@@ -55,8 +55,8 @@ class KeyCache:
         caller = self._callers.get(digest)
         if caller is None:
             with database.read() as session:
-                key = session.exec(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
-                if key is None or key.revoked_at is not None:
+                key = authenticate(session, secret)
+                if key is None:
                     return None
                 caller = Caller(key.id, key.name, key.role)
             self._callers[digest] = caller

@@ -141,7 +141,7 @@ def credit_summary(session: Session, account: Account, at: datetime) -> Summary:
     after ``at``, else from the fold over the ledger."""
     units = dict(session.exec(select(BusinessUnit.id, BusinessUnit.name).where(BusinessUnit.account_id == account.id)).all())
     latest = session.exec(select(func.max(LedgerEntry.occurred_at)).where(LedgerEntry.account_id == account.id)).one()
-    if latest is None or _aware(latest) <= at:
+    if latest is None or latest <= at:
         grants = session.exec(
             select(
                 Grant.id, Grant.business_unit_id, Grant.valid_from, Grant.expires_at, Grant.credits, Grant.used,
@@ -166,8 +166,3 @@ def summary_from_ledger(session: Session, account: Account, at: datetime, units:
     ).all()
     return summarise(account.id, fold(entries, grants, at).values(), units, at, account.debt)
 
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

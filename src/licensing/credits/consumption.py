@@ -37,8 +37,8 @@ class Draw:
     credits: Decimal
 
 
-@lru_cache(maxsize=8)
-def _eligible_statement(with_unit: bool, lock_rows: bool, with_due: bool = False):
+@lru_cache(maxsize=4)
+def _eligible_statement(with_unit: bool, with_due: bool = False):
     """Built once: the query runs for every booking. ``with_due`` adds the grants that expired by
     ``now`` with credits left; in expiry order they come first, so one query both tells whether
     expiries are due and, in the usual case that none are, streams the grants to draw on."""
@@ -60,17 +60,15 @@ def _eligible_statement(with_unit: bool, lock_rows: bool, with_due: bool = False
         .where(Grant.account_id == bindparam("account_id"), Grant.remaining > 0, eligible)
         .order_by(col(Grant.expires_at).is_(None), Grant.expires_at, Grant.valid_from, Grant.id)
     )
-    return statement.with_for_update() if lock_rows else statement
+    return statement
 
 
-def eligible_grants(
-    session: Session, account_id: int, business_unit_id: int | None, at: datetime, *, lock_rows: bool
-):
+def eligible_grants(session: Session, account_id: int, business_unit_id: int | None, at: datetime):
     """Grants a consumption at ``at`` may draw on, in the order it draws on them, as rows of
     (id, business_unit_id, remaining, used): a consumption reads many grants and changes few.
     Core rows, read as the caller iterates: a consumption stops reading once it has its credits."""
     parameters = {"account_id": account_id, "at": at, "unit_id": business_unit_id}
-    return session.connection().execute(_eligible_statement(business_unit_id is not None, lock_rows), parameters)
+    return session.connection().execute(_eligible_statement(business_unit_id is not None), parameters)
 
 
 def plan_draws(grants, credits: Decimal) -> tuple[list[tuple[object, Decimal]], Decimal]:
@@ -152,12 +150,12 @@ def consume(
     # these grants still; the UPDATE below locks the rows actually drawn from. Locking every
     # eligible row would write a lock into hundreds of rows per booking on PostgreSQL.
     parameters = {"account_id": account.id, "at": moment, "unit_id": unit_id, "now": now}
-    rows = iter(session.connection().execute(_eligible_statement(unit_id is not None, False, True), parameters))
+    rows = iter(session.connection().execute(_eligible_statement(unit_id is not None, with_due=True), parameters))
     first = next(rows, None)
     if first is not None and first.expires_at is not None and first.expires_at <= now:
         # Due expiries are recorded before the draw (SPEC 7); then the grants are read again.
         record_due_expiries(session, account, now=now)
-        candidates = eligible_grants(session, account.id, unit_id, moment, lock_rows=False)
+        candidates = eligible_grants(session, account.id, unit_id, moment)
     else:
         candidates = chain([first], rows) if first is not None else []
     planned, available = plan_draws(candidates, amount)

@@ -18,7 +18,7 @@ from licensing.credits import ledger
 from licensing.credits.models import Grant
 from licensing.db import Database
 from licensing.outbox import record_event
-from licensing.repository import lock
+from licensing.repository import get_or_404, lock
 from licensing.types import UTCDateTime
 
 SYSTEM = "system"
@@ -75,6 +75,20 @@ def record_due_expiries_of(session: Session, accounts: dict[int, Account], *, no
     for grant in due:
         expire_grant(session, accounts[grant.account_id], grant, now=now)
     return len(due)
+
+
+def settle_expiries(database: Database, account_id: str | int, *, now: datetime) -> Account:
+    """Record the account's due expiries before its credits are read (SPEC 7): a cheap look in a
+    read transaction, and a write transaction only when something is due. Returns the account."""
+    with database.read() as session:
+        account = get_or_404(session, Account, account_id, "account")
+        due = session.connection().execute(_anything_due(), {"account_id": account.id, "now": now}).first()
+    if due is None:
+        return account
+    with database.write() as session:
+        account = lock(session, Account, account.id, "account")
+        record_due_expiries(session, account, now=now)
+        return account
 
 
 def accounts_with_due_expiries(session: Session, *, now: datetime) -> list[int]:

@@ -147,11 +147,6 @@ class BillingBatch:
         ]
 
 
-def bill_licence(session: Session, licence_id: int, *, as_of: date, now: datetime, settings: Settings | None = None) -> BillingBatch:
-    """Generate the due, not yet billed lines of one licence. The caller commits."""
-    return bill_licences(session, [licence_id], as_of=as_of, now=now, settings=settings)
-
-
 def bill_licences(
     session: Session, licence_ids: list[int], *, as_of: date, now: datetime, settings: Settings | None = None
 ) -> BillingBatch:

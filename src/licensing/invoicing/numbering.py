@@ -28,6 +28,3 @@ def allocate_numbers(session: Session, series: str, year: int, count: int) -> li
     session.add(row)
     return [f"{series}-{year}-{number:06d}" for number in range(first, first + count)]
 
-
-def next_number(session: Session, series: str, year: int) -> str:
-    return allocate_numbers(session, series, year, 1)[0]

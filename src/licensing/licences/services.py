@@ -91,6 +91,13 @@ def terminate_licence(session: Session, licence_id: str | int, *, effective_date
     return licence
 
 
+def _default_flags(values: dict[str, Any]) -> None:
+    """Pro-rata policy when not given: plain services pro-rated, credit packs in full."""
+    for flag, default in (("prorate", True), ("prorate_credits", False)):
+        if values.get(flag) is None:
+            values[flag] = default
+
+
 def _check_service(session: Session, licence: Licence, values: dict[str, Any]) -> None:
     account = session.get(Account, licence.account_id)
     product = get_reference(session, Product, values.get("product_id"), "product_id")
@@ -124,12 +131,9 @@ def _check_service(session: Session, licence: Licence, values: dict[str, Any]) -
 def add_service(session: Session, licence_id: str | int, *, at: datetime, **values: Any) -> ContractService:
     licence = get_or_404(session, Licence, licence_id, "licence")
     values = {key: value for key, value in values.items() if key in SERVICE_FIELDS}
-    values.setdefault("quantity", Decimal(1))
-    if values["quantity"] is None:
+    if values.get("quantity") is None:
         values["quantity"] = Decimal(1)
-    for flag, default in (("prorate", True), ("prorate_credits", False)):
-        if values.get(flag) is None:
-            values[flag] = default
+    _default_flags(values)
     _check_service(session, licence, values)
     service = ContractService(licence_id=licence.id, created_at=at, **values)
     session.add(service)
@@ -143,9 +147,7 @@ def update_service(session: Session, licence_id: str | int, service_id: str | in
     if service.licence_id != licence.id:
         raise NotFound(f"contract service {service_id} is not a service of licence {licence.id}")
     values = patched(service, SERVICE_FIELDS, changes)
-    for flag, default in (("prorate", True), ("prorate_credits", False)):
-        if values[flag] is None:
-            values[flag] = default
+    _default_flags(values)
     _check_service(session, licence, values)
     apply(service, values)
     session.add(service)

@@ -16,6 +16,7 @@ from licensing.accounts import services as accounts
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.api import presenters
 from licensing.api.deps import (
+    Billing,
     Bookings,
     DatabaseDep,
     IdempotencyKey,
@@ -34,11 +35,10 @@ from licensing.api.schemas import (
 )
 from licensing.credits.balance import credit_summary
 from licensing.credits.consumption import consume
-from licensing.credits.expiry import record_due_expiries
+from licensing.credits.expiry import settle_expiries
 from licensing.credits.models import Grant, LedgerEntry
-from licensing.db import Database
 from licensing.errors import ValidationFailed
-from licensing.repository import get_or_404, lock
+from licensing.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 
@@ -49,8 +49,7 @@ LEDGER_KINDS = {
 
 
 @router.post("", status_code=201)
-def create_account(body: AccountIn, caller: Bookings, database: DatabaseDep):
-    _billing_only(caller)
+def create_account(body: AccountIn, caller: Billing, database: DatabaseDep):
     return write(database, lambda s: (201, presenters.account(accounts.create_account(s, at=clock.now(), **body.model_dump()))))
 
 
@@ -67,15 +66,13 @@ def get_account(account_id: str, caller: ReadAny, database: DatabaseDep):
 
 
 @router.patch("/{account_id}")
-def update_account(account_id: str, body: AccountPatch, caller: Bookings, database: DatabaseDep):
-    _billing_only(caller)
+def update_account(account_id: str, body: AccountPatch, caller: Billing, database: DatabaseDep):
     changes = body.model_dump(exclude_unset=True)
     return write(database, lambda s: (200, presenters.account(accounts.update_account(s, account_id, **changes))))
 
 
 @router.post("/{account_id}/business-units", status_code=201)
-def create_business_unit(account_id: str, body: BusinessUnitIn, caller: Bookings, database: DatabaseDep):
-    _billing_only(caller)
+def create_business_unit(account_id: str, body: BusinessUnitIn, caller: Billing, database: DatabaseDep):
     return write(database, lambda s: (201, presenters.business_unit(accounts.create_business_unit(s, account_id, name=body.name, at=clock.now()))))
 
 
@@ -87,8 +84,7 @@ def list_business_units(account_id: str, caller: ReadAny, database: DatabaseDep,
 
 
 @router.post("/{account_id}/members", status_code=201)
-def create_member(account_id: str, body: MemberIn, caller: Bookings, database: DatabaseDep):
-    _billing_only(caller)
+def create_member(account_id: str, body: MemberIn, caller: Billing, database: DatabaseDep):
     return write(database, lambda s: (201, presenters.member(accounts.create_member(s, account_id, name=body.name, email=body.email, at=clock.now()))))
 
 
@@ -104,7 +100,7 @@ def get_credits(account_id: str, caller: ReadAny, database: DatabaseDep, at: Ann
     now = clock.now()
     if at is not None and at.tzinfo is None:
         raise ValidationFailed("at must be an instant with an offset (RFC 3339)", field="at")
-    account = _settle_expiries(database, account_id, now)
+    account = settle_expiries(database, account_id, now=now)
     with database.read() as session:
         return presenters.summary(credit_summary(session, account, at or now))
 
@@ -132,7 +128,7 @@ def list_ledger(
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ValidationFailed(f"{name} must be an instant with an offset (RFC 3339)", field=name)
-    account = _settle_expiries(database, account_id, clock.now())
+    account = settle_expiries(database, account_id, now=clock.now())
     statement = select(LedgerEntry).where(LedgerEntry.account_id == account.id)
     if kind:
         statement = statement.where(LedgerEntry.kind == kind)
@@ -164,26 +160,6 @@ def create_consumption(
         return 201, presenters.consumption(consumption, draws)
 
     return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
-
-
-def _billing_only(caller) -> None:
-    if caller.role not in ("admin", "billing"):
-        raise Forbidden(f"role {caller.role!r} may not change accounts (needs admin or billing)")
-
-
-def _settle_expiries(database: Database, account_id: str, now: datetime) -> Account:
-    """Due expiries are recorded before anything reads an account's credits (SPEC 7)."""
-    with database.read() as session:
-        account = get_or_404(session, Account, account_id, "account")
-        due = session.exec(
-            select(Grant.id).where(Grant.account_id == account.id, Grant.expires_at <= now, Grant.remaining > 0).limit(1)
-        ).first()
-    if due is None:
-        return account
-    with database.write() as session:
-        account = lock(session, Account, account.id, "account")
-        record_due_expiries(session, account, now=now)
-        return account
 
 
 def _ledger_csv(entries: list[LedgerEntry], account_id: int) -> Response:
