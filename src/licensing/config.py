@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,10 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     invoice_lead_days: int = 0
     payment_terms_days: int = 14
+    # Holds not captured or released by their deadline (event_at + these hours, unless the hold
+    # names its own) are released, or captured, as this policy says.
+    hold_deadline_hours: int = 24
+    hold_deadline_policy: Literal["release", "capture"] = "release"
     operator_name: str = "Licensing Demo Workspace"
     operator_address: str = ""
     operator_country: str = ""

@@ -65,3 +65,18 @@ class ConsumptionReversed(LicensingError):
 class Conflict(LicensingError):
     code = "conflict"
     title = "Conflict"
+
+
+class HoldNotOpen(LicensingError):
+    code = "hold_not_open"
+    title = "Hold already captured or released"
+
+
+class CreditsAlreadyConsumed(LicensingError):
+    code = "credits_already_consumed"
+    title = "Credits already consumed"
+
+
+class CreditNoteNotDraft(LicensingError):
+    code = "credit_note_not_draft"
+    title = "Credit note is not in the required state"

@@ -3,13 +3,26 @@
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.auth.models import ApiKey, IdempotencyRecord
 from licensing.catalog.models import CreditPrice, Product
-from licensing.credits.models import Consumption, Grant, LedgerEntry
-from licensing.invoicing.models import Invoice, InvoiceLine, NumberSeries
+from licensing.credits.models import (
+    Adjustment,
+    Consumption,
+    Grant,
+    Hold,
+    LedgerEntry,
+    Transfer,
+)
+from licensing.invoicing.models import (
+    CreditNote,
+    CreditNoteLine,
+    Invoice,
+    InvoiceLine,
+    NumberSeries,
+)
 from licensing.licences.models import ContractService, Licence
 from licensing.outbox import Event
 
 __all__ = [
-    "Account", "ApiKey", "BusinessUnit", "Consumption", "ContractService", "CreditPrice", "Event",
+    "Account", "Adjustment", "CreditNote", "CreditNoteLine", "Hold", "Transfer", "ApiKey", "BusinessUnit", "Consumption", "ContractService", "CreditPrice", "Event",
     "Grant", "IdempotencyRecord", "Invoice", "InvoiceLine", "LedgerEntry", "Licence", "Member",
     "NumberSeries", "Product",
 ]

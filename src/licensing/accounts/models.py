@@ -22,7 +22,10 @@ class Account(SQLModel, table=True):
     tax_exempt: bool = False
     # Running total of the ledger (balance_after of the last entry): a cache the ledger recomputes.
     balance: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    # Credits owed by the whole account (its pool and its units): overdrafts not yet settled.
     debt: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    # The earliest moment a rollover cap of one of its grants is due to be applied (None: none).
+    rollover_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
@@ -33,6 +36,8 @@ class BusinessUnit(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="accounts.id", index=True)
     name: str = Field(max_length=200)
+    # The part of the account's debt owed by this unit.
+    debt: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 

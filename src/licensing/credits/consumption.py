@@ -22,9 +22,16 @@ from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.bulk import insert_rows, update_rows
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
+from licensing.credits.debt import change_debt, debts_of
 from licensing.credits.expiry import expire_grant, record_due_expiries
 from licensing.credits.models import Consumption, Grant, LedgerEntry
-from licensing.errors import InsufficientCredits, UnknownReference, ValidationFailed
+from licensing.credits.rollover import rollover_due
+from licensing.errors import (
+    Conflict,
+    InsufficientCredits,
+    UnknownReference,
+    ValidationFailed,
+)
 from licensing.money import ZERO, round_credits
 from licensing.outbox import record_event
 from licensing.repository import get_or_404, get_reference, lock
@@ -37,16 +44,18 @@ class Draw:
     credits: Decimal
 
 
-@lru_cache(maxsize=4)
-def _eligible_statement(with_unit: bool, with_due: bool = False):
+@lru_cache(maxsize=8)
+def _eligible_statement(with_unit: bool, with_due: bool = False, unit_only: bool = False):
     """Built once: the query runs for every booking. ``with_due`` adds the grants that expired by
     ``now`` with credits left; in expiry order they come first, so one query both tells whether
-    expiries are due and, in the usual case that none are, streams the grants to draw on."""
-    unit_filter = (
-        or_(Grant.business_unit_id == bindparam("unit_id"), Grant.business_unit_id.is_(None))  # type: ignore[union-attr]
-        if with_unit
-        else Grant.business_unit_id.is_(None)  # type: ignore[union-attr]
-    )
+    expiries are due and, in the usual case that none are, streams the grants to draw on.
+    ``unit_only`` keeps to the unit's own grants (a transfer out of a unit)."""
+    if unit_only:
+        unit_filter = Grant.business_unit_id == bindparam("unit_id")
+    elif with_unit:
+        unit_filter = or_(Grant.business_unit_id == bindparam("unit_id"), Grant.business_unit_id.is_(None))  # type: ignore[union-attr]
+    else:
+        unit_filter = Grant.business_unit_id.is_(None)  # type: ignore[union-attr]
     at = bindparam("at", type_=UTCDateTime())
     eligible = and_(
         Grant.valid_from <= at,
@@ -63,12 +72,33 @@ def _eligible_statement(with_unit: bool, with_due: bool = False):
     return statement
 
 
-def eligible_grants(session: Session, account_id: int, business_unit_id: int | None, at: datetime):
+def eligible_grants(session: Session, account_id: int, business_unit_id: int | None, at: datetime, *, unit_only: bool = False):
     """Grants a consumption at ``at`` may draw on, in the order it draws on them, as rows of
     (id, business_unit_id, remaining, used): a consumption reads many grants and changes few.
     Core rows, read as the caller iterates: a consumption stops reading once it has its credits."""
     parameters = {"account_id": account_id, "at": at, "unit_id": business_unit_id}
-    return session.connection().execute(_eligible_statement(business_unit_id is not None), parameters)
+    return session.connection().execute(_eligible_statement(business_unit_id is not None, unit_only=unit_only), parameters)
+
+
+def refuse(amount: Decimal, available: Decimal) -> InsufficientCredits:
+    return InsufficientCredits(
+        f"{amount:.2f} credits asked for, {available:.2f} available",
+        credits_requested=f"{amount:.2f}",
+        credits_available=f"{available:.2f}",
+    )
+
+
+def take_credits(
+    session: Session, account: Account, amount: Decimal, *, business_unit_id: int | None, at: datetime, now: datetime,
+    unit_only: bool = False,
+) -> list[tuple[object, Decimal]]:
+    """Plan draws of ``amount`` from the grants eligible at ``at`` (after recording what is due
+    by ``now``), or refuse with the credits available. The caller applies the draws."""
+    record_due_expiries(session, account, now=now)
+    planned, available = plan_draws(eligible_grants(session, account.id, business_unit_id, at, unit_only=unit_only), amount)
+    if available < amount:
+        raise refuse(amount, available)
+    return planned
 
 
 def plan_draws(grants, credits: Decimal) -> tuple[list[tuple[object, Decimal]], Decimal]:
@@ -136,10 +166,13 @@ def consume(
     description: str | None = None,
     reference: str | None = None,
     occurred_at: datetime | None = None,
+    allow_overdraft: bool = False,
     now: datetime,
     actor: str,
 ) -> tuple[Consumption, list[Draw]]:
-    """Draw credits for a booking. Refused, with nothing written, when too few are eligible."""
+    """Draw credits for a booking. Refused, with nothing written, when too few are eligible,
+    unless ``allow_overdraft``: then it draws what is available and records the shortfall as
+    debt of the consumption's place (its business unit, or the account's pool)."""
     account = lock(session, Account, account_id, "account")
     amount, price = resolve_credits(session, credits, credit_price_id, quantity)
     if amount <= 0:
@@ -149,6 +182,8 @@ def consume(
     # The account's lock (taken first by every use case that moves its credits) already keeps
     # these grants still; the UPDATE below locks the rows actually drawn from. Locking every
     # eligible row would write a lock into hundreds of rows per booking on PostgreSQL.
+    if rollover_due(account, now):
+        record_due_expiries(session, account, now=now)
     parameters = {"account_id": account.id, "at": moment, "unit_id": unit_id, "now": now}
     rows = iter(session.connection().execute(_eligible_statement(unit_id is not None, with_due=True), parameters))
     first = next(rows, None)
@@ -159,18 +194,17 @@ def consume(
     else:
         candidates = chain([first], rows) if first is not None else []
     planned, available = plan_draws(candidates, amount)
+    shortfall = ZERO
     if available < amount:
-        raise InsufficientCredits(
-            f"{amount:.2f} credits asked for, {available:.2f} available",
-            credits_requested=f"{amount:.2f}",
-            credits_available=f"{available:.2f}",
-        )
+        if not allow_overdraft:
+            raise refuse(amount, available)
+        shortfall = amount - available
 
     values = {
         "account_id": account.id, "business_unit_id": unit_id, "member_id": member,
         "credit_price_id": price.id if price else None, "quantity": quantity if price else None,
         "credits": amount, "description": description, "reference": reference, "occurred_at": moment,
-        "created_at": now, "reversed_at": None, "actor": actor,
+        "created_at": now, "reversed_at": None, "actor": actor, "debt": shortfall, "hold_id": None,
     }
     [consumption_id] = insert_rows(session, Consumption.__table__, [values], return_ids=True)
     consumption = Consumption(id=consumption_id, **values)
@@ -185,15 +219,27 @@ def consume(
             business_unit_id=grant.business_unit_id, source_type="consumption", source_id=consumption.id,
             actor=actor, occurred_at=now, recorded_at=now,
         ))
+    if shortfall > 0:
+        account.balance -= shortfall
+        entries.append(ledger.entry_row(
+            account.id, balance_after=account.balance, kind="debt", credits=-shortfall, grant_id=None,
+            business_unit_id=unit_id, source_type="consumption", source_id=consumption.id,
+            actor=actor, occurred_at=now, recorded_at=now,
+        ))
+        change_debt(session, account, unit_id, shortfall)
     ledger.append(session, entries)
     draws = [Draw(grant.id, take) for grant, take in planned]
+    consumed_event(session, account, consumption, draws, now=now)
+    return consumption, draws
+
+
+def consumed_event(session: Session, account: Account, consumption: Consumption, draws: list[Draw], *, now: datetime) -> None:
     record_event(
         session, "credits.consumed",
-        {"account_id": str(account.id), "consumption_id": str(consumption.id), "credits": str(amount),
-         "draws": [{"grant_id": str(d.grant_id), "credits": str(d.credits)} for d in draws]},
+        {"account_id": str(account.id), "consumption_id": str(consumption.id), "credits": str(consumption.credits),
+         "debt": str(consumption.debt), "draws": [{"grant_id": str(d.grant_id), "credits": str(d.credits)} for d in draws]},
         at=now,
     )
-    return consumption, draws
 
 
 def draws_of(session: Session, consumption_id: int) -> list[Draw]:
@@ -218,6 +264,19 @@ def reverse_consumption(session: Session, consumption_id: str | int, *, now: dat
     if consumption.reversed_at is not None:
         return consumption, draws
     record_due_expiries(session, account, now=now)
+    if consumption.debt > 0:
+        owed = debts_of(session, account).get(consumption.business_unit_id, ZERO)
+        if owed < consumption.debt:
+            raise Conflict(
+                f"consumption {consumption.id} overdrew {consumption.debt:.2f} credits and a later grant has already settled "
+                f"{consumption.debt - owed:.2f} of them: correct it with an adjustment",
+                debt=f"{consumption.debt:.2f}", debt_outstanding=f"{owed:.2f}",
+            )
+        ledger.post(
+            session, account, kind="debt", credits=consumption.debt, business_unit_id=consumption.business_unit_id,
+            source_type="consumption", source_id=consumption.id, actor=actor, occurred_at=now, recorded_at=now,
+        )
+        change_debt(session, account, consumption.business_unit_id, -consumption.debt)
     for draw in draws:
         grant = lock(session, Grant, draw.grant_id, "grant")
         grant.remaining += draw.credits

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from licensing.accounts.models import Account
 from licensing.credits import ledger
 from licensing.credits.models import Grant
+from licensing.credits.rollover import record_due_cuts, rollover_due
 from licensing.db import Database
 from licensing.outbox import record_event
 from licensing.repository import get_or_404, lock
@@ -60,7 +61,11 @@ def _anything_due():
 
 
 def record_due_expiries_of(session: Session, accounts: dict[int, Account], *, now: datetime) -> int:
-    """``record_due_expiries`` for several accounts at once (the caller holds their locks)."""
+    """``record_due_expiries`` for several accounts at once (the caller holds their locks).
+    Due rollover cuts come first: they happened at their moments, before any later expiry."""
+    for account in accounts.values():
+        if rollover_due(account, now):
+            record_due_cuts(session, account, now=now)
     if len(accounts) == 1:  # the common case, every booking: one cheap indexed look first
         [account_id] = accounts
         if session.connection().execute(_anything_due(), {"account_id": account_id, "now": now}).first() is None:
@@ -82,8 +87,8 @@ def settle_expiries(database: Database, account_id: str | int, *, now: datetime)
     read transaction, and a write transaction only when something is due. Returns the account."""
     with database.read() as session:
         account = get_or_404(session, Account, account_id, "account")
-        due = session.connection().execute(_anything_due(), {"account_id": account.id, "now": now}).first()
-    if due is None:
+        due = rollover_due(account, now) or session.connection().execute(_anything_due(), {"account_id": account.id, "now": now}).first()
+    if not due:
         return account
     with database.write() as session:
         account = lock(session, Account, account.id, "account")
@@ -92,18 +97,15 @@ def settle_expiries(database: Database, account_id: str | int, *, now: datetime)
 
 
 def accounts_with_due_expiries(session: Session, *, now: datetime) -> list[int]:
-    return list(
-        session.exec(
-            select(Grant.account_id)
-            .where(col(Grant.expires_at) <= now, Grant.remaining > 0)
-            .distinct()
-            .order_by(Grant.account_id)
-        ).all()
-    )
+    """Accounts with an expiry or a rollover cut due."""
+    expiring = session.exec(select(Grant.account_id).where(col(Grant.expires_at) <= now, Grant.remaining > 0).distinct()).all()
+    cutting = session.exec(select(Account.id).where(col(Account.rollover_due_at) <= now)).all()
+    return sorted(set(expiring) | set(cutting))
 
 
 def sweep_expiries(database: Database, *, now: datetime) -> int:
-    """The expiry sweep: one small transaction per account. Returns the grants expired."""
+    """The expiry sweep (with the rollover cuts due): one small transaction per account.
+    Returns the grants expired."""
     with database.read() as session:
         account_ids = accounts_with_due_expiries(session, now=now)
     expired = 0

@@ -10,8 +10,9 @@ from typing import NamedTuple
 from sqlmodel import Session
 
 from licensing.accounts.models import Account
-from licensing.bulk import insert_rows
+from licensing.bulk import insert_rows, update_rows
 from licensing.credits import ledger
+from licensing.credits.debt import change_debt, debts_of
 from licensing.credits.models import Grant
 from licensing.outbox import event_row, record_events
 
@@ -29,12 +30,17 @@ class NewGrant(NamedTuple):
     source_id: str
     contract_service_id: int | None = None
     invoice_line_id: int | None = None
+    rollover_cap: Decimal | None = None
+    origin_grant_id: int | None = None
 
 
-def create_grants(session: Session, accounts: dict[int, Account], grants: list[NewGrant], *, actor: str, at: datetime) -> list[int]:
-    """Insert ``grants`` with one ``grant`` ledger entry each, in order, and one
-    ``credits.granted`` event per account listing its new grants; returns the grants' ids.
-    The caller holds the accounts' locks."""
+def create_grants(
+    session: Session, accounts: dict[int, Account], grants: list[NewGrant], *, actor: str, at: datetime, kind: str = "grant"
+) -> list[int]:
+    """Insert ``grants`` with one ``kind`` ledger entry each (``grant``, ``adjust_add``,
+    ``transfer_in``), in order, and one ``credits.granted`` event per account listing its new
+    grants; returns the grants' ids. A grant placed where debt is owed settles it first
+    (``credits/debt.py``). The caller holds the accounts' locks."""
     if not grants:
         return []
     rows = [
@@ -45,6 +51,8 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
             "used": ZERO, "held": ZERO, "removed": ZERO, "expired": ZERO, "value": grant.value,
             "currency": accounts[grant.account_id].currency, "valid_from": grant.valid_from,
             "expires_at": grant.expires_at, "created_at": at,
+            "rollover_cap": grant.rollover_cap, "rollover_pending": grant.rollover_cap is not None,
+            "origin_grant_id": grant.origin_grant_id,
         }
         for grant in grants
     ]
@@ -57,14 +65,34 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
         for instant in (grant.valid_from, grant.expires_at):
             if instant not in instants:
                 instants[instant] = instant.isoformat()
+    debts = {account_id: debts_of(session, account) for account_id, account in accounts.items() if account.debt > 0}
+    settled: list[dict] = []
     for grant_id, grant in zip(ids, grants, strict=True):
         balances[grant.account_id] += grant.credits
         entries.append(
             ledger.entry_row(
-                grant.account_id, balance_after=balances[grant.account_id], kind="grant", credits=grant.credits, grant_id=grant_id, business_unit_id=grant.business_unit_id,
+                grant.account_id, balance_after=balances[grant.account_id], kind=kind, credits=grant.credits, grant_id=grant_id, business_unit_id=grant.business_unit_id,
                 source_type=grant.source_type, source_id=grant.source_id, actor=actor, occurred_at=at, recorded_at=at,
             )
         )
+        owed = debts.get(grant.account_id, {}).get(grant.business_unit_id, ZERO)
+        if owed > 0:
+            take = min(owed, grant.credits)
+            debts[grant.account_id][grant.business_unit_id] = owed - take
+            change_debt(session, accounts[grant.account_id], grant.business_unit_id, -take)
+            settled.append({"id": grant_id, "remaining": grant.credits - take, "used": take})
+            entries.append(
+                ledger.entry_row(
+                    grant.account_id, balance_after=balances[grant.account_id], kind="debt_settlement", credits=-take, grant_id=grant_id,
+                    business_unit_id=grant.business_unit_id, source_type=grant.source_type, source_id=grant.source_id, actor=actor,
+                    occurred_at=at, recorded_at=at,
+                )
+            )
+        if grant.rollover_cap is not None:
+            account = accounts[grant.account_id]
+            if account.rollover_due_at is None or grant.valid_from < account.rollover_due_at:
+                account.rollover_due_at = grant.valid_from
+                session.add(account)
         granted[grant.account_id].append(
             {
                 "grant_id": str(grant_id), "credits": str(grant.credits),
@@ -74,6 +102,7 @@ def create_grants(session: Session, accounts: dict[int, Account], grants: list[N
             }
         )
     ledger.append(session, entries)
+    update_rows(session, Grant.__table__, settled)
     # One event per account and call: the grants an approval (or an adjustment) placed there.
     record_events(session, [event_row("credits.granted", {"account_id": str(account_id), "grants": items}, at=at) for account_id, items in granted.items()])
     for account_id in granted:

@@ -38,6 +38,12 @@ class Grant(SQLModel, table=True):
     held: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
     removed: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
     expired: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    # The service's max_rollover when the grant was made; ``rollover_pending`` until the cap has
+    # been applied to the service's earlier grants at ``valid_from`` (SPEC 3).
+    rollover_cap: Decimal | None = Field(default=None, sa_column=Column(Credits(), nullable=True))
+    rollover_pending: bool = False
+    # For a grant made by a transfer: the grant its credits came from.
+    origin_grant_id: int | None = Field(default=None, foreign_key="grants.id")
     # Money value of all the granted credits (the line's net); one credit is worth value / credits.
     value: Decimal = Field(sa_column=Column(Amount(), nullable=False))
     currency: str = Field(max_length=3)
@@ -85,4 +91,68 @@ class Consumption(SQLModel, table=True):
     occurred_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     reversed_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # Credits asked for beyond those available, recorded as debt (``allow_overdraft``).
+    debt: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
+    # Set when the consumption is the capture of a hold.
+    hold_id: int | None = Field(default=None, foreign_key="holds.id")
     actor: str = Field(max_length=200)
+
+
+class Hold(SQLModel, table=True):
+    """Credits reserved for an event at a future moment (SPEC 4)."""
+
+    __tablename__ = "holds"
+    __table_args__ = (
+        CheckConstraint("status in ('open', 'captured', 'released')", name="hold_status"),
+        Index("ix_holds_open_deadline", "status", "deadline"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    business_unit_id: int | None = Field(default=None, foreign_key="business_units.id")
+    member_id: int | None = Field(default=None, foreign_key="members.id")
+    credit_price_id: int | None = Field(default=None, foreign_key="credit_prices.id")
+    quantity: Decimal | None = Field(default=None, sa_column=Column(Amount(), nullable=True))
+    credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
+    description: str | None = Field(default=None, max_length=2000)
+    reference: str | None = Field(default=None, max_length=200)
+    event_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    deadline: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: str = Field(default="open", max_length=20)
+    consumption_id: int | None = Field(default=None)
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    closed_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    actor: str = Field(max_length=200)
+
+
+class Adjustment(SQLModel, table=True):
+    """Credits added or deducted by hand, with the reason and who did it (SPEC 5)."""
+
+    __tablename__ = "adjustments"
+    __table_args__ = (CheckConstraint("kind in ('add', 'deduct')", name="adjustment_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    business_unit_id: int | None = Field(default=None, foreign_key="business_units.id")
+    kind: str = Field(max_length=10)
+    credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
+    lifetime: str | None = Field(default=None, max_length=40)
+    reason: str = Field(max_length=2000)
+    actor: str = Field(max_length=200)
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Transfer(SQLModel, table=True):
+    """Credits moved between accounts or business units, keeping their expiry and value."""
+
+    __tablename__ = "transfers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    from_account_id: int = Field(foreign_key="accounts.id", index=True)
+    to_account_id: int = Field(foreign_key="accounts.id", index=True)
+    from_business_unit_id: int | None = Field(default=None, foreign_key="business_units.id")
+    to_business_unit_id: int | None = Field(default=None, foreign_key="business_units.id")
+    credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
+    reason: str = Field(max_length=2000)
+    actor: str = Field(max_length=200)
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

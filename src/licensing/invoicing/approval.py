@@ -28,7 +28,7 @@ from licensing.credits.grants import NewGrant, create_grants
 from licensing.errors import InvoiceNotDraft
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
-from licensing.licences.models import Licence
+from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import Lifetime, parse_lifetime
 from licensing.outbox import event_row, record_events
 from licensing.repository import get_or_404, lock_all, lock_rows
@@ -126,6 +126,10 @@ def approve_invoices(
         }
         licence_of = {invoice.id: invoice.licence_id for invoice in drafts}
         anchors = dict(session.exec(select(Licence.id, Licence.billing_anchor_day).where(col(Licence.id).in_({lid for lid in licence_of.values() if lid}))).all())
+        service_ids = {line["contract_service_id"] for line in lines if line["contract_service_id"] is not None}
+        caps = dict(session.exec(
+            select(ContractService.id, ContractService.max_rollover).where(col(ContractService.id).in_(service_ids), col(ContractService.max_rollover).is_not(None))
+        ).all()) if service_ids else {}
         new_grants = []
         windows: dict[tuple, tuple[datetime, datetime | None]] = {}  # licences share their dates
         for line in lines:
@@ -139,7 +143,7 @@ def approve_invoices(
                     account_id=invoices[line["invoice_id"]].account_id, credits=line["credits"], value=line["net"],
                     valid_from=valid_from, expires_at=expires_at, business_unit_id=line["business_unit_id"],
                     source_type="invoice_line", source_id=str(line["id"]), contract_service_id=line["contract_service_id"],
-                    invoice_line_id=line["id"],
+                    invoice_line_id=line["id"], rollover_cap=caps.get(line["contract_service_id"]),
                 )
             )
         create_grants(session, accounts, new_grants, actor=actor, at=at)

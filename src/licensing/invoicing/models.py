@@ -36,6 +36,7 @@ class Invoice(SQLModel, table=True):
     approved_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     approved_by: str | None = Field(default=None, max_length=200)
     voided_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    voided_by: str | None = Field(default=None, max_length=200)
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
@@ -74,3 +75,48 @@ class NumberSeries(SQLModel, table=True):
     series: str = Field(primary_key=True, max_length=10)
     year: int = Field(primary_key=True)
     last: int = 0
+
+
+class CreditNote(SQLModel, table=True):
+    """Credits (part of) an approved invoice; numbered in its own series (``CN``) on approval."""
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        CheckConstraint("status in ('draft', 'approved')", name="credit_note_status"),
+        CheckConstraint("credit_policy in ('strict', 'cap_to_remaining')", name="credit_note_policy"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = Field(foreign_key="invoices.id", index=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    status: str = Field(default="draft", max_length=20)
+    number: str | None = Field(default=None, max_length=40, unique=True)
+    reason: str = Field(default="", max_length=2000)
+    credit_policy: str = Field(default="strict", max_length=20)
+    currency: str = Field(max_length=3)
+    issue_date: dt.date
+    net: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
+    tax: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
+    gross: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
+    approved_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    approved_by: str | None = Field(default=None, max_length=200)
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    actor: str = Field(max_length=200)
+
+
+class CreditNoteLine(SQLModel, table=True):
+    """The share of one invoice line that a credit note credits (positive amounts)."""
+
+    __tablename__ = "credit_note_lines"
+
+    id: int | None = Field(default=None, primary_key=True)
+    credit_note_id: int = Field(foreign_key="credit_notes.id", index=True)
+    invoice_line_id: int = Field(foreign_key="invoice_lines.id", index=True)
+    description: str = Field(max_length=2000)
+    quantity: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    unit_price: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    tax_rate: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    net: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    tax: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    # Credits the line takes back from the invoice line's grant: null until approved.
+    credits_taken_back: Decimal | None = Field(default=None, sa_column=Column(Credits(), nullable=True))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 05:00:38.758196
+Create Date: 2026-11-22 07:23:14.764354
 """
 import sqlalchemy as sa
 import sqlmodel
@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('tax_exempt', sa.Boolean(), nullable=False),
     sa.Column('balance', sa.BigInteger(), nullable=False),
     sa.Column('debt', sa.BigInteger(), nullable=False),
+    sa.Column('rollover_due_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -85,6 +86,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('debt', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -139,28 +141,23 @@ def upgrade() -> None:
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_members_account_id'), ['account_id'], unique=False)
 
-    op.create_table('consumptions',
+    op.create_table('adjustments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('business_unit_id', sa.Integer(), nullable=True),
-    sa.Column('member_id', sa.Integer(), nullable=True),
-    sa.Column('credit_price_id', sa.Integer(), nullable=True),
-    sa.Column('quantity', sa.BigInteger(), nullable=True),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('credits', sa.BigInteger(), nullable=False),
-    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
-    sa.Column('reference', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
-    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('reversed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('lifetime', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
     sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("kind in ('add', 'deduct')", name='adjustment_kind'),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
     sa.ForeignKeyConstraint(['business_unit_id'], ['business_units.id'], ),
-    sa.ForeignKeyConstraint(['credit_price_id'], ['credit_prices.id'], ),
-    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
-    with op.batch_alter_table('consumptions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_consumptions_account_id'), ['account_id'], unique=False)
+    with op.batch_alter_table('adjustments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_adjustments_account_id'), ['account_id'], unique=False)
 
     op.create_table('contract_services',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -187,6 +184,34 @@ def upgrade() -> None:
     with op.batch_alter_table('contract_services', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contract_services_licence_id'), ['licence_id'], unique=False)
 
+    op.create_table('holds',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('business_unit_id', sa.Integer(), nullable=True),
+    sa.Column('member_id', sa.Integer(), nullable=True),
+    sa.Column('credit_price_id', sa.Integer(), nullable=True),
+    sa.Column('quantity', sa.BigInteger(), nullable=True),
+    sa.Column('credits', sa.BigInteger(), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('reference', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('event_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deadline', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('consumption_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.CheckConstraint("status in ('open', 'captured', 'released')", name='hold_status'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['business_unit_id'], ['business_units.id'], ),
+    sa.ForeignKeyConstraint(['credit_price_id'], ['credit_prices.id'], ),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('holds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_holds_account_id'), ['account_id'], unique=False)
+        batch_op.create_index('ix_holds_open_deadline', ['status', 'deadline'], unique=False)
+
     op.create_table('invoices',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
@@ -205,6 +230,7 @@ def upgrade() -> None:
     sa.Column('approved_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('approved_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('voided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('voided_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("kind in ('period', 'supplementary', 'top_up')", name='invoice_kind'),
     sa.CheckConstraint("status in ('draft', 'approved', 'paid', 'void')", name='invoice_status'),
@@ -217,6 +243,80 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_invoices_account_id'), ['account_id'], unique=False)
         batch_op.create_index('ix_invoices_licence_period', ['licence_id', 'period_start'], unique=False)
         batch_op.create_index(batch_op.f('ix_invoices_status'), ['status'], unique=False)
+
+    op.create_table('transfers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('from_account_id', sa.Integer(), nullable=False),
+    sa.Column('to_account_id', sa.Integer(), nullable=False),
+    sa.Column('from_business_unit_id', sa.Integer(), nullable=True),
+    sa.Column('to_business_unit_id', sa.Integer(), nullable=True),
+    sa.Column('credits', sa.BigInteger(), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['from_account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['from_business_unit_id'], ['business_units.id'], ),
+    sa.ForeignKeyConstraint(['to_account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['to_business_unit_id'], ['business_units.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_transfers_from_account_id'), ['from_account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_transfers_to_account_id'), ['to_account_id'], unique=False)
+
+    op.create_table('consumptions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('business_unit_id', sa.Integer(), nullable=True),
+    sa.Column('member_id', sa.Integer(), nullable=True),
+    sa.Column('credit_price_id', sa.Integer(), nullable=True),
+    sa.Column('quantity', sa.BigInteger(), nullable=True),
+    sa.Column('credits', sa.BigInteger(), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('reference', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('reversed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('debt', sa.BigInteger(), nullable=False),
+    sa.Column('hold_id', sa.Integer(), nullable=True),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['business_unit_id'], ['business_units.id'], ),
+    sa.ForeignKeyConstraint(['credit_price_id'], ['credit_prices.id'], ),
+    sa.ForeignKeyConstraint(['hold_id'], ['holds.id'], ),
+    sa.ForeignKeyConstraint(['member_id'], ['members.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('consumptions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consumptions_account_id'), ['account_id'], unique=False)
+
+    op.create_table('credit_notes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('invoice_id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('number', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('credit_policy', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
+    sa.Column('issue_date', sa.Date(), nullable=False),
+    sa.Column('net', sa.BigInteger(), nullable=False),
+    sa.Column('tax', sa.BigInteger(), nullable=False),
+    sa.Column('gross', sa.BigInteger(), nullable=False),
+    sa.Column('approved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('approved_by', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.CheckConstraint("credit_policy in ('strict', 'cap_to_remaining')", name='credit_note_policy'),
+    sa.CheckConstraint("status in ('draft', 'approved')", name='credit_note_status'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('number')
+    )
+    with op.batch_alter_table('credit_notes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_credit_notes_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_credit_notes_invoice_id'), ['invoice_id'], unique=False)
 
     op.create_table('invoice_lines',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -246,6 +346,25 @@ def upgrade() -> None:
     with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invoice_lines_invoice_id'), ['invoice_id'], unique=False)
 
+    op.create_table('credit_note_lines',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('credit_note_id', sa.Integer(), nullable=False),
+    sa.Column('invoice_line_id', sa.Integer(), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('quantity', sa.BigInteger(), nullable=False),
+    sa.Column('unit_price', sa.BigInteger(), nullable=False),
+    sa.Column('tax_rate', sa.BigInteger(), nullable=False),
+    sa.Column('net', sa.BigInteger(), nullable=False),
+    sa.Column('tax', sa.BigInteger(), nullable=False),
+    sa.Column('credits_taken_back', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['credit_note_id'], ['credit_notes.id'], ),
+    sa.ForeignKeyConstraint(['invoice_line_id'], ['invoice_lines.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('credit_note_lines', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_credit_note_lines_credit_note_id'), ['credit_note_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_credit_note_lines_invoice_line_id'), ['invoice_line_id'], unique=False)
+
     op.create_table('grants',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
@@ -260,6 +379,9 @@ def upgrade() -> None:
     sa.Column('held', sa.BigInteger(), nullable=False),
     sa.Column('removed', sa.BigInteger(), nullable=False),
     sa.Column('expired', sa.BigInteger(), nullable=False),
+    sa.Column('rollover_cap', sa.BigInteger(), nullable=True),
+    sa.Column('rollover_pending', sa.Boolean(), nullable=False),
+    sa.Column('origin_grant_id', sa.Integer(), nullable=True),
     sa.Column('value', sa.BigInteger(), nullable=False),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
     sa.Column('valid_from', sa.DateTime(timezone=True), nullable=False),
@@ -272,6 +394,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['business_unit_id'], ['business_units.id'], ),
     sa.ForeignKeyConstraint(['contract_service_id'], ['contract_services.id'], ),
     sa.ForeignKeyConstraint(['invoice_line_id'], ['invoice_lines.id'], ),
+    sa.ForeignKeyConstraint(['origin_grant_id'], ['grants.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('grants', schema=None) as batch_op:
@@ -319,24 +442,48 @@ def downgrade() -> None:
         batch_op.drop_index('ix_grants_account_expiry')
 
     op.drop_table('grants')
+    with op.batch_alter_table('credit_note_lines', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_credit_note_lines_invoice_line_id'))
+        batch_op.drop_index(batch_op.f('ix_credit_note_lines_credit_note_id'))
+
+    op.drop_table('credit_note_lines')
     with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoice_lines_invoice_id'))
 
     op.drop_table('invoice_lines')
+    with op.batch_alter_table('credit_notes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_credit_notes_invoice_id'))
+        batch_op.drop_index(batch_op.f('ix_credit_notes_account_id'))
+
+    op.drop_table('credit_notes')
+    with op.batch_alter_table('consumptions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consumptions_account_id'))
+
+    op.drop_table('consumptions')
+    with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_transfers_to_account_id'))
+        batch_op.drop_index(batch_op.f('ix_transfers_from_account_id'))
+
+    op.drop_table('transfers')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoices_status'))
         batch_op.drop_index('ix_invoices_licence_period')
         batch_op.drop_index(batch_op.f('ix_invoices_account_id'))
 
     op.drop_table('invoices')
+    with op.batch_alter_table('holds', schema=None) as batch_op:
+        batch_op.drop_index('ix_holds_open_deadline')
+        batch_op.drop_index(batch_op.f('ix_holds_account_id'))
+
+    op.drop_table('holds')
     with op.batch_alter_table('contract_services', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_contract_services_licence_id'))
 
     op.drop_table('contract_services')
-    with op.batch_alter_table('consumptions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_consumptions_account_id'))
+    with op.batch_alter_table('adjustments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_adjustments_account_id'))
 
-    op.drop_table('consumptions')
+    op.drop_table('adjustments')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_members_account_id'))
 
