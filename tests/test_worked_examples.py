@@ -405,3 +405,57 @@ def test_example_5_cardiology_cannot_use_neurology_credits(database):
     }
     assert (summary.unrestricted.granted, summary.unrestricted.remaining, summary.unrestricted.used) == (D("4.00"), D("0.00"), D("4.00"))
     assert (summary.total.granted, summary.total.remaining, summary.total.used) == (D("44.00"), D("30.00"), D("14.00"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Example 6: over-allocation corrected by a credit note
+# ---------------------------------------------------------------------------------------------
+
+
+def test_example_6_credit_note_for_half_of_a_full_month_granted_to_a_late_start(database):
+    from licensing.invoicing.credit_notes import CreditRequest, approve_credit_note, create_credit_note
+    from licensing.reports import liability
+
+    account = factories.account(database)
+    pack = factories.credit_pack(database, credits="10", lifetime="P1M", price="100.00")
+    licence = factories.licence(database, account.id, date(2027, 1, 16), date(2027, 12, 31))
+    factories.service(database, licence.id, pack.id, schedule="monthly", from_date=date(2027, 1, 16), to_date=date(2027, 12, 31))
+
+    # The licence starts on the 16th, yet gets a full month of 10 credits (no pro-rata for packs).
+    invoice = bill_and_approve(database, licence.id, as_of=date(2027, 1, 16), now=instant("2027-01-16 00:00"))
+    [(_invoice, [line])] = invoices_with_lines(database, licence.id)
+    assert (line.period_start, line.period_end, line.credits, line.net) == (date(2027, 1, 16), date(2027, 1, 31), D("10.00"), D("100.00"))
+    [grant] = grants_of(database, account.id)
+    assert (grant.credits, grant.remaining, grant.valid_from, grant.expires_at) == (
+        D("10.00"), D("10.00"), instant("2027-01-16 00:00"), instant("2027-02-01 00:00")
+    )
+
+    # A credit note for half of that line: half the money, and 5 credits taken back.
+    moment = instant("2027-01-18 09:00")
+    with database.write() as session:
+        note = create_credit_note(
+            session, invoice_id=invoice.id, lines=[CreditRequest(line.id, quantity=D("0.5"))], reason="over-allocation",
+            now=moment, actor=ACTOR,
+        )
+        assert (note.status, note.number, note.net, note.tax, note.gross) == ("draft", None, D("50.00"), D("10.00"), D("60.00"))
+    with database.write() as session:
+        note = approve_credit_note(session, note.id, now=moment, actor=ACTOR)
+        assert (note.status, note.number) == ("approved", "CN-2027-000001")
+    from licensing.invoicing.models import CreditNoteLine
+
+    with database.read() as session:
+        [note_line] = session.exec(select(CreditNoteLine).where(CreditNoteLine.credit_note_id == note.id)).all()
+        assert (note_line.quantity, note_line.net, note_line.credits_taken_back) == (D("0.5"), D("50.00"), D("5.00"))
+
+    [grant] = grants_of(database, account.id)
+    assert (grant.credits, grant.remaining, grant.removed) == (D("10.00"), D("5.00"), D("5.00"))
+    assert ledger_of(database, account.id)[-1].kind == "credit_note_reversal"
+    assert (ledger_of(database, account.id)[-1].credits, ledger_of(database, account.id)[-1].balance_after) == (D("-5.00"), D("5.00"))
+    cached, folded = summary_at(database, account.id, moment)
+    assert cached == folded
+    assert (cached.total.granted, cached.total.remaining, cached.total.used, cached.total.removed) == (D("10"), D("5"), D("0"), D("5"))
+    # The 5 credits left are worth 10.00 each: a liability of 50.00.
+    with database.read() as session:
+        report = liability(session, moment)
+    total, _accounts = report.currencies["EUR"]
+    assert (total.credits, total.value) == (5, 50)

@@ -384,3 +384,44 @@ def test_example_5_cardiology_cannot_use_neurology_credits(client):
     unrestricted = summary["unrestricted"]
     assert (unrestricted["granted"], unrestricted["remaining"], unrestricted["used"]) == ("4.00", "0.00", "4.00")
     assert (summary["granted"], summary["remaining"], summary["used"]) == ("44.00", "30.00", "14.00")
+
+
+# ---------------------------------------------------------------------------------------------
+# Example 6: over-allocation corrected by a credit note
+# ---------------------------------------------------------------------------------------------
+
+
+def test_example_6_credit_note_for_half_of_a_full_month_granted_to_a_late_start(client):
+    account_id = account(client)
+    pack_id = credit_pack(client, "10", "P1M", price="100.00")
+    licence_id = licence(client, account_id, start="2027-01-16")
+    service(client, licence_id, pack_id, "monthly", "2027-01-16", "2027-12-31")
+
+    invoice = bill_and_approve(client, licence_id, "2027-01-16", "2027-01-16T00:00:00Z")
+    [line] = invoice["lines"]
+    assert (line["period_start"], line["period_end"], line["credits"], line["net"]) == ("2027-01-16", "2027-01-31", "10.00", "100.00")
+
+    moment = "2027-01-18T09:00:00Z"
+    body = {"invoice_id": invoice["id"], "lines": [{"invoice_line_id": line["id"], "quantity": "0.5"}], "reason": "over-allocation"}
+    note = created(client, "/api/v1/credit-notes", body, moment)
+    assert (note["status"], note["number"], note["net"], note["tax"], note["gross"]) == ("draft", None, "50.00", "10.00", "60.00")
+    assert note["lines"][0]["credits_taken_back"] is None
+
+    response = call(client, "POST", f"/api/v1/credit-notes/{note['id']}/approve", moment)
+    assert response.status_code == 200, response.text
+    note = response.json()
+    assert (note["status"], note["number"], note["invoice_number"]) == ("approved", "CN-2027-000001", invoice["number"])
+    assert note["lines"][0]["credits_taken_back"] == "5.00"
+
+    [grant] = grants(client, account_id, moment)
+    assert (grant["credits"], grant["remaining"], grant["removed"]) == ("10.00", "5.00", "5.00")
+    summary = credits_at(client, account_id, moment)
+    assert (summary["granted"], summary["remaining"], summary["removed"]) == ("10.00", "5.00", "5.00")
+    last = ledger(client, account_id, moment)[-1]
+    assert (last["kind"], last["credits"], last["balance_after"], last["source"]) == (
+        "credit_note_reversal", "-5.00", "5.00", {"type": "credit_note", "id": note["id"]}
+    )
+    response = call(client, "GET", "/api/v1/reports/liability", moment, params={"as_of": moment})
+    assert response.status_code == 200, response.text
+    [eur] = response.json()["currencies"]
+    assert (eur["currency"], eur["credits"], eur["value"]) == ("EUR", "5.00", "50.00")

@@ -9,7 +9,16 @@ from sqlalchemy import text
 from licensing import __version__
 from licensing.api import errors
 from licensing.api.deps import KeyCache
-from licensing.api.routers import accounts, catalog, consumptions, invoices, licences
+from licensing.api.routers import (
+    accounts,
+    catalog,
+    consumptions,
+    credit_notes,
+    holds,
+    invoices,
+    licences,
+    reports,
+)
 from licensing.db import Database, get_database
 
 
@@ -33,6 +42,6 @@ def create_app(database: Database | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "unreachable", "detail": type(error).__name__}, status_code=503)
         return {"status": "ok", "database": "ok", "version": __version__}
 
-    for module in (accounts, catalog, licences, invoices, consumptions):
+    for module in (accounts, catalog, licences, invoices, credit_notes, consumptions, holds, reports):
         app.include_router(module.router)
     return app

@@ -27,6 +27,9 @@ STATUS_BY_CODE = {
     "idempotency_conflict": 409,
     "consumption_reversed": 409,
     "conflict": 409,
+    "hold_not_open": 409,
+    "invoice_credited": 409,
+    "credit_note_not_draft": 409,
 }
 
 PROBLEM = "application/problem+json"

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.api.schemas import credits_text, instant_text
 from licensing.catalog.models import CreditPrice, Product
 from licensing.credits.balance import Figures, Summary
 from licensing.credits.consumption import Draw
-from licensing.credits.models import Consumption, Grant, LedgerEntry
-from licensing.invoicing.models import Invoice, InvoiceLine
+from licensing.credits.models import (
+    Adjustment,
+    Consumption,
+    Grant,
+    Hold,
+    LedgerEntry,
+    Transfer,
+)
+from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from licensing.licences.models import ContractService, Licence
-from licensing.money import minor_unit
+from licensing.money import minor_unit, round_credits, round_money
+from licensing.reports import LiabilityReport, Month, RevenueReport, totals
 
 
 def sid(value: int | None) -> str | None:
@@ -110,6 +119,7 @@ def invoice(row: Invoice, lines: list[InvoiceLine], grants: dict[int, Grant] | N
         "net": money_text(row.net, row.currency), "tax": money_text(row.tax, row.currency),
         "gross": money_text(row.gross, row.currency), "currency": row.currency,
         "approved_at": instant_text(row.approved_at), "created_at": instant_text(row.created_at),
+        "voided_at": instant_text(row.voided_at),
     }
 
 
@@ -141,7 +151,7 @@ def consumption(row: Consumption, draws: list[Draw]) -> dict:
         "credit_price_id": sid(row.credit_price_id), "quantity": plain_text(row.quantity),
         "description": row.description, "reference": row.reference, "occurred_at": instant_text(row.occurred_at),
         "created_at": instant_text(row.created_at), "reversed_at": instant_text(row.reversed_at),
-        "status": "reversed" if row.reversed_at else "consumed",
+        "status": "reversed" if row.reversed_at else "consumed", "debt": credits_text(row.debt), "hold_id": sid(row.hold_id),
         "draws": [{"grant_id": sid(draw.grant_id), "credits": credits_text(draw.credits)} for draw in draws],
     }
 
@@ -160,4 +170,99 @@ def summary(result: Summary) -> dict:
         "pending": [{"grant_id": sid(grant_id), "credits": credits_text(credits), "valid_from": instant_text(at)} for grant_id, credits, at in result.pending],
         "unrestricted": figures(result.unrestricted),
         "business_units": [{"business_unit_id": sid(unit_id), "name": name, **figures(values)} for unit_id, name, values in result.business_units],
+    }
+
+
+def hold(row: Hold, draws: list[Draw]) -> dict:
+    return {
+        "id": sid(row.id), "account_id": sid(row.account_id), "status": row.status, "credits": credits_text(row.credits),
+        "business_unit_id": sid(row.business_unit_id), "member_id": sid(row.member_id),
+        "credit_price_id": sid(row.credit_price_id), "quantity": plain_text(row.quantity),
+        "description": row.description, "reference": row.reference, "event_at": instant_text(row.event_at),
+        "deadline": instant_text(row.deadline), "consumption_id": sid(row.consumption_id),
+        "created_at": instant_text(row.created_at), "closed_at": instant_text(row.closed_at),
+        "draws": [{"grant_id": sid(draw.grant_id), "credits": credits_text(draw.credits)} for draw in draws],
+    }
+
+
+def adjustment(row: Adjustment, touched: list[tuple[int, Decimal]]) -> dict:
+    return {
+        "id": sid(row.id), "account_id": sid(row.account_id), "kind": row.kind, "credits": credits_text(row.credits),
+        "reason": row.reason, "lifetime": row.lifetime, "business_unit_id": sid(row.business_unit_id), "actor": row.actor,
+        "created_at": instant_text(row.created_at),
+        "grants": [{"grant_id": sid(grant_id), "credits": credits_text(credits)} for grant_id, credits in touched],
+    }
+
+
+def transfer(row: Transfer, moves: list[tuple[int, int, Decimal]]) -> dict:
+    return {
+        "id": sid(row.id), "from_account_id": sid(row.from_account_id), "to_account_id": sid(row.to_account_id),
+        "from_business_unit_id": sid(row.from_business_unit_id), "to_business_unit_id": sid(row.to_business_unit_id),
+        "credits": credits_text(row.credits), "reason": row.reason, "actor": row.actor, "created_at": instant_text(row.created_at),
+        "moves": [{"from_grant_id": sid(origin), "to_grant_id": sid(new), "credits": credits_text(credits)} for origin, new, credits in moves],
+    }
+
+
+def credit_note(row: CreditNote, lines: list[CreditNoteLine], invoice_number: str | None = None) -> dict:
+    return {
+        "id": sid(row.id), "number": row.number, "status": row.status, "invoice_id": sid(row.invoice_id),
+        "invoice_number": invoice_number, "account_id": sid(row.account_id), "reason": row.reason,
+        "credit_policy": row.credit_policy, "issue_date": row.issue_date.isoformat(), "currency": row.currency,
+        "lines": [
+            {
+                "id": sid(line.id), "invoice_line_id": sid(line.invoice_line_id), "description": line.description,
+                "quantity": plain_text(line.quantity), "unit_price": money_text(line.unit_price, row.currency),
+                "tax_rate": f"{line.tax_rate:.2f}", "net": money_text(line.net, row.currency), "tax": money_text(line.tax, row.currency),
+                "credits_taken_back": credits_text(line.credits_taken_back),
+            }
+            for line in lines
+        ],
+        "net": money_text(row.net, row.currency), "tax": money_text(row.tax, row.currency), "gross": money_text(row.gross, row.currency),
+        "approved_at": instant_text(row.approved_at), "created_at": instant_text(row.created_at),
+    }
+
+
+def rounded(value: Fraction, currency: str) -> str:
+    """An exact figure shown at the currency's minor unit, half-up."""
+    return money_text(round_money(Decimal(value.numerator) / Decimal(value.denominator), currency), currency)
+
+
+def exact_credits(value: Fraction) -> str:
+    return credits_text(round_credits(Decimal(value.numerator) / Decimal(value.denominator)))
+
+
+def liability_report(report: LiabilityReport) -> dict:
+    return {
+        "as_of": instant_text(report.as_of),
+        "currencies": [
+            {
+                "currency": currency, "credits": exact_credits(total.credits), "value": rounded(total.value, currency),
+                "accounts": [
+                    {"account_id": sid(account_id), "credits": exact_credits(item.credits), "value": rounded(item.value, currency)}
+                    for account_id, item in sorted(accounts.items())
+                ],
+            }
+            for currency, (total, accounts) in sorted(report.currencies.items())
+        ],
+    }
+
+
+def _month(month: Month, currency: str) -> dict:
+    return {
+        "month": month.month,
+        "consumed_credits": exact_credits(month.consumed.credits), "consumed_value": rounded(month.consumed.value, currency),
+        "expired_credits": exact_credits(month.expired.credits), "expired_value": rounded(month.expired.value, currency),
+        "recognised_value": rounded(month.recognised, currency),
+        "sold_credits": exact_credits(month.sold.credits), "sold_value": rounded(month.sold.value, currency),
+        "taken_back_credits": exact_credits(month.taken_back.credits), "taken_back_value": rounded(month.taken_back.value, currency),
+    }
+
+
+def revenue_report(report: RevenueReport) -> dict:
+    return {
+        "from": report.start.isoformat(), "to": report.end.isoformat(),
+        "currencies": [
+            {"currency": currency, "months": [_month(month, currency) for month in months.values()], "total": _month(totals(months), currency)}
+            for currency, months in sorted(report.currencies.items())
+        ],
     }

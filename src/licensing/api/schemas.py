@@ -193,6 +193,62 @@ class ConsumptionIn(Input):
     allow_overdraft: bool = False
 
 
+class HoldIn(Input):
+    credits: CreditsIn | None = None
+    credit_price_id: Id | None = None
+    quantity: AmountIn | None = None
+    event_at: AwareDatetime
+    deadline: AwareDatetime | None = None
+    business_unit_id: Id | None = None
+    member_id: Id | None = None
+    description: Text | None = None
+    reference: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class TopUpIn(Input):
+    product_id: Id
+    quantity: AmountIn = Decimal(1)
+    business_unit_id: Id | None = None
+    approve: bool = False
+
+
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+
+
+class AdjustmentIn(Input):
+    kind: Literal["add", "deduct"]
+    credits: CreditsIn
+    reason: Reason
+    lifetime: Duration | None = None
+    business_unit_id: Id | None = None
+
+
+class TransferIn(Input):
+    from_account_id: Id
+    to_account_id: Id
+    from_business_unit_id: Id | None = None
+    to_business_unit_id: Id | None = None
+    credits: CreditsIn
+    reason: Reason
+
+
+class CreditNoteLineIn(Input):
+    invoice_line_id: Id
+    quantity: AmountIn | None = None
+    amount: AmountIn | None = None
+
+
+class CreditNoteIn(Input):
+    invoice_id: Id
+    lines: Annotated[list[CreditNoteLineIn], Field(max_length=500)] | None = None
+    reason: Text = ""
+    credit_policy: Literal["strict", "cap_to_remaining"] = "strict"
+
+
+class VoidIn(Input):
+    credit_policy: Literal["strict", "cap_to_remaining"] = "strict"
+
+
 class Page(BaseModel):
     items: list[dict[str, Any]]
     next_cursor: str | None

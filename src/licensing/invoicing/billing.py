@@ -40,6 +40,7 @@ from licensing.licences.periods import (
     overlap,
     week_starts,
 )
+from licensing.licences.renewal import needs_renewal, renew_licence
 from licensing.outbox import event_row, record_events
 from licensing.repository import lock_rows
 
@@ -148,12 +149,19 @@ class BillingBatch:
 
 
 def bill_licences(
-    session: Session, licence_ids: list[int], *, as_of: date, now: datetime, settings: Settings | None = None
+    session: Session, licence_ids: list[int], *, as_of: date, now: datetime, settings: Settings | None = None, actor: str = "billing-run"
 ) -> BillingBatch:
-    """Generate the due, not yet billed lines of the licences (one batch). The caller commits."""
+    """Generate the due, not yet billed lines of the licences (one batch), renewing the
+    auto-renewing licences whose end comes before the periods now due. The caller commits."""
     settings = settings or get_settings()
     result = BillingBatch()
+    due_until = as_of + timedelta(days=settings.invoice_lead_days)
     licences = lock_rows(session, Licence, licence_ids)
+    renewing = [licence.id for licence in licences if needs_renewal(licence, due_until)]
+    if renewing:
+        for licence_id in renewing:
+            renew_licence(session, licence_id, until=due_until, now=now, actor=actor)
+        licences = lock_rows(session, Licence, licence_ids)
     services_of: dict[int, list[ContractService]] = defaultdict(list)
     services_table = ContractService.__table__
     for service in session.execute(select(services_table).where(services_table.c.licence_id.in_(licence_ids)).order_by(services_table.c.id)):
@@ -168,7 +176,6 @@ def bill_licences(
     for invoice in session.exec(select(Invoice.id, Invoice.licence_id, Invoice.period_start, Invoice.status).where(col(Invoice.licence_id).in_(licence_ids)).order_by(Invoice.id)):
         existing[(invoice.licence_id, invoice.period_start)].append(invoice)
 
-    due_until = as_of + timedelta(days=settings.invoice_lead_days)
     today = local_date(now, settings.zone)
     new_invoices: list[dict[str, Any]] = []
     new_lines: list[tuple[int | dict, dict[str, Any]]] = []  # (existing draft id or new invoice row, line)
@@ -277,7 +284,7 @@ def run_billing(
         for attempt in range(3):
             try:
                 with database.write() as session:
-                    billing = bill_licences(session, [licence_id for licence_id, _ in batch], as_of=as_of, now=now, settings=settings)
+                    billing = bill_licences(session, [licence_id for licence_id, _ in batch], as_of=as_of, now=now, settings=settings, actor=actor)
                     approved = approve_invoices(
                         session, billing.invoices_of(approving), at=now, actor=actor, settings=settings, known_lines=billing.lines_of
                     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -26,18 +26,25 @@ from licensing.api.deps import (
     write,
 )
 from licensing.api.errors import Forbidden
+from licensing.api.routers.invoices import present as present_invoice
 from licensing.api.schemas import (
     AccountIn,
     AccountPatch,
+    AdjustmentIn,
     BusinessUnitIn,
     ConsumptionIn,
+    HoldIn,
     MemberIn,
+    TopUpIn,
 )
+from licensing.credits.adjustments import adjust
 from licensing.credits.balance import credit_summary
 from licensing.credits.consumption import consume
 from licensing.credits.expiry import settle_expiries
-from licensing.credits.models import Grant, LedgerEntry
+from licensing.credits.holds import hold_draws, place_hold
+from licensing.credits.models import Grant, Hold, LedgerEntry
 from licensing.errors import ValidationFailed
+from licensing.invoicing.top_ups import top_up
 from licensing.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
@@ -148,16 +155,62 @@ def create_consumption(
 ):
     if body.allow_overdraft and caller.role not in ("admin", "billing"):
         raise Forbidden("allow_overdraft needs the billing role")
-    if body.allow_overdraft:
-        raise ValidationFailed("overdraft is not available yet", field="allow_overdraft")
 
     def action(session):
         consumption, draws = consume(
             session, account_id, credits=body.credits, credit_price_id=body.credit_price_id, quantity=body.quantity,
             business_unit_id=body.business_unit_id, member_id=body.member_id, description=body.description,
-            reference=body.reference, occurred_at=body.occurred_at, now=clock.now(), actor=caller.actor,
+            reference=body.reference, occurred_at=body.occurred_at, allow_overdraft=body.allow_overdraft, now=clock.now(),
+            actor=caller.actor,
         )
         return 201, presenters.consumption(consumption, draws)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+
+
+@router.post("/{account_id}/holds", status_code=201)
+def create_hold(account_id: str, body: HoldIn, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        hold, draws = place_hold(
+            session, account_id, event_at=body.event_at, deadline=body.deadline, credits=body.credits,
+            credit_price_id=body.credit_price_id, quantity=body.quantity, business_unit_id=body.business_unit_id,
+            member_id=body.member_id, description=body.description, reference=body.reference, now=clock.now(), actor=caller.actor,
+        )
+        return 201, presenters.hold(hold, draws)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+
+
+@router.get("/{account_id}/holds")
+def list_holds(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination, status: Literal["open", "captured", "released"] | None = None):
+    with database.read() as session:
+        account = get_or_404(session, Account, account_id, "account")
+        statement = select(Hold).where(Hold.account_id == account.id)
+        if status is not None:
+            statement = statement.where(Hold.status == status)
+        return paginate(session, statement, Hold.id, page, lambda hold: presenters.hold(hold, hold_draws(session, hold.id)))
+
+
+@router.post("/{account_id}/top-ups", status_code=201)
+def create_top_up(account_id: str, body: TopUpIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        invoice = top_up(
+            session, account_id, product_id=body.product_id, quantity=body.quantity, business_unit_id=body.business_unit_id,
+            approve=body.approve, now=clock.now(), actor=caller.actor,
+        )
+        return 201, present_invoice(session, invoice)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+
+
+@router.post("/{account_id}/adjustments", status_code=201)
+def create_adjustment(account_id: str, body: AdjustmentIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        adjustment, touched = adjust(
+            session, account_id, kind=body.kind, credits=body.credits, reason=body.reason, lifetime=body.lifetime,
+            business_unit_id=body.business_unit_id, now=clock.now(), actor=caller.actor,
+        )
+        return 201, presenters.adjustment(adjustment, touched)
 
     return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
 

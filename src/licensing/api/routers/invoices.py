@@ -19,12 +19,12 @@ from licensing.api.deps import (
     paginate,
     write,
 )
-from licensing.api.schemas import BillingRunIn
+from licensing.api.schemas import BillingRunIn, VoidIn
 from licensing.clock import local_date
 from licensing.config import get_settings
-from licensing.errors import InvoiceNotDraft
 from licensing.invoicing.approval import approve_invoice
 from licensing.invoicing.billing import run_billing
+from licensing.invoicing.credit_notes import void_invoice
 from licensing.invoicing.models import Invoice
 from licensing.invoicing.queries import lines_and_grants
 from licensing.repository import get_or_404
@@ -79,12 +79,14 @@ def approve(invoice_id: str, caller: Billing, database: DatabaseDep, request: Re
 
 
 @router.post("/invoices/{invoice_id}/void")
-def void(invoice_id: str, caller: Billing, database: DatabaseDep):
-    with database.read() as session:
-        invoice = get_or_404(session, Invoice, invoice_id, "invoice")
-    if invoice.status == "draft":
-        raise InvoiceNotDraft(f"invoice {invoice.id} is a draft: drafts are deleted, not voided", invoice_status=invoice.status)
-    raise InvoiceNotDraft(f"voiding approved invoices is not available yet (invoice {invoice.id} is {invoice.status})", invoice_status=invoice.status)
+def void(invoice_id: str, caller: Billing, database: DatabaseDep, request: Request, body: VoidIn | None = None, idempotency_key: IdempotencyKey = None):
+    body = body or VoidIn()
+
+    def action(session):
+        invoice = void_invoice(session, invoice_id, credit_policy=body.credit_policy, now=clock.now(), actor=caller.actor)
+        return 200, present(session, invoice)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
 
 
 @router.post("/billing-runs")

@@ -1,0 +1,97 @@
+"""Credit notes and transfers: corrections an operator makes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from sqlmodel import select
+
+from licensing import clock
+from licensing.api import presenters
+from licensing.api.deps import (
+    Billing,
+    DatabaseDep,
+    IdempotencyKey,
+    Pagination,
+    ReadBooks,
+    paginate,
+    write,
+)
+from licensing.api.routers.invoices import _id_filter
+from licensing.api.schemas import CreditNoteIn, TransferIn
+from licensing.credits.adjustments import transfer
+from licensing.invoicing.credit_notes import (
+    CreditRequest,
+    approve_credit_note,
+    create_credit_note,
+    note_lines,
+)
+from licensing.invoicing.models import CreditNote, Invoice
+from licensing.repository import get_or_404
+
+router = APIRouter(prefix="/api/v1", tags=["corrections"])
+
+
+def present(session, note: CreditNote) -> dict:
+    invoice = session.get(Invoice, note.invoice_id)
+    return presenters.credit_note(note, note_lines(session, note.id), invoice.number if invoice else None)
+
+
+@router.post("/credit-notes", status_code=201)
+def create(body: CreditNoteIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        note = create_credit_note(
+            session, invoice_id=body.invoice_id, reason=body.reason, credit_policy=body.credit_policy, now=clock.now(), actor=caller.actor,
+            lines=[CreditRequest(line.invoice_line_id, line.quantity, line.amount) for line in body.lines or []],
+        )
+        return 201, present(session, note)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+
+
+@router.get("/credit-notes")
+def list_credit_notes(
+    caller: ReadBooks,
+    database: DatabaseDep,
+    page: Pagination,
+    invoice_id: Annotated[str | None, Query(max_length=40)] = None,
+    account_id: Annotated[str | None, Query(max_length=40)] = None,
+    status: Literal["draft", "approved"] | None = None,
+):
+    statement = select(CreditNote)
+    if invoice_id is not None:
+        statement = statement.where(CreditNote.invoice_id == _id_filter(invoice_id))
+    if account_id is not None:
+        statement = statement.where(CreditNote.account_id == _id_filter(account_id))
+    if status is not None:
+        statement = statement.where(CreditNote.status == status)
+    with database.read() as session:
+        return paginate(session, statement, CreditNote.id, page, lambda note: present(session, note))
+
+
+@router.get("/credit-notes/{note_id}")
+def get_credit_note(note_id: str, caller: ReadBooks, database: DatabaseDep):
+    with database.read() as session:
+        return present(session, get_or_404(session, CreditNote, note_id, "credit note"))
+
+
+@router.post("/credit-notes/{note_id}/approve")
+def approve(note_id: str, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        return 200, present(session, approve_credit_note(session, note_id, now=clock.now(), actor=caller.actor))
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
+
+
+@router.post("/transfers", status_code=201)
+def create_transfer(body: TransferIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        moved, moves = transfer(
+            session, from_account_id=body.from_account_id, to_account_id=body.to_account_id,
+            from_business_unit_id=body.from_business_unit_id, to_business_unit_id=body.to_business_unit_id,
+            credits=body.credits, reason=body.reason, now=clock.now(), actor=caller.actor,
+        )
+        return 201, presenters.transfer(moved, moves)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))

@@ -1,0 +1,39 @@
+"""Holds: capture (the event happened) or release (the booking was cancelled)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from licensing import clock
+from licensing.api import presenters
+from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, write
+from licensing.credits.holds import capture_hold, hold_draws, release_hold
+from licensing.credits.models import Hold
+from licensing.repository import get_or_404
+
+router = APIRouter(prefix="/api/v1/holds", tags=["holds"])
+
+
+@router.get("/{hold_id}")
+def get_hold(hold_id: str, caller: ReadAny, database: DatabaseDep):
+    with database.read() as session:
+        hold = get_or_404(session, Hold, hold_id, "hold")
+        return presenters.hold(hold, hold_draws(session, hold.id))
+
+
+@router.post("/{hold_id}/capture")
+def capture(hold_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        hold, draws = capture_hold(session, hold_id, now=clock.now(), actor=caller.actor)
+        return 200, presenters.hold(hold, draws)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
+
+
+@router.post("/{hold_id}/release")
+def release(hold_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    def action(session):
+        hold, draws = release_hold(session, hold_id, now=clock.now(), actor=caller.actor)
+        return 200, presenters.hold(hold, draws)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})

@@ -1,0 +1,63 @@
+"""Reports for the accountant: liability at a moment, revenue recognised per month."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from licensing import clock
+from licensing.api import presenters
+from licensing.api.deps import DatabaseDep, ReadBooks
+from licensing.config import get_settings
+from licensing.errors import ValidationFailed
+from licensing.reports import liability, revenue
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _day(value: str, field: str) -> date:
+    if not _DATE.match(value):
+        raise ValidationFailed(f"{field} must be a date written YYYY-MM-DD", field=field)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(f"{field} is not a real date", field=field) from None
+
+
+@router.get("/liability")
+def liability_report(caller: ReadBooks, database: DatabaseDep, as_of: Annotated[str | None, Query(max_length=40)] = None):
+    """``as_of``: a date (the instant that ends it, exclusive) or an RFC 3339 instant; default now."""
+    settings = get_settings()
+    if as_of is None:
+        moment, inclusive = clock.now(), True
+    elif _DATE.match(as_of):
+        moment, inclusive = clock.end_of_day(_day(as_of, "as_of"), settings.zone), False
+    else:
+        try:
+            moment = datetime.fromisoformat(as_of)
+        except ValueError:
+            raise ValidationFailed("as_of must be a date (YYYY-MM-DD) or an instant with an offset (RFC 3339)", field="as_of") from None
+        if moment.tzinfo is None:
+            raise ValidationFailed("as_of must be an instant with an offset (RFC 3339)", field="as_of")
+        inclusive = True
+    with database.read() as session:
+        return presenters.liability_report(liability(session, moment, inclusive=inclusive))
+
+
+@router.get("/revenue")
+def revenue_report(
+    caller: ReadBooks,
+    database: DatabaseDep,
+    start: Annotated[str, Query(alias="from", max_length=10)],
+    end: Annotated[str, Query(alias="to", max_length=10)],
+):
+    first, last = _day(start, "from"), _day(end, "to")
+    if last < first:
+        raise ValidationFailed("to is before from", field="to")
+    with database.read() as session:
+        return presenters.revenue_report(revenue(session, first, last))

@@ -1,0 +1,150 @@
+"""The accountant's view (SPEC 7): outstanding liability and recognised revenue, per currency.
+
+Every figure is computed from the ledger and the grants in exact arithmetic (fractions): the
+value of one credit of a grant is ``value / credits``, which need not be a finite decimal
+(100.00 for 3 credits). Figures are rounded half-up to the currency's minor unit only when
+they are shown, so that for every currency, over all time,
+
+    value sold = revenue recognised (consumed + expired or cut) + value taken back + liability
+
+holds exactly in the engine's arithmetic (grants from invoices are sold; manual additions are
+worth 0; a transfer moves value between accounts without changing the total).
+
+* **Liability at a moment t**: credits outstanding on every grant not expired at t (valid or not
+  yet valid, held credits included: they are promised, not consumed), as the ledger stood at t,
+  times the value of one credit.
+* **Revenue per month** (months of the operator's zone): value of the credits consumed (net of
+  reversals, deductions and debt settlements included) plus value of the credits that expired
+  or were cut by a rollover cap; with the credits sold, consumed, expired and taken back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from fractions import Fraction
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from licensing.clock import end_of_day, start_of_day
+from licensing.config import Settings, get_settings
+from licensing.credits.models import Grant, LedgerEntry
+
+OUTSTANDING_EXCLUDED = ("hold", "hold_release")  # held credits stay outstanding
+CONSUMED = ("consume", "consume_reversal", "adjust_deduct", "debt_settlement")
+EXPIRED = ("expire", "rollover_cut")
+TAKEN_BACK = ("credit_note_reversal",)
+SOLD_SOURCES = ("invoice_line",)
+
+
+def _fraction(value) -> Fraction:
+    return Fraction(value)
+
+
+@dataclass(slots=True)
+class Liability:
+    credits: Fraction = Fraction(0)
+    value: Fraction = Fraction(0)
+
+
+@dataclass(slots=True)
+class LiabilityReport:
+    as_of: datetime
+    # currency -> (total, {account_id: Liability})
+    currencies: dict[str, tuple[Liability, dict[int, Liability]]] = field(default_factory=dict)
+
+
+def liability(session: Session, as_of: datetime, *, inclusive: bool = True) -> LiabilityReport:
+    """Outstanding credits and their value at ``as_of``, per currency and account. A date's
+    report passes the instant that ends it with ``inclusive=False``: the state just before it
+    (credits expiring at that instant are still outstanding; their breakage is next month's)."""
+    effective = LedgerEntry.occurred_at <= as_of if inclusive else LedgerEntry.occurred_at < as_of
+    not_expired = col(Grant.expires_at) > as_of if inclusive else col(Grant.expires_at) >= as_of
+    outstanding = (
+        select(LedgerEntry.grant_id, func.sum(LedgerEntry.credits).label("credits"))
+        .where(effective, col(LedgerEntry.grant_id).is_not(None), col(LedgerEntry.kind).not_in(OUTSTANDING_EXCLUDED))
+        .group_by(LedgerEntry.grant_id)
+        .subquery()
+    )
+    rows = session.exec(
+        select(Grant.account_id, Grant.currency, Grant.credits, Grant.value, outstanding.c.credits)
+        .join(outstanding, outstanding.c.grant_id == Grant.id)
+        .where(or_(col(Grant.expires_at).is_(None), not_expired))
+        .order_by(Grant.currency, Grant.account_id)
+    ).all()
+    report = LiabilityReport(as_of=as_of)
+    for account_id, currency, credits, value, remaining in rows:
+        if not remaining:
+            continue
+        total, accounts = report.currencies.setdefault(currency, (Liability(), {}))
+        share = _fraction(remaining) * _fraction(value) / _fraction(credits)
+        for target in (total, accounts.setdefault(account_id, Liability())):
+            target.credits += _fraction(remaining)
+            target.value += share
+    return report
+
+
+@dataclass(slots=True)
+class Movement:
+    credits: Fraction = Fraction(0)
+    value: Fraction = Fraction(0)
+
+    def add(self, credits: Fraction, value: Fraction) -> None:
+        self.credits += credits
+        self.value += value
+
+
+@dataclass(slots=True)
+class Month:
+    month: str  # YYYY-MM
+    sold: Movement = field(default_factory=Movement)
+    consumed: Movement = field(default_factory=Movement)
+    expired: Movement = field(default_factory=Movement)
+    taken_back: Movement = field(default_factory=Movement)
+
+    @property
+    def recognised(self) -> Fraction:
+        return self.consumed.value + self.expired.value
+
+
+@dataclass(slots=True)
+class RevenueReport:
+    start: date
+    end: date
+    currencies: dict[str, dict[str, Month]] = field(default_factory=dict)  # currency -> month -> figures
+
+
+def revenue(session: Session, start: date, end: date, settings: Settings | None = None) -> RevenueReport:
+    """Recognised revenue per month between two dates (inclusive, operator's zone)."""
+    settings = settings or get_settings()
+    zone = settings.zone
+    since, until = start_of_day(start, zone), end_of_day(end, zone)
+    report = RevenueReport(start=start, end=end)
+    kinds = CONSUMED + EXPIRED + TAKEN_BACK + ("grant",)
+    rows = session.exec(
+        select(LedgerEntry.kind, LedgerEntry.credits, LedgerEntry.occurred_at, LedgerEntry.source_type, Grant.currency, Grant.credits, Grant.value)
+        .join(Grant, Grant.id == LedgerEntry.grant_id)
+        .where(col(LedgerEntry.kind).in_(kinds), LedgerEntry.occurred_at >= since, LedgerEntry.occurred_at < until)
+        .order_by(LedgerEntry.id)
+    ).all()
+    for kind, credits, occurred_at, source_type, currency, granted, value in rows:
+        if kind == "grant" and source_type not in SOLD_SOURCES:
+            continue
+        month_key = occurred_at.astimezone(zone).strftime("%Y-%m")
+        month = report.currencies.setdefault(currency, {}).setdefault(month_key, Month(month_key))
+        moved = -_fraction(credits) if kind != "grant" else _fraction(credits)
+        worth = moved * _fraction(value) / _fraction(granted)
+        bucket = month.sold if kind == "grant" else month.consumed if kind in CONSUMED else month.expired if kind in EXPIRED else month.taken_back
+        bucket.add(moved, worth)
+    for currency, months in report.currencies.items():
+        report.currencies[currency] = dict(sorted(months.items()))
+    return report
+
+
+def totals(months: dict[str, Month]) -> Month:
+    total = Month("total")
+    for month in months.values():
+        for name in ("sold", "consumed", "expired", "taken_back"):
+            getattr(total, name).add(getattr(month, name).credits, getattr(month, name).value)
+    return total
