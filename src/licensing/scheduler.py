@@ -1,4 +1,5 @@
-"""A minimal in-process scheduler: the billing run daily and the expiry sweep hourly.
+"""A minimal in-process scheduler: renewals and the billing run daily, the expiry sweep (with
+rollover cuts) hourly, hold deadlines every five minutes.
 
 Each job only calls a use case; what is due is decided from the data (lines not yet billed,
 grants not yet expired), so a job that fires twice does no work twice.
@@ -19,20 +20,28 @@ from licensing.db import Database
 log = logging.getLogger("licensing.scheduler")
 
 JOBS = {
+    "renewals": "55 0 * * *",
     "billing-run": "0 1 * * *",
     "expiry-sweep": "5 * * * *",
+    "hold-deadlines": "*/5 * * * *",
 }
 
 
 def run_job(database: Database, name: str, now: datetime) -> None:
     from licensing.credits.expiry import sweep_expiries
+    from licensing.credits.holds import settle_hold_deadlines
     from licensing.invoicing.billing import run_billing
+    from licensing.licences.renewal import renew_due_licences
 
     if name == "billing-run":
         result = run_billing(database, as_of=clock.local_date(now, get_settings().zone), now=now, actor="scheduler")
         log.info("billing run: %s invoices created, %s approved", result.invoices_created, result.invoices_approved)
     elif name == "expiry-sweep":
         log.info("expiry sweep: %s grants expired", sweep_expiries(database, now=now))
+    elif name == "renewals":
+        log.info("renewals: %s licences renewed", renew_due_licences(database, today=clock.local_date(now, get_settings().zone), now=now))
+    elif name == "hold-deadlines":
+        log.info("hold deadlines: %s holds settled", settle_hold_deadlines(database, now=now))
 
 
 def loop(database: Database, stop: threading.Event) -> None:

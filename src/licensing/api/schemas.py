@@ -245,6 +245,10 @@ class CreditNoteIn(Input):
     credit_policy: Literal["strict", "cap_to_remaining"] = "strict"
 
 
+class CreditNoteApproveIn(Input):
+    credit_policy: Literal["strict", "cap_to_remaining"] | None = None
+
+
 class VoidIn(Input):
     credit_policy: Literal["strict", "cap_to_remaining"] = "strict"
 

@@ -5,7 +5,7 @@ The summary is defined as a fold over the ledger: every entry effective at or be
 
     granted = remaining + used + held + removed       (for a grant valid at ``at``)
 
-where ``used`` counts consumptions and deductions net of reversals, ``held`` open holds, and
+where ``used`` counts consumptions, deductions and debt settlements net of reversals, ``held`` open holds, and
 ``removed`` credits taken back, cut or transferred out. Grants not yet valid are ``pending``;
 grants past their expiry are not counted at all.
 
@@ -30,7 +30,7 @@ from licensing.money import ZERO
 
 EXPIRING_WINDOW = timedelta(days=30)
 
-USED_KINDS = {"consume", "consume_reversal", "adjust_deduct"}
+USED_KINDS = {"consume", "consume_reversal", "adjust_deduct", "debt_settlement"}
 HELD_KINDS = {"hold", "hold_release"}
 REMOVED_KINDS = {"credit_note_reversal", "rollover_cut", "transfer_out"}
 EXPIRED_KINDS = {"expire"}
@@ -107,10 +107,14 @@ def fold(entries: Iterable[LedgerEntry], grants: dict[int, Grant], at: datetime)
     return states
 
 
-def summarise(account_id: int, states: Iterable[GrantState], units: dict[int, str], at: datetime, debt: Decimal = ZERO) -> Summary:
-    """Aggregate grant states into the summary: pure."""
-    total, unrestricted = Figures(debt=debt), Figures()
-    per_unit: dict[int, Figures] = {unit_id: Figures() for unit_id in units}
+def summarise(
+    account_id: int, states: Iterable[GrantState], units: dict[int, str], at: datetime, debts: dict[int | None, Decimal] | None = None
+) -> Summary:
+    """Aggregate grant states into the summary: pure. ``debts`` is the debt of each place
+    (``None``: the unrestricted pool)."""
+    debts = debts or {}
+    total, unrestricted = Figures(debt=sum(debts.values(), ZERO)), Figures(debt=debts.get(None, ZERO))
+    per_unit: dict[int, Figures] = {unit_id: Figures(debt=debts.get(unit_id, ZERO)) for unit_id in units}
     expiring: dict[datetime, Decimal] = defaultdict(lambda: ZERO)
     pending = []
     horizon = at + EXPIRING_WINDOW
@@ -139,7 +143,11 @@ def summarise(account_id: int, states: Iterable[GrantState], units: dict[int, st
 def credit_summary(session: Session, account: Account, at: datetime) -> Summary:
     """The summary at ``at``: from the grants' counters when nothing in the ledger is effective
     after ``at``, else from the fold over the ledger."""
-    units = dict(session.exec(select(BusinessUnit.id, BusinessUnit.name).where(BusinessUnit.account_id == account.id)).all())
+    units, unit_debts = {}, {}
+    for unit_id, name, debt in session.exec(select(BusinessUnit.id, BusinessUnit.name, BusinessUnit.debt).where(BusinessUnit.account_id == account.id)).all():
+        units[unit_id] = name
+        if debt:
+            unit_debts[unit_id] = debt
     latest = session.exec(select(func.max(LedgerEntry.occurred_at)).where(LedgerEntry.account_id == account.id)).one()
     if latest is None or latest <= at:
         grants = session.exec(
@@ -152,7 +160,8 @@ def credit_summary(session: Session, account: Account, at: datetime) -> Summary:
                 Grant.created_at <= at,
             )
         ).all()
-        return summarise(account.id, (GrantState(*grant) for grant in grants), units, at, account.debt)
+        debts = unit_debts | {None: account.debt - sum(unit_debts.values(), ZERO)}
+        return summarise(account.id, (GrantState(*grant) for grant in grants), units, at, debts)
     return summary_from_ledger(session, account, at, units)
 
 
@@ -164,5 +173,19 @@ def summary_from_ledger(session: Session, account: Account, at: datetime, units:
     entries = session.exec(
         select(LedgerEntry).where(LedgerEntry.account_id == account.id, LedgerEntry.occurred_at <= at).order_by(LedgerEntry.id)
     ).all()
-    return summarise(account.id, fold(entries, grants, at).values(), units, at, account.debt)
+    return summarise(account.id, fold(entries, grants, at).values(), units, at, fold_debts(entries, at))
+
+
+def fold_debts(entries: Iterable[LedgerEntry], at: datetime) -> dict[int | None, Decimal]:
+    """The debt of each place at ``at`` from the ledger alone: a ``debt`` entry of -x owes x more
+    (a positive one, from a reversal, owes less); a ``debt_settlement`` entry of -x owes x less."""
+    debts: dict[int | None, Decimal] = defaultdict(lambda: ZERO)
+    for entry in entries:
+        if entry.occurred_at > at:
+            continue
+        if entry.kind == "debt":
+            debts[entry.business_unit_id] -= entry.credits
+        elif entry.kind == "debt_settlement":
+            debts[entry.business_unit_id] += entry.credits
+    return dict(debts)
 

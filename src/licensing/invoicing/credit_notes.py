@@ -172,14 +172,21 @@ def note_lines(session: Session, note_id: int) -> list[CreditNoteLine]:
     return list(session.exec(select(CreditNoteLine).where(CreditNoteLine.credit_note_id == note_id).order_by(CreditNoteLine.id)).all())
 
 
-def approve_credit_note(session: Session, note_id: str | int, *, now: datetime, actor: str, settings: Settings | None = None) -> CreditNote:
-    """Number the note and take back its credits. Approving an approved note returns it."""
+def approve_credit_note(
+    session: Session, note_id: str | int, *, now: datetime, actor: str, credit_policy: str | None = None, settings: Settings | None = None
+) -> CreditNote:
+    """Number the note and take back its credits. Approving an approved note returns it.
+    ``credit_policy``, when given, replaces the note's own (the operator decides on approval)."""
     settings = settings or get_settings()
+    if credit_policy is not None and credit_policy not in POLICIES:
+        raise ValidationFailed("credit_policy must be strict or cap_to_remaining", field="credit_policy")
     note = get_or_404(session, CreditNote, note_id, "credit note")
     account = lock(session, Account, note.account_id, "account")
     note = lock(session, CreditNote, note.id, "credit note")
     if note.status == "approved":
         return note
+    if credit_policy is not None:
+        note.credit_policy = credit_policy
     invoice = lock(session, Invoice, note.invoice_id, "invoice")
     if invoice.status != "approved":
         raise InvoiceNotDraft(f"invoice {invoice.id} is {invoice.status}: only approved invoices can be credited", invoice_status=invoice.status)

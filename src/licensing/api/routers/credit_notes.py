@@ -19,7 +19,7 @@ from licensing.api.deps import (
     write,
 )
 from licensing.api.routers.invoices import _id_filter
-from licensing.api.schemas import CreditNoteIn, TransferIn
+from licensing.api.schemas import CreditNoteApproveIn, CreditNoteIn, TransferIn
 from licensing.credits.adjustments import transfer
 from licensing.invoicing.credit_notes import (
     CreditRequest,
@@ -77,11 +77,16 @@ def get_credit_note(note_id: str, caller: ReadBooks, database: DatabaseDep):
 
 
 @router.post("/credit-notes/{note_id}/approve")
-def approve(note_id: str, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
-    def action(session):
-        return 200, present(session, approve_credit_note(session, note_id, now=clock.now(), actor=caller.actor))
+def approve(note_id: str, caller: Billing, database: DatabaseDep, request: Request, body: CreditNoteApproveIn | None = None, idempotency_key: IdempotencyKey = None):
+    """Number the note and take back its credits; ``credit_policy`` in the body, when given,
+    replaces the note's own."""
+    body = body or CreditNoteApproveIn()
 
-    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
+    def action(session):
+        note = approve_credit_note(session, note_id, now=clock.now(), actor=caller.actor, credit_policy=body.credit_policy)
+        return 200, present(session, note)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
 
 
 @router.post("/transfers", status_code=201)
