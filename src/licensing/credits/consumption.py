@@ -29,12 +29,13 @@ from licensing.credits.rollover import rollover_due
 from licensing.errors import (
     Conflict,
     InsufficientCredits,
+    NotFound,
     UnknownReference,
     ValidationFailed,
 )
 from licensing.money import ZERO, round_credits
 from licensing.outbox import record_event
-from licensing.repository import get_or_404, get_reference, lock
+from licensing.repository import _as_id, get_or_404, get_reference, lock
 from licensing.types import UTCDateTime
 
 
@@ -154,6 +155,35 @@ def check_unit_and_member(session: Session, account: Account, business_unit_id, 
     return unit_id, member
 
 
+@lru_cache(maxsize=1)
+def _lock_with_unit_statement():
+    owner = select(BusinessUnit.account_id).where(BusinessUnit.id == bindparam("unit_id")).scalar_subquery()
+    return (
+        select(Account, owner.label("unit_account_id"))
+        .where(Account.id == bindparam("id"))
+        .with_for_update(of=Account)
+        .execution_options(populate_existing=True)
+    )
+
+
+def lock_account_and_unit(session: Session, account_id: str | int, business_unit_id: str | int | None) -> tuple[Account, int | None]:
+    """Lock the account and check that the business unit (if any) is one of its units, in one
+    round trip: every booking does this first."""
+    if business_unit_id is None:
+        return lock(session, Account, account_id, "account"), None
+    account_key = _as_id(account_id, "account", NotFound)
+    unit_key = _as_id(business_unit_id, "business_unit_id", UnknownReference)
+    row = session.execute(_lock_with_unit_statement(), {"id": account_key, "unit_id": unit_key}).one_or_none()
+    if row is None:
+        raise NotFound(f"account {account_id} does not exist")
+    account, owner = row
+    if owner is None:
+        raise UnknownReference(f"business_unit_id {business_unit_id} does not exist", field="business_unit_id")
+    if owner != account.id:
+        raise UnknownReference(f"business unit {business_unit_id} is not a unit of account {account.id}", field="business_unit_id")
+    return account, unit_key
+
+
 def consume(
     session: Session,
     account_id: str | int,
@@ -173,11 +203,11 @@ def consume(
     """Draw credits for a booking. Refused, with nothing written, when too few are eligible,
     unless ``allow_overdraft``: then it draws what is available and records the shortfall as
     debt of the consumption's place (its business unit, or the account's pool)."""
-    account = lock(session, Account, account_id, "account")
+    account, unit_id = lock_account_and_unit(session, account_id, business_unit_id)
     amount, price = resolve_credits(session, credits, credit_price_id, quantity)
     if amount <= 0:
         raise ValidationFailed("credits must be greater than zero", field="credits")
-    unit_id, member = check_unit_and_member(session, account, business_unit_id, member_id)
+    _unit, member = check_unit_and_member(session, account, None, member_id)
     moment = occurred_at or now
     # The account's lock (taken first by every use case that moves its credits) already keeps
     # these grants still; the UPDATE below locks the rows actually drawn from. Locking every
