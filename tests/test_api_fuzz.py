@@ -21,7 +21,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from sqlmodel import col, select
 
 from licensing.accounts.services import (
     create_account,
@@ -40,8 +41,11 @@ from licensing.api.app import create_app
 from licensing.auth.services import create_api_key
 from licensing.catalog.services import create_credit_price, create_product
 from licensing.credits.consumption import consume
+from licensing.credits.holds import place_hold
 from licensing.db import Database
 from licensing.invoicing.billing import run_billing
+from licensing.invoicing.credit_notes import CreditRequest, create_credit_note
+from licensing.invoicing.models import InvoiceLine
 from licensing.licences.services import add_service, create_licence
 from licensing.migrate import upgrade
 
@@ -52,7 +56,7 @@ def _seeded_database() -> tuple[Database, str]:
     """A migrated SQLite database, with an admin key, holding two of everything: accounts (each
     with a unit and a member), products (a credit pack and a plain service), credit prices,
     licences (the first with both services), invoices (November approved, so that grants and
-    ledger entries exist; December a draft) and consumptions."""
+    ledger entries exist; December a draft), consumptions, holds and draft credit notes."""
     directory = Path(tempfile.mkdtemp(prefix="licensing-fuzz-"))
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     url = f"sqlite:///{directory / 'fuzz.db'}"
@@ -82,6 +86,11 @@ def _seeded_database() -> tuple[Database, str]:
     with database.write() as session:
         consume(session, account.id, credits=Decimal(1), now=SEEDED_AT, actor="fuzz")
         consume(session, account.id, credits=Decimal(2), now=SEEDED_AT, actor="fuzz")
+        for credits in (Decimal(1), Decimal(2)):
+            place_hold(session, account.id, credits=credits, event_at=SEEDED_AT + timedelta(days=1), now=SEEDED_AT, actor="fuzz")
+        pack_line = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == 1, col(InvoiceLine.credits).is_not(None))).one()
+        for amount in (Decimal("1.00"), Decimal("2.00")):
+            create_credit_note(session, invoice_id=1, lines=[CreditRequest(pack_line.id, amount=amount)], now=SEEDED_AT, actor="fuzz")
     return database, secret
 
 
