@@ -17,7 +17,7 @@ log = logging.getLogger("licensing.api")
 STATUS_BY_CODE = {
     "validation_error": 422,
     "unknown_reference": 422,
-    "currency_mismatch": 422,
+    "currency_mismatch": 409,
     "not_found": 404,
     "unauthorized": 401,
     "forbidden": 403,

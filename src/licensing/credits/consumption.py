@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from itertools import chain
+from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, or_
 from sqlmodel import Session, col, select
@@ -25,7 +26,7 @@ from licensing.credits import ledger
 from licensing.credits.debt import change_debt, debts_of
 from licensing.credits.expiry import expire_grant, record_due_expiries
 from licensing.credits.models import Consumption, Grant, LedgerEntry
-from licensing.credits.rollover import rollover_due
+from licensing.credits.rollover import future_cuts, rollover_due
 from licensing.errors import (
     Conflict,
     InsufficientCredits,
@@ -81,6 +82,30 @@ def eligible_grants(session: Session, account_id: int, business_unit_id: int | N
     return session.connection().execute(_eligible_statement(business_unit_id is not None, unit_only=unit_only), parameters)
 
 
+class Available(NamedTuple):
+    """An eligible grant with what a booking may draw from it (less a cut to come)."""
+
+    id: int
+    business_unit_id: int | None
+    remaining: Decimal
+    used: Decimal
+    expires_at: datetime | None
+
+
+def after_future_cuts(session: Session, account: Account, candidates, *, now: datetime, at: datetime) -> tuple[object, dict[int, Decimal]]:
+    """The candidates less the rollover cuts that will happen between now and ``at``, and the
+    stored remaining credits of the grants so reduced (empty when none is)."""
+    if at <= now or account.rollover_due_at is None or account.rollover_due_at > at:
+        return candidates, {}
+    cuts = future_cuts(session, account, now=now, until=at)
+    if not cuts:
+        return candidates, {}
+    rows = list(candidates)
+    stored = {row.id: row.remaining for row in rows if row.id in cuts}
+    reduced = [Available(row.id, row.business_unit_id, row.remaining - cuts.get(row.id, ZERO), row.used, row.expires_at) for row in rows]
+    return [row for row in reduced if row.remaining > 0], stored
+
+
 def refuse(amount: Decimal, available: Decimal) -> InsufficientCredits:
     return InsufficientCredits(
         f"{amount:.2f} credits asked for, {available:.2f} available",
@@ -96,7 +121,8 @@ def take_credits(
     """Plan draws of ``amount`` from the grants eligible at ``at`` (after recording what is due
     by ``now``), or refuse with the credits available. The caller applies the draws."""
     record_due_expiries(session, account, now=now)
-    planned, available = plan_draws(eligible_grants(session, account.id, business_unit_id, at, unit_only=unit_only), amount)
+    candidates = eligible_grants(session, account.id, business_unit_id, at, unit_only=unit_only)
+    planned, available = plan_draws(after_future_cuts(session, account, candidates, now=now, at=at)[0], amount)
     if available < amount:
         raise refuse(amount, available)
     return planned
@@ -223,6 +249,7 @@ def consume(
         candidates = eligible_grants(session, account.id, unit_id, moment)
     else:
         candidates = chain([first], rows) if first is not None else []
+    candidates, stored = after_future_cuts(session, account, candidates, now=now, at=moment)
     planned, available = plan_draws(candidates, amount)
     shortfall = ZERO
     if available < amount:
@@ -238,7 +265,9 @@ def consume(
     }
     [consumption_id] = insert_rows(session, Consumption.__table__, [values], return_ids=True)
     consumption = Consumption(id=consumption_id, **values)
-    update_rows(session, Grant.__table__, [{"id": grant.id, "remaining": grant.remaining - take, "used": grant.used + take} for grant, take in planned])
+    update_rows(session, Grant.__table__, [
+        {"id": grant.id, "remaining": stored.get(grant.id, grant.remaining) - take, "used": grant.used + take} for grant, take in planned
+    ])
     entries = []
     for grant, take in planned:
         account.balance -= take

@@ -22,9 +22,11 @@ way, as if a credit note credited it whole.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from sqlmodel import Session, col, select
 
@@ -44,7 +46,7 @@ from licensing.errors import (
 from licensing.invoicing import pricing
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
-from licensing.money import ZERO, minor_unit, round_credits_down, round_money
+from licensing.money import ZERO, minor_unit, round_money
 from licensing.outbox import record_event
 from licensing.repository import get_or_404, get_reference, lock
 
@@ -198,10 +200,7 @@ def approve_credit_note(
         if line.net > net_left or line.quantity > quantity_left:
             raise Conflict(f"line {line.invoice_line_id} has only {net_left} left to credit", field="lines")
     record_due_expiries(session, account, now=now)
-    shares = {
-        line.id: (line.net / invoice_lines[line.invoice_line_id].net) if invoice_lines[line.invoice_line_id].net else (line.quantity / invoice_lines[line.invoice_line_id].quantity)
-        for line in lines
-    }
+    shares = {line.id: credited_share(line, invoice_lines[line.invoice_line_id]) for line in lines}
     taken = take_back(
         session, account, [(line.invoice_line_id, shares[line.id]) for line in lines], policy=note.credit_policy,
         source_type="credit_note", source_id=note.id, now=now, actor=actor,
@@ -215,15 +214,23 @@ def approve_credit_note(
     record_event(
         session, "credit_note.approved",
         {"credit_note_id": str(note.id), "number": note.number, "invoice_id": str(invoice.id), "account_id": str(account.id),
-         "gross": str(note.gross), "credits_taken_back": str(sum(taken.values(), ZERO))},
+         "gross": str(note.gross), "credits_taken_back": f"{sum(taken.values(), ZERO):.2f}"},
         at=now,
     )
     session.flush()
     return note
 
 
+def credited_share(note_line: CreditNoteLine, line: InvoiceLine) -> Fraction:
+    """The exact share of an invoice line that a credit note line credits: net credited / line
+    net (by quantity for a line with a net of zero). Exact, so that 100.00 of 300.00 is 1/3."""
+    if line.net:
+        return Fraction(note_line.net) / Fraction(line.net)
+    return Fraction(note_line.quantity) / Fraction(line.quantity)
+
+
 def take_back(
-    session: Session, account: Account, shares: list[tuple[int, Decimal]], *, policy: str, source_type: str, source_id: int, now: datetime, actor: str
+    session: Session, account: Account, shares: list[tuple[int, Fraction]], *, policy: str, source_type: str, source_id: int, now: datetime, actor: str
 ) -> dict[int, Decimal]:
     """Take back ``share`` of the grant of each invoice line (lines without a grant are plain
     services: nothing to take back). Refused with the remaining count when too few remain,
@@ -240,7 +247,7 @@ def take_back(
         grant = grants.get(line_id)
         if grant is None:
             continue
-        wanted = round_credits_down(grant.credits * share)
+        wanted = Decimal(math.floor(Fraction(grant.credits) * share * 100)) / 100  # rounded down to 2 places
         if wanted > grant.remaining and policy != "cap_to_remaining":
             raise CreditsAlreadyConsumed(
                 f"{wanted:.2f} credits of grant {grant.id} would be taken back but only {grant.remaining:.2f} remain "
@@ -281,7 +288,7 @@ def void_invoice(session: Session, invoice_id: str | int, *, credit_policy: str 
         raise InvoiceCredited(f"invoice {invoice.id} is covered by credit note(s) {', '.join(map(str, notes))}: credit the rest instead", credit_note_ids=[str(n) for n in notes])
     record_due_expiries(session, account, now=now)
     line_ids = session.exec(select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id, col(InvoiceLine.credits).is_not(None))).all()
-    take_back(session, account, [(line_id, Decimal(1)) for line_id in line_ids], policy=credit_policy, source_type="invoice_void", source_id=invoice.id, now=now, actor=actor)
+    take_back(session, account, [(line_id, Fraction(1)) for line_id in line_ids], policy=credit_policy, source_type="invoice_void", source_id=invoice.id, now=now, actor=actor)
     invoice.status, invoice.voided_at, invoice.voided_by = "void", now, actor
     session.add(invoice)
     record_event(session, "invoice.voided", {"invoice_id": str(invoice.id), "number": invoice.number, "account_id": str(account.id), "actor": actor}, at=now)
