@@ -20,10 +20,18 @@ class Settings(BaseSettings):
     # names its own) are released, or captured, as this policy says.
     hold_deadline_hours: int = 24
     hold_deadline_policy: Literal["release", "capture"] = "release"
+    # The seller on invoices and e-invoices (EN 16931 needs name, address, country and VAT id):
+    # demo values until the operator sets their own.
     operator_name: str = "Licensing Demo Workspace"
-    operator_address: str = ""
-    operator_country: str = ""
-    operator_tax_id: str = ""
+    operator_address: str = "1 Example Street\n75001 Paris"
+    operator_country: str = "FR"
+    operator_tax_id: str = "FR00123456789"
+    operator_email: str = ""
+    operator_logo: str = ""  # path of a PNG or SVG logo shown on documents
+    # Where the document templates are (default: the project's templates/ folder).
+    templates_dir: str = ""
+    # Reverse charge (VAT category AE) for business buyers with a VAT id in another EU country.
+    reverse_charge: bool = False
 
     @property
     def zone(self) -> ZoneInfo:

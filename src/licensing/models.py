@@ -11,6 +11,7 @@ from licensing.credits.models import (
     LedgerEntry,
     Transfer,
 )
+from licensing.documents.models import Delivery
 from licensing.invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -22,7 +23,7 @@ from licensing.licences.models import ContractService, Licence
 from licensing.outbox import Event
 
 __all__ = [
-    "Account", "Adjustment", "CreditNote", "CreditNoteLine", "Hold", "Transfer", "ApiKey", "BusinessUnit", "Consumption", "ContractService", "CreditPrice", "Event",
+    "Account", "Adjustment", "Delivery", "CreditNote", "CreditNoteLine", "Hold", "Transfer", "ApiKey", "BusinessUnit", "Consumption", "ContractService", "CreditPrice", "Event",
     "Grant", "IdempotencyRecord", "Invoice", "InvoiceLine", "LedgerEntry", "Licence", "Member",
     "NumberSeries", "Product",
 ]

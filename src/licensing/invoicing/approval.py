@@ -25,6 +25,7 @@ from licensing.clock import local_date, start_of_day
 from licensing.config import Settings, get_settings
 from licensing.credits.expiry import record_due_expiries_of
 from licensing.credits.grants import NewGrant, create_grants
+from licensing.documents.queue import queue_deliveries
 from licensing.errors import InvoiceNotDraft
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
@@ -96,6 +97,7 @@ def approve_invoices(
         {"id": invoice.id, "number": number, "status": "approved", "approved_at": at, "approved_by": actor, "issue_date": today, "due_date": due}
         for invoice, number in zip(drafts, numbers, strict=True)
     ])
+    queue_deliveries(session, "invoice", [(invoice.id, accounts[invoice.account_id]) for invoice in drafts], at=at)
     events = [
         event_row("invoice.approved", {"invoice_id": str(invoice.id), "number": number, "account_id": str(invoice.account_id), "gross": str(invoice.gross)}, at=at)
         for invoice, number in zip(drafts, numbers, strict=True)

@@ -36,6 +36,7 @@ from licensing.config import Settings, get_settings
 from licensing.credits import ledger
 from licensing.credits.expiry import record_due_expiries
 from licensing.credits.models import Grant
+from licensing.documents.queue import queue_deliveries
 from licensing.errors import (
     Conflict,
     CreditsAlreadyConsumed,
@@ -211,6 +212,7 @@ def approve_credit_note(
     [note.number] = allocate_numbers(session, "CN", local_date(now, settings.zone).year, 1)
     note.status, note.approved_at, note.approved_by, note.issue_date = "approved", now, actor, local_date(now, settings.zone)
     session.add(note)
+    queue_deliveries(session, "credit_note", [(note.id, account)], at=now)
     record_event(
         session, "credit_note.approved",
         {"credit_note_id": str(note.id), "number": note.number, "invoice_id": str(invoice.id), "account_id": str(account.id),

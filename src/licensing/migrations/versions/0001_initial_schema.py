@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 07:23:14.764354
+Create Date: 2026-11-22 08:06:46.940943
 """
 import sqlalchemy as sa
 import sqlmodel
@@ -94,6 +94,30 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('business_units', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_business_units_account_id'), ['account_id'], unique=False)
+
+    op.create_table('deliveries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('document_type', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('document_id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('recipient', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('message_id', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("document_type in ('invoice', 'credit_note')", name='delivery_document_type'),
+    sa.CheckConstraint("status in ('pending', 'sent', 'failed')", name='delivery_status'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('document_type', 'document_id', name='uq_delivery_document')
+    )
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deliveries_account_id'), ['account_id'], unique=False)
+        batch_op.create_index('ix_deliveries_due', ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('idempotency_records',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -493,6 +517,11 @@ def downgrade() -> None:
 
     op.drop_table('licences')
     op.drop_table('idempotency_records')
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_due')
+        batch_op.drop_index(batch_op.f('ix_deliveries_account_id'))
+
+    op.drop_table('deliveries')
     with op.batch_alter_table('business_units', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_business_units_account_id'))
 

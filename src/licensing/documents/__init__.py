@@ -1,0 +1,1 @@
+"""Invoice and credit note documents: the data a document shows, its PDF and its e-invoice."""

@@ -1,0 +1,194 @@
+"""PDF documents: Jinja2 HTML templates rendered by WeasyPrint (SPEC 8).
+
+* The templates live in ``templates/`` (``document.html`` and its ``assets/``); autoescaping is on,
+  so names and descriptions are shown as the text they are.
+* The renderer reads only the project's own template assets (and the operator's configured
+  logo): ``AssetFetcher`` refuses every other URL, whatever a user wrote, and records what was
+  asked for. A ``<link>`` or ``<img>`` smuggled into a description is escaped anyway.
+* One ``FontConfiguration`` per process (a new one per render leaks memory, STACK-NOTES); a
+  process pool (``render_many``) for batches: threads add no throughput to WeasyPrint.
+* Approved documents are PDF/A-3b with their EN 16931 XML embedded as ``factur-x.xml``
+  (profile EN16931): WeasyPrint writes the PDF/A-3b, then the ``factur-x`` library embeds the
+  XML with its XMP metadata and a single ``/AF`` entry (WeasyPrint 70 lists its own attachment
+  twice, upstream issue 2917). Drafts carry no e-invoice (they have no number yet).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import jinja2
+
+from licensing.config import Settings, get_settings
+from licensing.documents.model import Document
+from licensing.money import minor_unit
+
+PROJECT_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+
+
+def templates_dir(settings: Settings | None = None) -> Path:
+    settings = settings or get_settings()
+    return Path(settings.templates_dir) if settings.templates_dir else PROJECT_TEMPLATES
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+
+def _money(value: Decimal, currency: str) -> str:
+    places = minor_unit(currency)
+    return f"{value.quantize(Decimal(1).scaleb(-places)):,.{places}f}"
+
+
+def _credits(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def _quantity(value: Decimal) -> str:
+    text = f"{value.normalize():f}"
+    return text
+
+
+def _rate(value: Decimal) -> str:
+    return f"{value.normalize():f} %"
+
+
+def _day(value: date) -> str:
+    return value.strftime("%d %b %Y").lstrip("0")
+
+
+def _day_before(value: date) -> str:
+    return _day(value - timedelta(days=1))
+
+
+@lru_cache(maxsize=4)
+def environment(directory: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        autoescape=jinja2.select_autoescape(("html", "xml"), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(money=_money, credits=_credits, quantity=_quantity, rate=_rate, day=_day, day_before=_day_before)
+    return env
+
+
+def render_html(document: Document, settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    logo = Path(settings.operator_logo).resolve().as_uri() if settings.operator_logo else None
+    return environment(templates_dir(settings)).get_template("document.html").render(doc=document, logo=logo, zone=settings.timezone)
+
+
+def render_mail(document: Document, settings: Settings | None = None) -> tuple[str, str]:
+    """The plain-text and HTML bodies of the mail that carries the document."""
+    settings = settings or get_settings()
+    env = environment(templates_dir(settings))
+    text_env = env.overlay(autoescape=False)
+    return (
+        text_env.get_template("mail/document.txt").render(doc=document),
+        env.get_template("mail/document.html").render(doc=document),
+    )
+
+
+# -- fetching ---------------------------------------------------------------------------------
+
+
+def _fetcher_base():
+    from weasyprint.urls import URLFetcher
+
+    return URLFetcher
+
+
+class AssetFetcher(_fetcher_base()):  # type: ignore[misc]
+    """Serves the template assets and the operator's logo, and nothing else. ``requested``
+    lists every URL the renderer asked for; ``refused`` those it did not get."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__(fail_on_errors=False)
+        settings = settings or get_settings()
+        self.root = templates_dir(settings).resolve()
+        self.logo = Path(settings.operator_logo).resolve() if settings.operator_logo else None
+        self.requested: list[str] = []
+        self.refused: list[str] = []
+
+    def fetch(self, url, headers=None):
+        from weasyprint.urls import URLFetcherResponse
+
+        self.requested.append(url)
+        path = self._allowed(url)
+        if path is None:
+            self.refused.append(url)
+            raise ValueError(f"the renderer only reads the project's template assets, not {url}")
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return URLFetcherResponse(url, path.read_bytes(), headers={"Content-Type": mime})
+
+    def _allowed(self, url: str) -> Path | None:
+        parts = urlsplit(url)
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+            return None
+        path = Path(unquote(parts.path)).resolve()
+        if path == self.logo and path.is_file():
+            return path
+        if path.is_file() and path.is_relative_to(self.root / "assets"):
+            return path
+        return None
+
+
+@lru_cache(maxsize=1)
+def font_configuration():
+    """One per process (STACK-NOTES: a new one per render leaks about 0.22 MiB)."""
+    from weasyprint.text.fonts import FontConfiguration
+
+    return FontConfiguration()
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def html_to_pdf(html: str, *, fetcher: AssetFetcher | None = None, settings: Settings | None = None, pdf_variant: str | None = "pdf/a-3b") -> bytes:
+    """WeasyPrint on an HTML string, with the restricted fetcher and the shared fonts."""
+    from weasyprint import HTML
+
+    settings = settings or get_settings()
+    fetcher = fetcher or AssetFetcher(settings)
+    base_url = templates_dir(settings).resolve().as_uri() + "/"
+    options = {"pdf_variant": pdf_variant} if pdf_variant else {}
+    return HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf(font_config=font_configuration(), **options)
+
+
+def render_pdf(document: Document, *, xml: bytes | None = None, fetcher: AssetFetcher | None = None, settings: Settings | None = None) -> bytes:
+    """The document's PDF; with ``xml`` (approved documents) a Factur-X PDF/A-3b embedding it."""
+    settings = settings or get_settings()
+    pdf = html_to_pdf(render_html(document, settings), fetcher=fetcher, settings=settings)
+    if xml is None:
+        return pdf
+    from facturx import generate_from_binary
+
+    metadata = {
+        "author": document.seller.name, "keywords": "Factur-X, EN 16931",
+        "title": f"{document.seller.name}: {document.title} {document.number}",
+        "subject": f"{document.title} {document.number} of {document.issue_date.isoformat()}",
+    }
+    return generate_from_binary(pdf, xml, flavor="factur-x", level="en16931", check_xsd=False, pdf_metadata=metadata, lang="en-GB")
+
+
+def _render_in_worker(document: Document, xml: bytes | None) -> bytes:
+    return render_pdf(document, xml=xml)
+
+
+def render_many(items: list[tuple[Document, bytes | None]], *, workers: int | None = None) -> list[bytes]:
+    """Render a batch with every core: a spawn-based process pool (fresh processes, one
+    FontConfiguration each, recycled after 50 documents to keep memory flat)."""
+    if not items:
+        return []
+    workers = workers or max(1, multiprocessing.cpu_count())
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, max_tasks_per_child=50) as pool:
+        return list(pool.map(_render_in_worker, *zip(*items, strict=True), chunksize=4))
