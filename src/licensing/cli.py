@@ -21,6 +21,8 @@ from licensing.config import get_settings
 app = typer.Typer(help="licensing: billing engine for coworking operators.", no_args_is_help=True, add_completion=False)
 api_key_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
+invoice_app = typer.Typer(help="Invoice and credit note documents.", no_args_is_help=True)
+app.add_typer(invoice_app, name="invoice")
 console = Console(stderr=True)
 
 
@@ -99,6 +101,30 @@ def api_key_create(
         raise typer.Exit(2) from None
     typer.echo(f"created API key {key.id} named {key.name!r} with role {key.role}; it is shown only once:")
     typer.echo(secret)
+
+
+@invoice_app.command("pdf")
+def invoice_pdf(
+    number: Annotated[str, typer.Argument(help="the number of an invoice or credit note, e.g. INV-2027-000001")],
+    output: Annotated[str | None, typer.Option("-o", "--output", help="file to write (default: NUMBER.pdf)")] = None,
+) -> None:
+    """Write the PDF of an invoice or credit note (PDF/A-3b with its e-invoice embedded)."""
+    from pathlib import Path
+
+    from licensing.documents.service import find_by_number, load_document, pdf_of
+    from licensing.errors import LicensingError
+
+    database = _database()
+    try:
+        with database.read() as session:
+            kind, document_id = find_by_number(session, number)
+        document = load_document(database, kind, document_id)
+    except LicensingError as error:
+        console.print(f"[red]{error.detail}[/red]")
+        raise typer.Exit(2) from None
+    target = Path(output or document.file_name)
+    target.write_bytes(pdf_of(document))
+    typer.echo(f"wrote {target}")
 
 
 @app.command()

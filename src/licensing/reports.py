@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
 
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from licensing.clock import end_of_day, start_of_day
@@ -55,33 +55,59 @@ class LiabilityReport:
     currencies: dict[str, tuple[Liability, dict[int, Liability]]] = field(default_factory=dict)
 
 
+def unit_values(session: Session) -> dict[int, tuple[object, Fraction]]:
+    """Every grant's row and the exact value of one of its credits. A grant made by a transfer
+    is valued as the grant its credits came from (its own stored value is rounded to 4 places),
+    so that a transfer moves value without changing any total."""
+    grants = {row.id: row for row in session.exec(
+        select(Grant.id, Grant.account_id, Grant.currency, Grant.credits, Grant.value, Grant.expires_at, Grant.origin_grant_id, Grant.source_type)
+    ).all()}
+    values: dict[int, Fraction] = {}
+
+    def value_of(grant_id: int) -> Fraction:
+        if grant_id not in values:
+            row = grants[grant_id]
+            origin = row.origin_grant_id
+            values[grant_id] = value_of(origin) if origin is not None else _fraction(row.value) / _fraction(row.credits)
+        return values[grant_id]
+
+    return {grant_id: (row, value_of(grant_id)) for grant_id, row in grants.items()}
+
+
 def liability(session: Session, as_of: datetime, *, inclusive: bool = True) -> LiabilityReport:
     """Outstanding credits and their value at ``as_of``, per currency and account. A date's
     report passes the instant that ends it with ``inclusive=False``: the state just before it
-    (credits expiring at that instant are still outstanding; their breakage is next month's)."""
+    (credits expiring at that instant are still outstanding; their breakage is next month's).
+
+    Outstanding: on a grant not expired at ``as_of``, its remaining and held credits as the
+    ledger stood then; on an expired grant, the credits still held by open holds (promised to
+    an event, neither consumed nor released yet)."""
     effective = LedgerEntry.occurred_at <= as_of if inclusive else LedgerEntry.occurred_at < as_of
-    not_expired = col(Grant.expires_at) > as_of if inclusive else col(Grant.expires_at) >= as_of
-    outstanding = (
-        select(LedgerEntry.grant_id, func.sum(LedgerEntry.credits).label("credits"))
-        .where(effective, col(LedgerEntry.grant_id).is_not(None), col(LedgerEntry.kind).not_in(OUTSTANDING_EXCLUDED))
-        .group_by(LedgerEntry.grant_id)
-        .subquery()
-    )
-    rows = session.exec(
-        select(Grant.account_id, Grant.currency, Grant.credits, Grant.value, outstanding.c.credits)
-        .join(outstanding, outstanding.c.grant_id == Grant.id)
-        .where(or_(col(Grant.expires_at).is_(None), not_expired))
-        .order_by(Grant.currency, Grant.account_id)
+    sums = session.exec(
+        select(LedgerEntry.grant_id, LedgerEntry.kind, func.sum(LedgerEntry.credits))
+        .where(effective, col(LedgerEntry.grant_id).is_not(None))
+        .group_by(LedgerEntry.grant_id, LedgerEntry.kind)
     ).all()
+    kept: dict[int, Fraction] = {}
+    held: dict[int, Fraction] = {}
+    for grant_id, kind, credits in sums:
+        if kind in OUTSTANDING_EXCLUDED:
+            held[grant_id] = held.get(grant_id, Fraction(0)) - _fraction(credits)
+        else:
+            kept[grant_id] = kept.get(grant_id, Fraction(0)) + _fraction(credits)
+    grants = unit_values(session)
     report = LiabilityReport(as_of=as_of)
-    for account_id, currency, credits, value, remaining in rows:
-        if not remaining:
+    for grant_id in sorted(set(kept) | set(held)):
+        row, unit_value = grants[grant_id]
+        expired = row.expires_at is not None and (row.expires_at <= as_of if inclusive else row.expires_at < as_of)
+        outstanding = held.get(grant_id, Fraction(0)) if expired else kept.get(grant_id, Fraction(0))
+        if not outstanding:
             continue
-        total, accounts = report.currencies.setdefault(currency, (Liability(), {}))
-        share = _fraction(remaining) * _fraction(value) / _fraction(credits)
-        for target in (total, accounts.setdefault(account_id, Liability())):
-            target.credits += _fraction(remaining)
-            target.value += share
+        total, accounts = report.currencies.setdefault(row.currency, (Liability(), {}))
+        for target in (total, accounts.setdefault(row.account_id, Liability())):
+            target.credits += outstanding
+            target.value += outstanding * unit_value
+    report.currencies = dict(sorted(report.currencies.items()))
     return report
 
 
@@ -123,18 +149,20 @@ def revenue(session: Session, start: date, end: date, settings: Settings | None 
     report = RevenueReport(start=start, end=end)
     kinds = CONSUMED + EXPIRED + TAKEN_BACK + ("grant",)
     rows = session.exec(
-        select(LedgerEntry.kind, LedgerEntry.credits, LedgerEntry.occurred_at, LedgerEntry.source_type, Grant.currency, Grant.credits, Grant.value)
-        .join(Grant, Grant.id == LedgerEntry.grant_id)
-        .where(col(LedgerEntry.kind).in_(kinds), LedgerEntry.occurred_at >= since, LedgerEntry.occurred_at < until)
+        select(LedgerEntry.kind, LedgerEntry.credits, LedgerEntry.occurred_at, LedgerEntry.source_type, LedgerEntry.grant_id)
+        .where(col(LedgerEntry.kind).in_(kinds), LedgerEntry.occurred_at >= since, LedgerEntry.occurred_at < until, col(LedgerEntry.grant_id).is_not(None))
         .order_by(LedgerEntry.id)
     ).all()
-    for kind, credits, occurred_at, source_type, currency, granted, value in rows:
+    grants = unit_values(session) if rows else {}
+    for kind, credits, occurred_at, source_type, grant_id in rows:
+        grant, unit_value = grants[grant_id]
+        currency = grant.currency
         if kind == "grant" and source_type not in SOLD_SOURCES:
             continue
         month_key = occurred_at.astimezone(zone).strftime("%Y-%m")
         month = report.currencies.setdefault(currency, {}).setdefault(month_key, Month(month_key))
         moved = -_fraction(credits) if kind != "grant" else _fraction(credits)
-        worth = moved * _fraction(value) / _fraction(granted)
+        worth = moved * unit_value
         bucket = month.sold if kind == "grant" else month.consumed if kind in CONSUMED else month.expired if kind in EXPIRED else month.taken_back
         bucket.add(moved, worth)
     for currency, months in report.currencies.items():

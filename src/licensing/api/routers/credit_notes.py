@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from sqlmodel import select
 
 from licensing import clock
@@ -18,9 +19,10 @@ from licensing.api.deps import (
     paginate,
     write,
 )
-from licensing.api.routers.invoices import _id_filter
+from licensing.api.routers.invoices import _id_filter, pdf_response
 from licensing.api.schemas import CreditNoteApproveIn, CreditNoteIn, TransferIn
 from licensing.credits.adjustments import transfer
+from licensing.documents.service import load_document, xml_of
 from licensing.invoicing.credit_notes import (
     CreditRequest,
     approve_credit_note,
@@ -68,6 +70,18 @@ def list_credit_notes(
         statement = statement.where(CreditNote.status == status)
     with database.read() as session:
         return paginate(session, statement, CreditNote.id, page, lambda note: present(session, note))
+
+
+@router.get("/credit-notes/{note_id}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+def credit_note_pdf(note_id: str, caller: ReadBooks, database: DatabaseDep):
+    """The credit note as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without)."""
+    return pdf_response(load_document(database, "credit_note", note_id))
+
+
+@router.get("/credit-notes/{note_id}.xml", response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+def credit_note_xml(note_id: str, caller: ReadBooks, database: DatabaseDep):
+    document = load_document(database, "credit_note", note_id)
+    return Response(xml_of(document), media_type="application/xml", headers={"Content-Disposition": f'inline; filename="{document.number}.xml"'})
 
 
 @router.get("/credit-notes/{note_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlmodel import select
 
 from licensing import clock
@@ -22,6 +22,7 @@ from licensing.api.deps import (
 from licensing.api.schemas import BillingRunIn, VoidIn
 from licensing.clock import local_date
 from licensing.config import get_settings
+from licensing.documents.service import load_document, pdf_of, xml_of
 from licensing.invoicing.approval import approve_invoice
 from licensing.invoicing.billing import run_billing
 from licensing.invoicing.credit_notes import void_invoice
@@ -61,6 +62,23 @@ def list_invoices(
         statement = statement.where(Invoice.status == status)
     with database.read() as session:
         return paginate(session, statement, Invoice.id, page, lambda invoice: present(session, invoice))
+
+
+@router.get("/invoices/{invoice_id}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+def invoice_pdf(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
+    """The invoice as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without)."""
+    return pdf_response(load_document(database, "invoice", invoice_id))
+
+
+@router.get("/invoices/{invoice_id}.xml", response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+def invoice_xml(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
+    """The EN 16931 Cross Industry Invoice XML alone (approved invoices)."""
+    document = load_document(database, "invoice", invoice_id)
+    return Response(xml_of(document), media_type="application/xml", headers={"Content-Disposition": f'inline; filename="{document.number}.xml"'})
+
+
+def pdf_response(document) -> Response:
+    return Response(pdf_of(document), media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{document.file_name}"'})
 
 
 @router.get("/invoices/{invoice_id}")

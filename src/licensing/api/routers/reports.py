@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -12,6 +12,7 @@ from licensing import clock
 from licensing.api import presenters
 from licensing.api.deps import DatabaseDep, ReadBooks
 from licensing.config import get_settings
+from licensing.credits.expiry import sweep_expiries
 from licensing.errors import ValidationFailed
 from licensing.reports import liability, revenue
 
@@ -36,7 +37,10 @@ def liability_report(caller: ReadBooks, database: DatabaseDep, as_of: Annotated[
     if as_of is None:
         moment, inclusive = clock.now(), True
     elif _DATE.match(as_of):
-        moment, inclusive = clock.end_of_day(_day(as_of, "as_of"), settings.zone), False
+        try:
+            moment, inclusive = clock.end_of_day(_day(as_of, "as_of"), settings.zone), False
+        except OverflowError:
+            raise ValidationFailed("as_of is outside the calendar this engine can count with", field="as_of") from None
     else:
         try:
             moment = datetime.fromisoformat(as_of)
@@ -44,9 +48,17 @@ def liability_report(caller: ReadBooks, database: DatabaseDep, as_of: Annotated[
             raise ValidationFailed("as_of must be a date (YYYY-MM-DD) or an instant with an offset (RFC 3339)", field="as_of") from None
         if moment.tzinfo is None:
             raise ValidationFailed("as_of must be an instant with an offset (RFC 3339)", field="as_of")
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationFailed("as_of is outside the calendar this engine can count with", field="as_of") from None
         inclusive = True
-    with database.read() as session:
-        return presenters.liability_report(liability(session, moment, inclusive=inclusive))
+    try:
+        sweep_expiries(database, now=clock.now())
+        with database.read() as session:
+            return presenters.liability_report(liability(session, moment, inclusive=inclusive))
+    except OverflowError:
+        raise ValidationFailed("as_of is outside the calendar this engine can count with", field="as_of") from None
 
 
 @router.get("/revenue")
@@ -59,5 +71,9 @@ def revenue_report(
     first, last = _day(start, "from"), _day(end, "to")
     if last < first:
         raise ValidationFailed("to is before from", field="to")
-    with database.read() as session:
-        return presenters.revenue_report(revenue(session, first, last))
+    try:
+        sweep_expiries(database, now=clock.now())
+        with database.read() as session:
+            return presenters.revenue_report(revenue(session, first, last))
+    except OverflowError:
+        raise ValidationFailed("from and to must be dates this engine can count with", field="to") from None

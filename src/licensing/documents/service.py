@@ -1,0 +1,48 @@
+"""The use cases of documents: the Document of an invoice or credit note (read in a short
+transaction), and its PDF and e-invoice XML (rendered outside any transaction)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from licensing.db import Database
+from licensing.documents.context import credit_note_document, invoice_document
+from licensing.documents.model import Document
+from licensing.errors import InvoiceNotDraft, NotFound
+from licensing.invoicing.models import CreditNote, Invoice
+from licensing.repository import get_or_404
+
+
+def load_document(database: Database, kind: str, document_id: str | int) -> Document:
+    """The Document of invoice or credit note ``document_id`` (404 when there is none)."""
+    with database.read() as session:
+        if kind == "invoice":
+            return invoice_document(session, get_or_404(session, Invoice, document_id, "invoice"))
+        return credit_note_document(session, get_or_404(session, CreditNote, document_id, "credit note"))
+
+
+def find_by_number(session: Session, number: str) -> tuple[str, int]:
+    """("invoice" or "credit_note", id) of the document with this number."""
+    invoice_id = session.exec(select(Invoice.id).where(Invoice.number == number)).first()
+    if invoice_id is not None:
+        return "invoice", invoice_id
+    note_id = session.exec(select(CreditNote.id).where(CreditNote.number == number)).first()
+    if note_id is not None:
+        return "credit_note", note_id
+    raise NotFound(f"no invoice or credit note is numbered {number!r}")
+
+
+def xml_of(document: Document) -> bytes:
+    """The EN 16931 XML of an approved document; drafts have none (no number yet)."""
+    if document.number is None:
+        raise InvoiceNotDraft(f"{document.title.lower()} {document.id} is a draft: it has no e-invoice until it is approved", status=document.status)
+    from licensing.documents.einvoice import build_xml
+
+    return build_xml(document)
+
+
+def pdf_of(document: Document, **options) -> bytes:
+    """The PDF: with its embedded e-invoice once approved, marked as a draft before."""
+    from licensing.documents.pdf import render_pdf
+
+    return render_pdf(document, xml=xml_of(document) if document.number else None, **options)
