@@ -80,3 +80,8 @@ class CreditsAlreadyConsumed(LicensingError):
 class CreditNoteNotDraft(LicensingError):
     code = "credit_note_not_draft"
     title = "Credit note is not in the required state"
+
+
+class EInvoiceUnavailable(LicensingError):
+    code = "einvoice_unavailable"
+    title = "The document cannot be an EN 16931 e-invoice"

@@ -28,6 +28,7 @@ STATUS_BY_CODE = {
     "consumption_reversed": 409,
     "conflict": 409,
     "hold_not_open": 409,
+    "einvoice_unavailable": 409,
     "invoice_credited": 409,
     "credit_note_not_draft": 409,
 }

@@ -12,8 +12,6 @@ from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.credits.models import Grant
 from licensing.documents.model import (
-    EXEMPT,
-    REVERSE_CHARGE,
     STANDARD,
     ZERO_RATED,
     Document,
@@ -23,26 +21,8 @@ from licensing.documents.model import (
 )
 from licensing.invoicing import pricing
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from licensing.invoicing.tax import tax_treatment
 from licensing.money import ZERO
-
-EU_COUNTRIES = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IT LT LU LV MT NL PL PT RO SE SI SK".split()
-)
-
-
-def tax_treatment(account: Account, settings: Settings) -> str:
-    """How the account is taxed: ``E`` when tax-exempt; ``AE`` (reverse charge) for a business
-    buyer with a VAT id in another EU country when the operator enables reverse charge; else
-    ``S`` (each line's own rate; ``Z`` for a zero rate)."""
-    if account.tax_exempt:
-        return EXEMPT
-    seller_country = (settings.operator_country or "").upper()
-    if (
-        settings.reverse_charge and account.tax_id and account.country in EU_COUNTRIES
-        and seller_country in EU_COUNTRIES and account.country != seller_country
-    ):
-        return REVERSE_CHARGE
-    return STANDARD
 
 
 def _category(treatment: str, rate: Decimal) -> str:

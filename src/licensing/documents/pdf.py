@@ -80,10 +80,12 @@ def environment(directory: Path) -> jinja2.Environment:
     return env
 
 
-def render_html(document: Document, settings: Settings | None = None) -> str:
+def render_html(document: Document, settings: Settings | None = None, *, einvoice: bool = False) -> str:
     settings = settings or get_settings()
     logo = Path(settings.operator_logo).resolve().as_uri() if settings.operator_logo else None
-    return environment(templates_dir(settings)).get_template("document.html").render(doc=document, logo=logo, zone=settings.timezone)
+    return environment(templates_dir(settings)).get_template("document.html").render(
+        doc=document, logo=logo, zone=settings.timezone, einvoice=einvoice
+    )
 
 
 def render_mail(document: Document, settings: Settings | None = None) -> tuple[str, str]:
@@ -166,7 +168,7 @@ def html_to_pdf(html: str, *, fetcher: AssetFetcher | None = None, settings: Set
 def render_pdf(document: Document, *, xml: bytes | None = None, fetcher: AssetFetcher | None = None, settings: Settings | None = None) -> bytes:
     """The document's PDF; with ``xml`` (approved documents) a Factur-X PDF/A-3b embedding it."""
     settings = settings or get_settings()
-    pdf = html_to_pdf(render_html(document, settings), fetcher=fetcher, settings=settings)
+    pdf = html_to_pdf(render_html(document, settings, einvoice=xml is not None), fetcher=fetcher, settings=settings)
     if xml is None:
         return pdf
     from facturx import generate_from_binary

@@ -3,14 +3,19 @@ transaction), and its PDF and e-invoice XML (rendered outside any transaction)."
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 from sqlmodel import Session, select
 
 from licensing.db import Database
 from licensing.documents.context import credit_note_document, invoice_document
 from licensing.documents.model import Document
-from licensing.errors import InvoiceNotDraft, NotFound
+from licensing.errors import EInvoiceUnavailable, InvoiceNotDraft, NotFound
 from licensing.invoicing.models import CreditNote, Invoice
 from licensing.repository import get_or_404
+
+log = logging.getLogger("licensing.documents")
 
 
 def load_document(database: Database, kind: str, document_id: str | int) -> Document:
@@ -38,11 +43,23 @@ def xml_of(document: Document) -> bytes:
         raise InvoiceNotDraft(f"{document.title.lower()} {document.id} is a draft: it has no e-invoice until it is approved", status=document.status)
     from licensing.documents.einvoice import build_xml
 
-    return build_xml(document)
+    try:
+        return build_xml(document)
+    except ValueError as error:
+        raise EInvoiceUnavailable(f"{document.title.lower()} {document.number} cannot be an EN 16931 e-invoice: {error}") from None
 
 
 def pdf_of(document: Document, **options) -> bytes:
-    """The PDF: with its embedded e-invoice once approved, marked as a draft before."""
+    """The PDF: with its embedded e-invoice once approved, marked as a draft before. When the
+    e-invoice cannot be made (an account without a country, an operator without a VAT id) the
+    PDF is still rendered, without it, and says so (the XML route answers why)."""
     from licensing.documents.pdf import render_pdf
 
-    return render_pdf(document, xml=xml_of(document) if document.number else None, **options)
+    xml = None
+    if document.number:
+        try:
+            xml = xml_of(document)
+        except EInvoiceUnavailable as error:
+            log.warning("%s", error.detail)
+            document = replace(document, notes=(*document.notes, "This document carries no e-invoice: " + error.detail.split(": ", 1)[-1]))
+    return render_pdf(document, xml=xml, **options)

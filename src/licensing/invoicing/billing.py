@@ -32,6 +32,7 @@ from licensing.config import Settings, get_settings
 from licensing.db import Database
 from licensing.invoicing import pricing
 from licensing.invoicing.models import Invoice, InvoiceLine
+from licensing.invoicing.tax import charges_no_tax
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import (
     Period,
@@ -97,7 +98,7 @@ def lines_for_period(licence: Licence, services: list[ContractService], period: 
     return specs
 
 
-def price_line(spec: LineSpec, product: Product, currency: str, tax_exempt: bool, prices: dict | None = None) -> dict[str, Any]:
+def price_line(spec: LineSpec, product: Product, currency: str, no_tax: bool, prices: dict | None = None) -> dict[str, Any]:
     """The priced line (without its invoice): plain services pro-rated unless ``prorate`` is
     off; credit packs in full unless ``prorate_credits`` is on. ``prices`` remembers the
     amounts of lines priced alike (a batch prices the same service for many licences)."""
@@ -108,10 +109,10 @@ def price_line(spec: LineSpec, product: Product, currency: str, tax_exempt: bool
         share = spec.fraction if (partial and service.prorate_credits) else WHOLE
     else:
         share = spec.fraction if (partial and service.prorate) else WHOLE
-    key = (product.id, service.quantity, unit_price, None if share is WHOLE else share, currency, tax_exempt)
+    key = (product.id, service.quantity, unit_price, None if share is WHOLE else share, currency, no_tax)
     amounts = None if prices is None else prices.get(key)
     if amounts is None:
-        tax_rate = pricing.ZERO if tax_exempt else product.tax_rate
+        tax_rate = pricing.ZERO if no_tax else product.tax_rate
         credits = pricing.line_credits(product.credits, service.quantity, share) if product.kind == "credit_pack" else None
         description = product.name if share is WHOLE else f"{product.name} ({share.numerator}/{share.denominator} of the period)"
         net = pricing.line_net(service.quantity, unit_price, currency, share)
@@ -170,7 +171,12 @@ def bill_licences(
         return result
     service_ids = [service.id for services in services_of.values() for service in services]
     billed = set(session.exec(select(InvoiceLine.contract_service_id, InvoiceLine.billing_slot).where(col(InvoiceLine.contract_service_id).in_(service_ids))).all())
-    accounts = {row[0]: row for row in session.exec(select(Account.id, Account.currency, Account.tax_exempt).where(col(Account.id).in_({licence.account_id for licence in licences}))).all()}
+    accounts = {
+        row.id: (row.id, row.currency, charges_no_tax(row, settings))
+        for row in session.exec(
+            select(Account.id, Account.currency, Account.tax_exempt, Account.tax_id, Account.country).where(col(Account.id).in_({licence.account_id for licence in licences}))
+        ).all()
+    }
     products = {product.id: product for product in session.exec(select(Product).where(col(Product.id).in_({s.product_id for services in services_of.values() for s in services}))).all()}
     existing: dict[tuple[int, date], list[Invoice]] = defaultdict(list)
     for invoice in session.exec(select(Invoice.id, Invoice.licence_id, Invoice.period_start, Invoice.status).where(col(Invoice.licence_id).in_(licence_ids)).order_by(Invoice.id)):
@@ -184,7 +190,7 @@ def bill_licences(
         services = services_of.get(licence.id)
         if not services:
             continue
-        _account_id, currency, tax_exempt = accounts[licence.account_id]
+        _account_id, currency, no_tax = accounts[licence.account_id]
         last_day = last_active_day(licence)
         for period in billing_periods(licence.start_date, licence.billing_anchor_day, last_day=last_day, until=due_until):
             specs = [spec for spec in lines_for_period(licence, services, period, last_day) if (spec.service.id, spec.slot) not in billed]
@@ -205,7 +211,7 @@ def bill_licences(
                 }
                 new_invoices.append(target)
             for spec in specs:
-                new_lines.append((target, price_line(spec, products[spec.service.product_id], currency, tax_exempt, prices)))
+                new_lines.append((target, price_line(spec, products[spec.service.product_id], currency, no_tax, prices)))
 
     if new_invoices:
         lines_of_new: dict[int, list[dict]] = defaultdict(list)

@@ -22,6 +22,7 @@ from licensing.errors import CurrencyMismatch, ValidationFailed
 from licensing.invoicing import pricing
 from licensing.invoicing.approval import approve_invoices
 from licensing.invoicing.models import Invoice, InvoiceLine
+from licensing.invoicing.tax import charges_no_tax
 from licensing.outbox import record_event
 from licensing.repository import get_or_404, get_reference
 
@@ -51,7 +52,7 @@ def top_up(
         raise ValidationFailed("quantity must be greater than zero", field="quantity")
     unit_id, _member = check_unit_and_member(session, account, business_unit_id, None)
     today = local_date(now, settings.zone)
-    tax_rate = pricing.ZERO if account.tax_exempt else product.tax_rate
+    tax_rate = pricing.ZERO if charges_no_tax(account, settings) else product.tax_rate
     net = pricing.line_net(quantity, product.price, account.currency)
     tax = pricing.tax_of(net, tax_rate, account.currency)
     total_net, total_tax, gross, _ = pricing.totals([(net, tax_rate)], account.currency)
