@@ -95,6 +95,9 @@ def operator_settings(monkeypatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("LICENSING_") and not name.startswith("LICENSING_TEST_"):
             monkeypatch.delenv(name, raising=False)
+    # API tests must not mail from background threads while their database is torn down: the
+    # delivery tests call the sender themselves.
+    monkeypatch.setenv("LICENSING_MAIL_ON_APPROVAL", "false")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

@@ -413,7 +413,11 @@ def test_example_5_cardiology_cannot_use_neurology_credits(database):
 
 
 def test_example_6_credit_note_for_half_of_a_full_month_granted_to_a_late_start(database):
-    from licensing.invoicing.credit_notes import CreditRequest, approve_credit_note, create_credit_note
+    from licensing.invoicing.credit_notes import (
+        CreditRequest,
+        approve_credit_note,
+        create_credit_note,
+    )
     from licensing.reports import liability
 
     account = factories.account(database)

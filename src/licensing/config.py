@@ -28,6 +28,16 @@ class Settings(BaseSettings):
     operator_tax_id: str = "FR00123456789"
     operator_email: str = ""
     operator_logo: str = ""  # path of a PNG or SVG logo shown on documents
+    # Mail of approved documents: smtp://user:password@host:587?starttls=true or
+    # smtps://user:password@host:465; empty: no SMTP, each mail is written as <number>.eml to
+    # mail_outbox.
+    smtp_url: str = ""
+    mail_from: str = ""  # the From header; empty: "<operator_name> <operator_email or invoices@example.invalid>"
+    mail_outbox: str = "./outbox"  # where mails go when smtp_url is empty
+    mail_max_attempts: int = 10  # failed attempts before a delivery is given up (status failed)
+    # Mail approved documents as soon as the approval commits (else only the scheduler's
+    # deliveries job sends them, every minute).
+    mail_on_approval: bool = True
     # Where the document templates are (default: the project's templates/ folder).
     templates_dir: str = ""
     # Reverse charge (VAT category AE) for business buyers with a VAT id in another EU country.

@@ -24,6 +24,7 @@ JOBS = {
     "billing-run": "0 1 * * *",
     "expiry-sweep": "5 * * * *",
     "hold-deadlines": "*/5 * * * *",
+    "deliveries": "* * * * *",
 }
 
 
@@ -40,6 +41,11 @@ def run_job(database: Database, name: str, now: datetime) -> None:
         log.info("expiry sweep: %s grants expired", sweep_expiries(database, now=now))
     elif name == "renewals":
         log.info("renewals: %s licences renewed", renew_due_licences(database, today=clock.local_date(now, get_settings().zone), now=now))
+    elif name == "deliveries":
+        from licensing.documents.delivery import send_due
+
+        run = send_due(database, now=now)
+        log.info("deliveries: %s sent, %s retried later, %s failed", run.sent, run.retried, run.failed)
     elif name == "hold-deadlines":
         log.info("hold deadlines: %s holds settled", settle_hold_deadlines(database, now=now))
 

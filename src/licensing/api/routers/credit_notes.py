@@ -16,6 +16,7 @@ from licensing.api.deps import (
     IdempotencyKey,
     Pagination,
     ReadBooks,
+    mail_approved_documents,
     paginate,
     write,
 )
@@ -100,7 +101,9 @@ def approve(note_id: str, caller: Billing, database: DatabaseDep, request: Reque
         note = approve_credit_note(session, note_id, now=clock.now(), actor=caller.actor, credit_policy=body.credit_policy)
         return 200, present(session, note)
 
-    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+    response = write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+    mail_approved_documents(database)
+    return response
 
 
 @router.post("/transfers", status_code=201)

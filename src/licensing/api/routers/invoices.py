@@ -16,6 +16,7 @@ from licensing.api.deps import (
     IdempotencyKey,
     Pagination,
     ReadBooks,
+    mail_approved_documents,
     paginate,
     write,
 )
@@ -93,7 +94,9 @@ def approve(invoice_id: str, caller: Billing, database: DatabaseDep, request: Re
         invoice = approve_invoice(session, invoice_id, at=clock.now(), actor=caller.actor)
         return 200, present(session, invoice)
 
-    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
+    response = write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
+    mail_approved_documents(database)
+    return response
 
 
 @router.post("/invoices/{invoice_id}/void")
@@ -113,6 +116,8 @@ def billing_run(caller: Billing, database: DatabaseDep, request: Request, body: 
     now = clock.now()
     as_of = body.as_of or local_date(now, get_settings().zone)
     result = run_billing(database, as_of=as_of, now=now, actor=caller.actor, approve_all=body.approve)
+    if result.invoices_approved:
+        mail_approved_documents(database)
     return JSONResponse(
         {"as_of": result.as_of.isoformat(), "invoices_created": result.invoices_created, "invoices_approved": result.invoices_approved}
     )
