@@ -236,3 +236,17 @@ def test_a_pdf_over_http_under_a_frozen_clock(client, database):
     with freeze_time("2027-02-01T10:00:00Z"):
         response = client.get(f"/api/v1/invoices/{invoice.id}.pdf")
     assert response.status_code == 200
+
+
+def test_the_operator_logo_from_the_settings_is_the_one_file_outside_the_assets_the_renderer_reads(database, set_operator_setting, tmp_path):
+    logo = tmp_path / "logo.svg"
+    logo.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="120" height="40"><rect width="120" height="40" fill="#1f2937"/></svg>')
+    set_operator_setting("operator_logo", str(logo))
+    _account, invoice, _lines = billed_invoice(database)
+    fetcher = AssetFetcher()
+
+    pdf = render_pdf(load_document(database, "invoice", invoice.id), fetcher=fetcher)
+
+    assert pdf.startswith(b"%PDF-")
+    assert logo.as_uri() in fetcher.requested
+    assert fetcher.refused == []
