@@ -6,6 +6,7 @@ from licensing.catalog.models import CreditPrice, Product
 from licensing.credits.models import (
     Adjustment,
     Consumption,
+    ExpiryNotice,
     Grant,
     Hold,
     LedgerEntry,
@@ -21,9 +22,11 @@ from licensing.invoicing.models import (
 )
 from licensing.licences.models import ContractService, Licence
 from licensing.outbox import Event
+from licensing.scheduler.models import JobRun
+from licensing.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
-    "Account", "Adjustment", "Delivery", "CreditNote", "CreditNoteLine", "Hold", "Transfer", "ApiKey", "BusinessUnit", "Consumption", "ContractService", "CreditPrice", "Event",
+    "Account", "Adjustment", "Delivery", "ExpiryNotice", "JobRun", "Webhook", "WebhookDelivery", "CreditNote", "CreditNoteLine", "Hold", "Transfer", "ApiKey", "BusinessUnit", "Consumption", "ContractService", "CreditPrice", "Event",
     "Grant", "IdempotencyRecord", "Invoice", "InvoiceLine", "LedgerEntry", "Licence", "Member",
     "NumberSeries", "Product",
 ]

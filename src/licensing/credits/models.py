@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Column, Index
+from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from licensing.types import Amount, Credits, UTCDateTime
@@ -155,4 +155,18 @@ class Transfer(SQLModel, table=True):
     credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
     reason: str = Field(max_length=2000)
     actor: str = Field(max_length=200)
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ExpiryNotice(SQLModel, table=True):
+    """A ``credits.expiring`` event emitted for one grant at one horizon (days before expiry):
+    the unique key makes each notice once."""
+
+    __tablename__ = "expiry_notices"
+    __table_args__ = (UniqueConstraint("grant_id", "horizon_days", name="uq_expiry_notice"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id")
+    horizon_days: int
+    credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

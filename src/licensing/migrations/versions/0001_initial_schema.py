@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 08:06:46.940943
+Create Date: 2026-11-22 08:29:19.615570
 """
 import sqlalchemy as sa
 import sqlmodel
@@ -60,6 +60,15 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_events_type'), ['type'], unique=False)
 
+    op.create_table('job_runs',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
+    sa.Column('last_due_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('runs', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('number_series',
     sa.Column('series', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('year', sa.Integer(), nullable=False),
@@ -80,6 +89,16 @@ def upgrade() -> None:
     sa.CheckConstraint("kind in ('service', 'credit_pack')", name='product_kind'),
     sa.CheckConstraint('credits is null or credits > 0', name='product_credits_positive'),
     sa.CheckConstraint('price >= 0', name='product_price_not_negative'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('webhooks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('url', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('events', sa.Text(), nullable=False),
+    sa.Column('secret', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('after_event_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('business_units',
@@ -164,6 +183,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_members_account_id'), ['account_id'], unique=False)
+
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('webhook_id', sa.Integer(), nullable=False),
+    sa.Column('event_id', sa.Integer(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
+    sa.Column('last_status_code', sa.Integer(), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status in ('pending', 'delivered', 'failed')", name='webhook_delivery_status'),
+    sa.ForeignKeyConstraint(['event_id'], ['events.id'], ),
+    sa.ForeignKeyConstraint(['webhook_id'], ['webhooks.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('webhook_id', 'event_id', name='uq_webhook_delivery')
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_deliveries_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_event_id'), ['event_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_webhook_id'), ['webhook_id'], unique=False)
 
     op.create_table('adjustments',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -425,6 +467,16 @@ def upgrade() -> None:
         batch_op.create_index('ix_grants_account_expiry', ['account_id', 'expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_grants_invoice_line_id'), ['invoice_line_id'], unique=False)
 
+    op.create_table('expiry_notices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('grant_id', sa.Integer(), nullable=False),
+    sa.Column('horizon_days', sa.Integer(), nullable=False),
+    sa.Column('credits', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['grant_id'], ['grants.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('grant_id', 'horizon_days', name='uq_expiry_notice')
+    )
     op.create_table('ledger_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
@@ -461,6 +513,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ledger_account_id')
 
     op.drop_table('ledger_entries')
+    op.drop_table('expiry_notices')
     with op.batch_alter_table('grants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_grants_invoice_line_id'))
         batch_op.drop_index('ix_grants_account_expiry')
@@ -508,6 +561,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_adjustments_account_id'))
 
     op.drop_table('adjustments')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_webhook_id'))
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_event_id'))
+        batch_op.drop_index('ix_webhook_deliveries_due')
+
+    op.drop_table('webhook_deliveries')
     with op.batch_alter_table('members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_members_account_id'))
 
@@ -526,8 +585,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_business_units_account_id'))
 
     op.drop_table('business_units')
+    op.drop_table('webhooks')
     op.drop_table('products')
     op.drop_table('number_series')
+    op.drop_table('job_runs')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_type'))
 
