@@ -54,10 +54,69 @@ def serve(
 
     application = create_app(_database())
     if not no_scheduler:
-        from licensing.scheduler import start_in_background
+        from licensing.scheduler import SchedulerAlreadyRunning, start_in_background
 
-        start_in_background(_database())
+        try:
+            start_in_background(_database())
+        except SchedulerAlreadyRunning as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(3) from None
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+@app.command()
+def scheduler(
+    once: Annotated[bool, typer.Option("--once", help="run every job whose scheduled moment has passed since its last run, then exit")] = False,
+) -> None:
+    """Run the scheduled jobs (billing, renewals, expiry, notices, holds, mail, webhooks)."""
+    import logging
+    import signal
+    import threading
+
+    from licensing.scheduler import (
+        ProcessLock,
+        SchedulerAlreadyRunning,
+        loop,
+        run_due,
+        schedules,
+    )
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("weasyprint").setLevel(logging.WARNING)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    try:
+        schedules()
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    database = _database()
+    lock = ProcessLock(database)
+    try:
+        lock.acquire()
+    except SchedulerAlreadyRunning as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(3) from None
+    try:
+        if once:
+            failed = False
+            for outcome in run_due(database):
+                if outcome.skipped:
+                    typer.echo(f"{outcome.name}: skipped (another scheduler is running it)")
+                elif outcome.error:
+                    failed = True
+                    typer.echo(f"{outcome.name}: FAILED: {outcome.error}")
+                else:
+                    typer.echo(f"{outcome.name}: {outcome.summary}")
+            if failed:
+                raise typer.Exit(1)
+            return
+        stop = threading.Event()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signal_number, lambda *_: stop.set())
+        console.print("scheduler running (Ctrl-C to stop)")
+        loop(database, stop)
+    finally:
+        lock.release()
 
 
 @app.command("billing-run")

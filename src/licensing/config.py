@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # Mail approved documents as soon as the approval commits (else only the scheduler's
     # deliveries job sends them, every minute).
     mail_on_approval: bool = True
+    # Expiry notices: a credits.expiring event this many days before credits expire.
+    expiry_notice_days: list[int] = [30, 7]
+    # Scheduled jobs: cron expressions (operator's time zone) replacing the defaults, as JSON,
+    # e.g. LICENSING_SCHEDULE='{"billing-run": "0 2 * * *"}' (see licensing.scheduler.JOBS).
+    schedule: dict[str, str] = {}
     # Where the document templates are (default: the project's templates/ folder).
     templates_dir: str = ""
     # Reverse charge (VAT category AE) for business buyers with a VAT id in another EU country.

@@ -270,13 +270,14 @@ def run_billing(
     approve_all: bool = False,
     settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> BillingRunResult:
     """Bill every licence, one transaction per batch of licences, approving the invoices of
     ``auto_approve`` licences (or all, with ``approve_all``). Counts this run's work only."""
     from licensing.invoicing.approval import approve_invoices
 
     settings = settings or get_settings()
+    batch_size = batch_size or BATCH_SIZE
     result = BillingRunResult(as_of=as_of)
     with database.read() as session:
         licences = session.exec(
