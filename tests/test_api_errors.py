@@ -736,3 +736,21 @@ def test_the_openapi_document_and_the_docs_are_served_without_authentication(cli
     assert "/api/v1/accounts/{account_id}/consumptions" in document.json()["paths"]
     assert docs.status_code == 200
     assert docs.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/v1/accounts/{account}/ledger?since=9999-12-31T23:59:59-23:59", None),
+        ("GET", "/api/v1/accounts/{account}/credits?at=9999-12-31T23:59:59-23:59", None),
+        ("GET", "/api/v1/events?since=0001-01-01T00:00:00%2B01:00", None),
+        ("GET", "/api/v1/reports/liability?as_of=9999-12-31", None),
+        ("POST", "/api/v1/accounts/{account}/consumptions", {"credits": "1", "occurred_at": "9999-12-31T23:59:59-23:59"}),
+        ("POST", "/api/v1/accounts/{account}/holds", {"credits": "1", "event_at": "9999-12-31T23:59:59-23:59"}),
+    ],
+)
+def test_instants_at_the_edge_of_the_calendar_are_refused_not_a_server_error(client, method, path, body):
+    account = client.post("/api/v1/accounts", json={"name": "Acme", "email": "a@acme.test", "currency": "EUR"}).json()["id"]
+    response = client.request(method, path.format(account=account), json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     mail_from: str = ""  # the From header; empty: "<operator_name> <operator_email or invoices@example.invalid>"
     mail_outbox: str = "./outbox"  # where mails go when smtp_url is empty
     mail_max_attempts: int = 10  # failed attempts before a delivery is given up (status failed)
+    webhook_max_attempts: int = 10  # failed attempts before a webhook delivery is given up (status failed)
     # Mail approved documents as soon as the approval commits (else only the scheduler's
     # deliveries job sends them, every minute).
     mail_on_approval: bool = True

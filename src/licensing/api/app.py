@@ -18,6 +18,7 @@ from licensing.api.routers import (
     invoices,
     licences,
     reports,
+    webhooks,
 )
 from licensing.db import Database, get_database
 
@@ -42,6 +43,6 @@ def create_app(database: Database | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "unreachable", "detail": type(error).__name__}, status_code=503)
         return {"status": "ok", "database": "ok", "version": __version__}
 
-    for module in (accounts, catalog, licences, invoices, credit_notes, consumptions, holds, reports):
+    for module in (accounts, catalog, licences, invoices, credit_notes, consumptions, holds, reports, webhooks):
         app.include_router(module.router)
     return app

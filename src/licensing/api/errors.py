@@ -80,8 +80,16 @@ def install(app: FastAPI) -> None:
             response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(_request: Request, error: OverflowError):
+        # Dates and instants at the edge of the calendar (year 1 with a positive offset, year
+        # 9999 with a negative one) overflow when converted to UTC: bad input, not a crash.
+        return problem(422, "validation_error", "Invalid input", "a date or instant is outside the calendar this engine can count with")
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception):
+        if isinstance(getattr(error, "orig", None), OverflowError):  # an instant bound by the database driver
+            return problem(422, "validation_error", "Invalid input", "a date or instant is outside the calendar this engine can count with")
         log.exception("unexpected error", exc_info=error)
         return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged")
 

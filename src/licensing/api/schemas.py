@@ -8,11 +8,12 @@ turned into ``Decimal`` here. Table models are never response schemas.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -41,6 +42,17 @@ def _iso_date(value: Any) -> Any:
 
 
 Day = Annotated[date, BeforeValidator(_iso_date), WithJsonSchema({"type": "string", "format": "date"})]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the calendar this engine can count with") from None
+
+
+# An RFC 3339 instant with an offset, handed on in UTC (year 9999 at -23:59 is refused, not a crash).
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 _POSITIVE_CREDITS = r"^[0-9]{1,12}(\.[0-9]{1,2})?$"
 _AMOUNT = r"^[0-9]{1,12}(\.[0-9]{1,4})?$"
@@ -189,7 +201,7 @@ class ConsumptionIn(Input):
     member_id: Id | None = None
     description: Text | None = None
     reference: Annotated[str, StringConstraints(max_length=200)] | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     allow_overdraft: bool = False
 
 
@@ -197,8 +209,8 @@ class HoldIn(Input):
     credits: CreditsIn | None = None
     credit_price_id: Id | None = None
     quantity: AmountIn | None = None
-    event_at: AwareDatetime
-    deadline: AwareDatetime | None = None
+    event_at: Instant
+    deadline: Instant | None = None
     business_unit_id: Id | None = None
     member_id: Id | None = None
     description: Text | None = None

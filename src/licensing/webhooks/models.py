@@ -10,7 +10,8 @@ from licensing.types import UTCDateTime
 
 class Webhook(SQLModel, table=True):
     """An endpoint that receives events: ``events`` is a JSON list of types, or ``["*"]``. Only
-    events recorded after registration (id above ``after_event_id``) are delivered to it."""
+    events recorded after registration (id above ``after_event_id``) are delivered to it;
+    ``after_event_id`` also serves as the fan-out cursor and only moves forward."""
 
     __tablename__ = "webhooks"
 

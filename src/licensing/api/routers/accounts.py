@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -107,6 +107,11 @@ def get_credits(account_id: str, caller: ReadAny, database: DatabaseDep, at: Ann
     now = clock.now()
     if at is not None and at.tzinfo is None:
         raise ValidationFailed("at must be an instant with an offset (RFC 3339)", field="at")
+    if at is not None:
+        try:
+            at = at.astimezone(UTC)
+        except OverflowError:
+            raise ValidationFailed("at is outside the calendar this engine can count with", field="at") from None
     account = settle_expiries(database, account_id, now=now)
     with database.read() as session:
         return presenters.summary(credit_summary(session, account, at or now))
@@ -135,6 +140,11 @@ def list_ledger(
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise ValidationFailed(f"{name} must be an instant with an offset (RFC 3339)", field=name)
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValidationFailed(f"{name} is outside the calendar this engine can count with", field=name) from None
     account = settle_expiries(database, account_id, now=clock.now())
     statement = select(LedgerEntry).where(LedgerEntry.account_id == account.id)
     if kind:

@@ -1,0 +1,417 @@
+"""Webhooks (SPEC 9): the events of the outbox, delivered to operator-registered URLs.
+
+An event reaches a webhook in three steps, each safe to run twice and from several processes:
+
+1. **Register** (``register_webhook``): the URL, the event types it wants (or ``*``) and a
+   secret made here and shown once. ``after_event_id`` is set to the newest event: only events
+   recorded after registration are delivered.
+2. **Fan out** (``fan_out``): one ``WebhookDelivery`` per webhook and matching event, inserted
+   with ``ON CONFLICT DO NOTHING`` on the unique key (webhook, event), so that two schedulers at
+   once never make two. ``after_event_id`` doubles as the webhook's cursor: events at or below
+   it are dealt with. Event ids are allocated when an event is written but become visible when
+   its transaction commits, so on PostgreSQL a lower id can appear after a higher one; the scan
+   therefore looks back over the last ``LOOKBACK`` events each time (the anti-join on the
+   deliveries skips those already fanned out) and the cursor trails the newest event by that
+   much (it moves once it lags by twice as much). A run that finds nothing new reads at most
+   ``2 * LOOKBACK`` event ids per webhook, by primary key, and writes nothing. An event that
+   commits after more than ``LOOKBACK`` newer events were written by other transactions (and
+   fanned out) would be missed: between a use case's insert of its events and its commit,
+   other writers would have to record a thousand events.
+3. **Deliver** (``deliver_due``), one delivery at a time: claim it in a short write transaction
+   (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, SQLite's write lock elsewhere) with a lease in
+   ``claimed_until``; POST it outside any transaction; record the outcome in a second short
+   transaction. A 2xx is ``delivered`` (never sent again); anything else (another status, a
+   timeout, a refused connection) counts an attempt and pushes the next one back 10 s, 20 s,
+   40 s ... (at most an hour); after ``MAX_ATTEMPTS`` failures the delivery is ``failed``.
+
+The request is ``POST <url>`` with the JSON body ``{"id", "type", "created_at", "data"}`` and
+the header ``Licensing-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">``, keyed
+with the secret's UTF-8 bytes; receivers check it with ``verify`` (or its few lines in their own
+language) and refuse stale timestamps. Redirects are not followed (a 3xx is a failure).
+Delivery is at least once: a sender that dies after the receiver answered and before step 3
+leaves the delivery to be sent again once its lease runs out; receivers deduplicate with the
+event id (``Licensing-Event-Id``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, or_, select
+
+from licensing import __version__, clock
+from licensing.config import Settings, get_settings
+from licensing.db import Database
+from licensing.errors import NotFound, ValidationFailed
+from licensing.outbox import Event
+from licensing.repository import get_or_404, lock
+from licensing.webhooks.models import Webhook, WebhookDelivery
+
+log = logging.getLogger("licensing.webhooks")
+
+# Every type the engine records (API.md's list, plus adjustments and transfers).
+EVENT_TYPES = (
+    "invoice.generated", "invoice.approved", "invoice.voided", "invoice.sent",
+    "credit_note.approved",
+    "credits.granted", "credits.consumed", "credits.reversed", "credits.expired", "credits.expiring",
+    "credits.adjusted", "credits.transferred",
+    "licence.renewed", "licence.terminated",
+)
+ALL = "*"
+URL_LENGTH = 2000  # the column's length
+LAST_ERROR_LENGTH = 2000  # the column's length
+MAX_ATTEMPTS = 10
+FIRST_RETRY = timedelta(seconds=10)
+LAST_RETRY = timedelta(hours=1)
+# How long a sender has to POST one delivery before others may take it over (at least this,
+# and at least a few times the request timeout).
+CLAIM_TIME = timedelta(minutes=5)
+# How far behind the newest event each fan-out looks for events committed late (see above).
+LOOKBACK = 1000
+FAN_OUT_LIMIT = 1000  # deliveries made per webhook and run; the next run makes the rest
+SIGNATURE_HEADER = "Licensing-Signature"
+
+
+# -- registering ------------------------------------------------------------------------------
+
+
+def register_webhook(session: Session, *, url: str, events: list[str], now: datetime) -> tuple[Webhook, str]:
+    """A new webhook and its secret (the only time the secret is handed out)."""
+    url = valid_url(url)
+    types = valid_event_types(events)
+    newest = session.exec(select(func.max(Event.id))).one()
+    secret = secrets.token_urlsafe(32)
+    webhook = Webhook(url=url, events=json.dumps(types), secret=secret, after_event_id=newest or 0, created_at=now)
+    session.add(webhook)
+    session.flush()
+    return webhook, secret
+
+
+def delete_webhook(session: Session, webhook_id: int | str, now: datetime) -> Webhook:
+    """Stop delivering to a webhook: it is marked deleted, and its deliveries not yet made are
+    ``failed`` ("webhook deleted") so that none of them is sent."""
+    webhook = get_or_404(session, Webhook, webhook_id, "webhook")
+    webhook = lock(session, Webhook, webhook.id, "webhook")
+    if webhook.deleted_at is not None:
+        raise NotFound(f"webhook {webhook_id} does not exist")
+    webhook.deleted_at = now
+    session.add(webhook)
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == webhook.id, WebhookDelivery.status == "pending")
+        .values(status="failed", last_error="webhook deleted", claimed_until=None)
+    )
+    return webhook
+
+
+def event_types_of(webhook: Webhook) -> list[str]:
+    return json.loads(webhook.events)
+
+
+def valid_url(url: Any) -> str:
+    """An absolute http(s) URL with a host, at most 2,000 characters, or ``ValidationFailed``."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValidationFailed("url is required", field="url")
+    url = url.strip()
+    if len(url) > URL_LENGTH:
+        raise ValidationFailed(f"url is longer than {URL_LENGTH} characters", field="url")
+    try:
+        url.encode()
+    except UnicodeEncodeError:
+        raise ValidationFailed("url is not valid UTF-8", field="url") from None
+    if any(character.isspace() or ord(character) < 32 or ord(character) == 127 for character in url):
+        raise ValidationFailed("url must not contain spaces or control characters", field="url")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ValidationFailed("url is not a valid URL", field="url") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationFailed("url must start with http:// or https://", field="url")
+    if not parts.hostname:
+        raise ValidationFailed("url must name a host", field="url")
+    try:
+        httpx.URL(url)  # what the sender will parse: a host it cannot encode is refused now
+    except (httpx.InvalidURL, ValueError):
+        raise ValidationFailed("url is not a valid URL", field="url") from None
+    return url
+
+
+def valid_event_types(events: Any) -> list[str]:
+    """The types asked for, in the order given without repeats; ``["*"]`` for every type."""
+    if not isinstance(events, list) or not events:
+        raise ValidationFailed("events must list at least one event type, or \"*\" for all", field="events")
+    unknown = [event for event in events if not isinstance(event, str) or (event != ALL and event not in EVENT_TYPES)]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown event types: {', '.join(map(repr, unknown))} (known: {', '.join(EVENT_TYPES)}, or \"*\")",
+            field="events", known=list(EVENT_TYPES),
+        )
+    if ALL in events:
+        return [ALL]
+    return list(dict.fromkeys(events))
+
+
+# -- fanning out ------------------------------------------------------------------------------
+
+
+def fan_out(database: Database, *, now: datetime, limit: int = FAN_OUT_LIMIT) -> int:
+    """Queue a delivery for each active webhook and each matching event not queued yet (at most
+    ``limit`` per webhook in one run); returns how many were queued."""
+    with database.read() as session:
+        webhook_ids = list(session.exec(select(Webhook.id).where(col(Webhook.deleted_at).is_(None)).order_by(Webhook.id)).all())
+    return sum(_fan_out_webhook(database, webhook_id, now=now, limit=limit) for webhook_id in webhook_ids)
+
+
+def _fan_out_webhook(database: Database, webhook_id: int, *, now: datetime, limit: int) -> int:
+    with database.read() as session:
+        webhook = session.get(Webhook, webhook_id)
+        if webhook is None or webhook.deleted_at is not None:
+            return 0
+        newest = session.exec(select(func.max(Event.id))).one() or 0
+        event_ids = _missing_events(session, webhook, newest, limit)
+    # Move the cursor only when this run saw every missing event below it, and only when it has
+    # fallen well behind (so that a quiet run writes nothing).
+    cursor = newest - LOOKBACK
+    move_cursor = len(event_ids) < limit and cursor >= webhook.after_event_id + LOOKBACK
+    if not event_ids and not move_cursor:
+        return 0
+    with database.write() as session:
+        webhook = lock(session, Webhook, webhook_id, "webhook")  # queues behind a concurrent delete
+        if webhook.deleted_at is not None:
+            return 0
+        queued = 0
+        if event_ids:
+            insert = sqlite_insert if database.is_sqlite else postgresql_insert
+            rows = [
+                {
+                    "webhook_id": webhook_id, "event_id": event_id, "status": "pending", "attempts": 0, "last_error": None,
+                    "last_status_code": None, "next_attempt_at": now, "claimed_until": None, "delivered_at": None, "created_at": now,
+                }
+                for event_id in event_ids
+            ]
+            table = WebhookDelivery.__table__
+            statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["webhook_id", "event_id"]).returning(table.c.id)
+            queued = len(session.execute(statement).all())
+        if move_cursor and cursor > webhook.after_event_id:
+            webhook.after_event_id = cursor
+            session.add(webhook)
+    return queued
+
+
+def _missing_events(session: Session, webhook: Webhook, newest: int, limit: int) -> list[int]:
+    """Ids of the events above the webhook's cursor (up to ``newest``) that it wants and has no
+    delivery for."""
+    types = event_types_of(webhook)
+    delivered = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook.id, WebhookDelivery.event_id == Event.id)
+    statement = select(Event.id).where(Event.id > webhook.after_event_id, Event.id <= newest, ~delivered.exists())
+    if ALL not in types:
+        statement = statement.where(col(Event.type).in_(types))
+    return list(session.exec(statement.order_by(Event.id).limit(limit)).all())
+
+
+# -- delivering -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRun:
+    delivered: int = 0
+    retried: int = 0  # failed this run, to be tried again
+    failed: int = 0  # given up on this run (status ``failed``)
+
+    def __str__(self) -> str:
+        return f"{self.delivered} delivered, {self.retried} to retry, {self.failed} failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    delivery_id: int
+    claimed_until: datetime
+    url: str
+    secret: str
+    event_id: int
+    event_type: str
+    body: bytes
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failed attempt: 10 seconds, then doubling (20, 40,
+    80 ...), never more than an hour."""
+    if attempts >= 10:  # 10 s * 2**9 is already past the hour
+        return LAST_RETRY
+    return min(FIRST_RETRY * 2 ** (attempts - 1), LAST_RETRY)
+
+
+def deliver_due(
+    database: Database, *, now: datetime, settings: Settings | None = None, limit: int = 100, timeout: float = 10
+) -> WebhookRun:
+    """POST up to ``limit`` due deliveries, one at a time (claim, send, record), oldest event
+    first. A failure is counted and retried later; nothing here raises for a receiver's fault."""
+    settings = settings or get_settings()
+    max_attempts = max(1, int(getattr(settings, "webhook_max_attempts", MAX_ATTEMPTS)))
+    delivered = retried = failed = 0
+    started = time.monotonic()
+
+    def current() -> datetime:
+        # ``now`` moved on by the time this run has taken: signatures and leases are stamped
+        # with the moment of sending, late in a long run too (and tests that pass ``now`` stay
+        # in control of the clock).
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    headers = {"User-Agent": f"licensing/{__version__} (webhooks)"}
+    with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
+        for _ in range(limit):
+            claim = _claim(database, now=now, lease_from=current(), timeout=timeout)
+            if claim is None:
+                break
+            status_code, error = post(client, claim, at=current())
+            if error is None:
+                delivered += _record_delivered(database, claim, status_code=status_code, now=now)
+                continue
+            log.warning("webhook delivery %s (event %s to %s) failed: %s", claim.delivery_id, claim.event_id, claim.url, error)
+            outcome = _record_failure(database, claim, status_code=status_code, error=error, now=now, max_attempts=max_attempts)
+            failed += outcome == "failed"
+            retried += outcome == "pending"
+    return WebhookRun(delivered=delivered, retried=retried, failed=failed)
+
+
+def post(client: httpx.Client, claim: Claim, *, at: datetime) -> tuple[int | None, str | None]:
+    """Send one delivery: (status code or None, None when it was accepted or else what went wrong)."""
+    timestamp = int(at.timestamp())
+    headers = {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: f"t={timestamp},v1={sign(claim.secret, timestamp, claim.body)}",
+        "Licensing-Event-Id": str(claim.event_id),
+        "Licensing-Event-Type": claim.event_type,
+    }
+    try:
+        # Streamed and not read: a receiver's answer is its status, whatever the size of its body.
+        with client.stream("POST", claim.url, content=claim.body, headers=headers) as response:
+            if 200 <= response.status_code < 300:
+                return response.status_code, None
+            return response.status_code, f"HTTP {response.status_code} {response.reason_phrase}".strip()
+    except httpx.TimeoutException as error:
+        return None, f"timeout: {_describe(error)}"
+    except httpx.ConnectError as error:
+        return None, f"connection failed: {_describe(error)}"
+    except Exception as error:  # noqa: BLE001 - any failure to deliver is recorded and retried
+        return None, _describe(error)
+
+
+def delivery_body(event: Event) -> bytes:
+    """The JSON body of an event's delivery (compact, UTF-8): what the signature covers."""
+    payload = {"id": str(event.id), "type": event.type, "created_at": event.created_at.isoformat(), "data": json.loads(event.data)}
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _claim(database: Database, *, now: datetime, lease_from: datetime, timeout: float) -> Claim | None:
+    claimed_until = lease_from + max(CLAIM_TIME, timedelta(seconds=4 * timeout))
+    with database.write() as session:
+        active = select(Webhook.id).where(col(Webhook.deleted_at).is_(None))
+        delivery = session.exec(
+            select(WebhookDelivery)
+            .where(
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.next_attempt_at <= now,
+                or_(col(WebhookDelivery.claimed_until).is_(None), col(WebhookDelivery.claimed_until) <= now),
+                col(WebhookDelivery.webhook_id).in_(active),
+            )
+            .order_by(WebhookDelivery.event_id, WebhookDelivery.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if delivery is None:
+            return None
+        delivery.claimed_until = claimed_until
+        session.add(delivery)
+        webhook = session.get(Webhook, delivery.webhook_id)
+        event = session.get(Event, delivery.event_id)
+        return Claim(
+            delivery_id=delivery.id, claimed_until=claimed_until, url=webhook.url, secret=webhook.secret,
+            event_id=event.id, event_type=event.type, body=delivery_body(event),
+        )
+
+
+def _record_delivered(database: Database, claim: Claim, *, status_code: int | None, now: datetime) -> int:
+    with database.write() as session:
+        delivery = lock(session, WebhookDelivery, claim.delivery_id, "webhook delivery")
+        if delivery.status == "delivered":  # another sender took it over after our lease ran out
+            return 0
+        # It did arrive: delivered, even if it was given up on (or its webhook deleted) meanwhile.
+        delivery.status, delivery.delivered_at, delivery.last_status_code = "delivered", now, status_code
+        delivery.attempts += 1
+        delivery.claimed_until = None
+        session.add(delivery)
+    return 1
+
+
+def _record_failure(
+    database: Database, claim: Claim, *, status_code: int | None, error: str, now: datetime, max_attempts: int
+) -> str | None:
+    """The delivery's status after the failure, or None when it is no longer ours to count."""
+    with database.write() as session:
+        delivery = lock(session, WebhookDelivery, claim.delivery_id, "webhook delivery")
+        if delivery.status != "pending" or delivery.claimed_until != claim.claimed_until:
+            return None
+        delivery.attempts += 1
+        delivery.last_error = error[:LAST_ERROR_LENGTH]
+        delivery.last_status_code = status_code
+        delivery.claimed_until = None
+        if delivery.attempts >= max_attempts:
+            delivery.status = "failed"
+        else:
+            delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+        session.add(delivery)
+        return delivery.status
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+# -- signatures -------------------------------------------------------------------------------
+
+
+def sign(secret: str, timestamp: int, body: bytes | str) -> str:
+    """The hex HMAC-SHA256 of ``"<timestamp>.<body>"`` keyed with the secret's UTF-8 bytes."""
+    if isinstance(body, str):
+        body = body.encode()
+    return hmac.new(secret.encode(), f"{int(timestamp)}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, header: str | None, body: bytes | str, *, tolerance: int | None = 300, now: datetime | None = None) -> bool:
+    """Whether ``header`` (a ``Licensing-Signature`` value) signs ``body`` with ``secret``, at a
+    timestamp within ``tolerance`` seconds of ``now`` (default: the clock; ``None``: any time).
+    Any ``v1`` in the header may match (several appear while a secret is being replaced)."""
+    if not header or not isinstance(header, str):
+        return False
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit() and len(value) < 16:
+            timestamp = int(value)
+        elif name == "v1" and value:
+            signatures.append(value)
+    if timestamp is None or not signatures:
+        return False
+    if tolerance is not None:
+        moment = (now or clock.now()).timestamp()
+        if abs(moment - timestamp) > tolerance:
+            return False
+    expected = sign(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, signature) for signature in signatures)
