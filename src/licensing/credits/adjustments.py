@@ -91,7 +91,7 @@ def adjust(
             touched.append((grant.id, take))
     record_event(
         session, "credits.adjusted",
-        {"account_id": str(account.id), "adjustment_id": str(adjustment_id), "kind": kind, "credits": str(credits), "reason": reason, "actor": actor},
+        {"account_id": str(account.id), "adjustment_id": str(adjustment_id), "kind": kind, "credits": f"{credits:.2f}", "reason": reason, "actor": actor},
         at=now,
     )
     session.flush()
@@ -157,7 +157,7 @@ def transfer(
     moves = [(origin, new_id, grant.credits) for origin, new_id, grant in zip(origins, new_ids, new_grants, strict=True)]
     record_event(
         session, "credits.transferred",
-        {"transfer_id": str(transfer_id), "from_account_id": str(source.id), "to_account_id": str(target.id), "credits": str(credits), "reason": reason, "actor": actor},
+        {"transfer_id": str(transfer_id), "from_account_id": str(source.id), "to_account_id": str(target.id), "credits": f"{credits:.2f}", "reason": reason, "actor": actor},
         at=now,
     )
     return session.get(Transfer, transfer_id), moves

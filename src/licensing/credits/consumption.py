@@ -295,8 +295,8 @@ def consume(
 def consumed_event(session: Session, account: Account, consumption: Consumption, draws: list[Draw], *, now: datetime) -> None:
     record_event(
         session, "credits.consumed",
-        {"account_id": str(account.id), "consumption_id": str(consumption.id), "credits": str(consumption.credits),
-         "debt": str(consumption.debt), "draws": [{"grant_id": str(d.grant_id), "credits": str(d.credits)} for d in draws]},
+        {"account_id": str(account.id), "consumption_id": str(consumption.id), "credits": f"{consumption.credits:.2f}",
+         "debt": f"{consumption.debt:.2f}", "draws": [{"grant_id": str(d.grant_id), "credits": f"{d.credits:.2f}"} for d in draws]},
         at=now,
     )
 
@@ -351,7 +351,7 @@ def reverse_consumption(session: Session, consumption_id: str | int, *, now: dat
     session.add(consumption)
     record_event(
         session, "credits.reversed",
-        {"account_id": str(account.id), "consumption_id": str(consumption.id), "credits": str(consumption.credits)},
+        {"account_id": str(account.id), "consumption_id": str(consumption.id), "credits": f"{consumption.credits:.2f}"},
         at=now,
     )
     return consumption, draws

@@ -42,7 +42,7 @@ def expire_grant(
     )
     record_event(
         session, "credits.expired",
-        {"account_id": str(account.id), "grant_id": str(grant.id), "credits": str(breakage),
+        {"account_id": str(account.id), "grant_id": str(grant.id), "credits": f"{breakage:.2f}",
          "expired_at": grant.expires_at.isoformat()},
         at=now,
     )

@@ -95,7 +95,7 @@ def create_grants(
                 session.add(account)
         granted[grant.account_id].append(
             {
-                "grant_id": str(grant_id), "credits": str(grant.credits),
+                "grant_id": str(grant_id), "credits": f"{grant.credits:.2f}",
                 "business_unit_id": None if grant.business_unit_id is None else str(grant.business_unit_id),
                 "valid_from": instants[grant.valid_from], "expires_at": instants[grant.expires_at],
                 "source": {"type": grant.source_type, "id": grant.source_id},

@@ -156,7 +156,7 @@ def release_hold(session: Session, hold_id: str | int, *, now: datetime, actor: 
             expire_grant(session, account, grant, now=now, occurred_at=now)
     hold.status, hold.closed_at = "released", now
     session.add(hold)
-    record_event(session, "credits.reversed", {"account_id": str(account.id), "hold_id": str(hold.id), "credits": str(hold.credits)}, at=now)
+    record_event(session, "credits.reversed", {"account_id": str(account.id), "hold_id": str(hold.id), "credits": f"{hold.credits:.2f}"}, at=now)
     session.flush()
     return hold, draws
 

@@ -31,6 +31,7 @@ from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import Lifetime, parse_lifetime
+from licensing.money import round_money
 from licensing.outbox import event_row, record_events
 from licensing.repository import get_or_404, lock_all, lock_rows
 
@@ -79,7 +80,7 @@ def approve_invoices(
     settings = settings or get_settings()
     invoices = {
         invoice.id: invoice
-        for invoice in lock_rows(session, Invoice, invoice_ids, Invoice.id, Invoice.account_id, Invoice.licence_id, Invoice.status, Invoice.gross)
+        for invoice in lock_rows(session, Invoice, invoice_ids, Invoice.id, Invoice.account_id, Invoice.licence_id, Invoice.status, Invoice.gross, Invoice.currency)
     }
     for invoice in invoices.values():
         if invoice.status == "void":
@@ -99,7 +100,7 @@ def approve_invoices(
     ])
     queue_deliveries(session, "invoice", [(invoice.id, accounts[invoice.account_id]) for invoice in drafts], at=at)
     events = [
-        event_row("invoice.approved", {"invoice_id": str(invoice.id), "number": number, "account_id": str(invoice.account_id), "gross": str(invoice.gross)}, at=at)
+        event_row("invoice.approved", {"invoice_id": str(invoice.id), "number": number, "account_id": str(invoice.account_id), "gross": str(round_money(invoice.gross, invoice.currency))}, at=at)
         for invoice, number in zip(drafts, numbers, strict=True)
     ]
 

@@ -216,7 +216,7 @@ def approve_credit_note(
     record_event(
         session, "credit_note.approved",
         {"credit_note_id": str(note.id), "number": note.number, "invoice_id": str(invoice.id), "account_id": str(account.id),
-         "gross": str(note.gross), "credits_taken_back": f"{sum(taken.values(), ZERO):.2f}"},
+         "gross": str(round_money(note.gross, note.currency)), "credits_taken_back": f"{sum(taken.values(), ZERO):.2f}"},
         at=now,
     )
     session.flush()
