@@ -78,7 +78,7 @@ class Sizes:
 
 
 FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, http_seconds=8, http_runs=3, big_ledger=1_000_000, summary_calls=300, pdfs=200)
-QUICK = Sizes(licences=1_000, billing_runs=3, consumptions=500, http_seconds=1.5, http_runs=2, big_ledger=50_000, summary_calls=60, pdfs=24)
+QUICK = Sizes(licences=1_000, billing_runs=3, consumptions=500, http_seconds=1.5, http_runs=2, big_ledger=50_000, summary_calls=60, pdfs=12)
 
 
 @dataclass
