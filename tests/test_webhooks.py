@@ -24,8 +24,6 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import select
 
-from licensing.api.app import create_app
-from licensing.api.routers.webhooks import router as webhooks_router
 from licensing.outbox import Event, record_event
 from licensing.webhooks.models import Webhook, WebhookDelivery
 from licensing.webhooks.services import (
@@ -112,15 +110,6 @@ def receiver():
     yield server
     server.server.shutdown()
     server.server.server_close()
-
-
-@pytest.fixture
-def app(database):
-    """The API with the webhooks router (until ``create_app`` registers it itself)."""
-    application = create_app(database)
-    if not any(getattr(route, "path", None) == "/api/v1/webhooks" for route in application.routes):
-        application.include_router(webhooks_router)
-    return application
 
 
 @pytest.fixture
