@@ -78,7 +78,7 @@ class Sizes:
 
 
 FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, http_seconds=8, http_runs=3, big_ledger=1_000_000, summary_calls=300, pdfs=200)
-QUICK = Sizes(licences=1_000, billing_runs=3, consumptions=500, http_seconds=1.5, http_runs=2, big_ledger=50_000, summary_calls=60, pdfs=12)
+QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, http_seconds=0.8, http_runs=1, big_ledger=10_000, summary_calls=30, pdfs=6)
 
 
 @dataclass
@@ -473,6 +473,8 @@ def bench_pdf(report: Report, databases: Databases, sizes: Sizes) -> None:
     report.add("pdf", f"{sizes.pdfs} one-page invoices, PDF/A-3b + e-invoice", f"{median * 1000:.0f} ms per PDF",
                f"{median / floor_median:.2f}x WeasyPrint on the same HTML ({floor_median * 1000:.0f} ms)", "<= 1.2x",
                median / floor_median <= 1.2)
+    if sizes.pdfs < 50:
+        return  # a process pool's start-up dominates small batches: the batch figure is for full runs
     workers = os.cpu_count() or 1
     xml = xml_of(document)
     started = time.perf_counter()
