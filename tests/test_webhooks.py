@@ -378,7 +378,7 @@ def test_a_refused_connection_is_a_failed_attempt_not_a_crash(database, api, rec
     bill(database, date(2027, 1, 1), instant("2027-01-01 00:00"))
 
     moment = instant("2027-01-01 00:01")
-    assert deliver(database, receiver, moment, timeout=2) == WebhookRun(retried=1)
+    assert deliver(database, receiver, moment, timeout=timedelta(seconds=2)) == WebhookRun(retried=1)
     (delivery,) = deliveries(database)
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, None)
     assert delivery.last_error.startswith("connection failed: ConnectError")
@@ -392,7 +392,7 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt(database, a
     receiver.delay = 1.5
 
     moment = instant("2027-01-01 00:01")
-    assert deliver(database, receiver, moment, timeout=0.5) == WebhookRun(retried=1)
+    assert deliver(database, receiver, moment, timeout=timedelta(milliseconds=500)) == WebhookRun(retried=1)
     (delivery,) = deliveries(database)
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, None)
     assert delivery.last_error.startswith("timeout: ReadTimeout")

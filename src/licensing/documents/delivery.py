@@ -47,6 +47,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from sqlmodel import col, or_, select
 
 from licensing import clock
+from licensing.attempts import count_failure, describe
 from licensing.config import Settings, get_settings
 from licensing.db import Database
 from licensing.documents.context import credit_note_document, invoice_document
@@ -65,7 +66,6 @@ FIRST_RETRY = timedelta(minutes=1)
 LAST_RETRY = timedelta(hours=1)
 SMTP_TIMEOUT_SECONDS = 30
 PLACEHOLDER_ADDRESS = "invoices@example.invalid"
-LAST_ERROR_LENGTH = 2000  # the column's length
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +166,8 @@ def send_due(
             document, message = build_message(database, delivery, mail=mail, settings=settings, now=now)
             deliver(message, document, mail=mail)
         except Exception as error:  # noqa: BLE001 - any failure is recorded and retried
-            log.warning("delivery %s (%s %s) failed: %s", delivery.id, delivery.document_type, delivery.document_id, _describe(error))
-            outcome = _record_failure(database, delivery.id, error=_describe(error), now=now, claimed_until=claimed_until, max_attempts=mail.max_attempts)
+            log.warning("delivery %s (%s %s) failed: %s", delivery.id, delivery.document_type, delivery.document_id, describe(error))
+            outcome = _record_failure(database, delivery.id, error=describe(error), now=now, claimed_until=claimed_until, max_attempts=mail.max_attempts)
             failed += outcome == "failed"
             retried += outcome == "pending"
             continue
@@ -245,20 +245,9 @@ def _record_failure(database: Database, delivery_id: int, *, error: str, now: da
         delivery = lock(session, Delivery, delivery_id, "delivery")
         if delivery.status != "pending" or delivery.claimed_until != claimed_until:
             return None
-        delivery.attempts += 1
-        delivery.last_error = error[:LAST_ERROR_LENGTH]
-        delivery.claimed_until = None
-        if delivery.attempts >= max_attempts:
-            delivery.status = "failed"
-        else:
-            delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+        status = count_failure(delivery, error=error, now=now, max_attempts=max_attempts, retry_delay=retry_delay)
         session.add(delivery)
-        return delivery.status
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        return status
 
 
 # -- building ---------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, or_, select
 
 from licensing import __version__, clock
+from licensing.attempts import count_failure, describe
 from licensing.config import Settings, get_settings
 from licensing.db import Database
 from licensing.errors import NotFound, ValidationFailed
@@ -72,7 +73,7 @@ EVENT_TYPES = (
 )
 ALL = "*"
 URL_LENGTH = 2000  # the column's length
-LAST_ERROR_LENGTH = 2000  # the column's length
+DEFAULT_TIMEOUT = timedelta(seconds=10)  # per request to a receiver
 MAX_ATTEMPTS = 10
 FIRST_RETRY = timedelta(seconds=10)
 LAST_RETRY = timedelta(hours=1)
@@ -256,7 +257,7 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def deliver_due(
-    database: Database, *, now: datetime, settings: Settings | None = None, limit: int = 100, timeout: float = 10
+    database: Database, *, now: datetime, settings: Settings | None = None, limit: int = 100, timeout: timedelta = DEFAULT_TIMEOUT
 ) -> WebhookRun:
     """POST up to ``limit`` due deliveries, one at a time (claim, send, record), oldest event
     first. A failure is counted and retried later; nothing here raises for a receiver's fault."""
@@ -272,7 +273,7 @@ def deliver_due(
         return now + timedelta(seconds=time.monotonic() - started)
 
     headers = {"User-Agent": f"licensing/{__version__} (webhooks)"}
-    with httpx.Client(timeout=timeout, follow_redirects=False, headers=headers) as client:
+    with httpx.Client(timeout=timeout.total_seconds(), follow_redirects=False, headers=headers) as client:
         for _ in range(limit):
             claim = _claim(database, now=now, lease_from=current(), timeout=timeout)
             if claim is None:
@@ -304,11 +305,11 @@ def post(client: httpx.Client, claim: Claim, *, at: datetime) -> tuple[int | Non
                 return response.status_code, None
             return response.status_code, f"HTTP {response.status_code} {response.reason_phrase}".strip()
     except httpx.TimeoutException as error:
-        return None, f"timeout: {_describe(error)}"
+        return None, f"timeout: {describe(error)}"
     except httpx.ConnectError as error:
-        return None, f"connection failed: {_describe(error)}"
+        return None, f"connection failed: {describe(error)}"
     except Exception as error:  # noqa: BLE001 - any failure to deliver is recorded and retried
-        return None, _describe(error)
+        return None, describe(error)
 
 
 def delivery_body(event: Event) -> bytes:
@@ -317,8 +318,8 @@ def delivery_body(event: Event) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _claim(database: Database, *, now: datetime, lease_from: datetime, timeout: float) -> Claim | None:
-    claimed_until = lease_from + max(CLAIM_TIME, timedelta(seconds=4 * timeout))
+def _claim(database: Database, *, now: datetime, lease_from: datetime, timeout: timedelta) -> Claim | None:
+    claimed_until = lease_from + max(CLAIM_TIME, 4 * timeout)
     with database.write() as session:
         active = select(Webhook.id).where(col(Webhook.deleted_at).is_(None))
         delivery = session.exec(
@@ -366,21 +367,10 @@ def _record_failure(
         delivery = lock(session, WebhookDelivery, claim.delivery_id, "webhook delivery")
         if delivery.status != "pending" or delivery.claimed_until != claim.claimed_until:
             return None
-        delivery.attempts += 1
-        delivery.last_error = error[:LAST_ERROR_LENGTH]
         delivery.last_status_code = status_code
-        delivery.claimed_until = None
-        if delivery.attempts >= max_attempts:
-            delivery.status = "failed"
-        else:
-            delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+        status = count_failure(delivery, error=error, now=now, max_attempts=max_attempts, retry_delay=retry_delay)
         session.add(delivery)
-        return delivery.status
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        return status
 
 
 # -- signatures -------------------------------------------------------------------------------
