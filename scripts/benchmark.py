@@ -65,6 +65,9 @@ GRANTS_EXPIRE = datetime(2040, 1, 1, tzinfo=UTC)
 WRITTEN_TABLES = ("invoices", "invoice_lines", "grants", "ledger_entries", "events", "number_series", "deliveries")  # in foreign-key order
 
 
+PARTS = ("billing", "consumption", "balance", "pdf")
+
+
 @dataclass
 class Sizes:
     licences: int
@@ -535,7 +538,11 @@ def main() -> int:
     parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--profile", type=Path, help="also profile one SQLite billing run into this file (pyinstrument)")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts to run (default: all of {','.join(PARTS)})")
     arguments = parser.parse_args()
+    parts = set(arguments.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown part(s): {', '.join(sorted(parts - set(PARTS)))}")
     sizes = QUICK if arguments.quick else FULL
     postgres_url = None if arguments.no_postgres else os.environ.get("LICENSING_TEST_POSTGRES_URL")
     kinds = ["sqlite"] + (["postgresql"] if postgres_url else [])
@@ -544,14 +551,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="licensing-bench-") as workdir:
         databases = Databases(Path(workdir), postgres_url)
         try:
-            for kind in kinds:
+            for kind in kinds if "billing" in parts else []:
                 bench_billing(report, databases, kind, sizes)
-            for kind in kinds:
+            for kind in kinds if "consumption" in parts else []:
                 bench_consumption_service(report, databases, kind, sizes)
                 bench_consumption_http(report, databases, kind, sizes)
-            for kind in kinds:
+            for kind in kinds if "balance" in parts else []:
                 bench_balance(report, databases, kind, sizes)
-            bench_pdf(report, databases, sizes)
+            if "pdf" in parts:
+                bench_pdf(report, databases, sizes)
             if arguments.profile:
                 profile_billing(databases, sizes, arguments.profile)
         finally:

@@ -540,3 +540,41 @@ def test_product_in_another_currency_cannot_be_added_to_a_licence(database):
     assert count(database, ContractService) == 0
     assert bill(database, date(2027, 1, 1)).invoices_created == 0
     assert count(database, Invoice) == 0
+
+
+# --- Licences on the same plan ----------------------------------------------------------------
+
+
+def test_licences_on_the_same_plan_are_priced_alike_but_billed_on_their_own_services_and_units(database):
+    """The billing run prices a plan once for all licences with the same dates and services
+    (billing.plan_lines); each line still names its own licence's service and business unit,
+    a licence on other dates gets its own pro-rata, and what a licence has billed stays billed."""
+    desk = factories.plain_service(database, price="310.00")
+    pack = factories.credit_pack(database, credits="10", lifetime="P1M", price="100.00")
+    licences = []
+    for n, start in enumerate((date(2027, 1, 1), date(2027, 1, 1), date(2027, 1, 16))):
+        account = factories.account(database, name=f"Member {n}")
+        unit = factories.business_unit(database, account.id, f"Unit {n}")
+        licence = factories.licence(database, account.id, start)
+        services = (factories.service(database, licence.id, desk.id), factories.service(database, licence.id, pack.id, business_unit_id=unit.id))
+        licences.append((licence, unit, services))
+
+    bill(database, date(2027, 1, 16))
+
+    for (licence, unit, (desk_service, pack_service)), desk_net in zip(licences, ("310.00", "310.00", "160.00"), strict=True):
+        (invoice,) = invoices_of(database, licence.id)
+        desk_line = line_of_service(database, invoice.id, desk_service.id)
+        pack_line = line_of_service(database, invoice.id, pack_service.id)
+        assert desk_line.net == Decimal(desk_net)
+        assert (desk_line.business_unit_id, pack_line.business_unit_id) == (None, unit.id)
+        assert (pack_line.credits, pack_line.net, pack_line.period_start) == (Decimal("10.00"), Decimal("100.00"), licence.start_date)
+    first_licence, _unit, (first_desk, _pack) = licences[0]
+    late_service = factories.service(database, first_licence.id, desk.id, from_date=date(2027, 1, 16))
+
+    result = bill(database, date(2027, 1, 16))
+
+    assert result.invoices_created == 0, "the one new line joins the draft"
+    (invoice,) = invoices_of(database, first_licence.id)
+    assert line_of_service(database, invoice.id, late_service.id).net == Decimal("160.00")
+    assert len(lines_of(database, invoice.id)) == 3
+    assert [len(lines_of(database, invoices_of(database, licence.id)[0].id)) for licence, _u, _s in licences[1:]] == [2, 2]

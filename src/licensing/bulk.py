@@ -65,35 +65,24 @@ def _plan(kind: str, table: Table, names: tuple[str, ...], dialect) -> tuple[str
 
 def _execute(connection, plan, rows: list[dict[str, Any]]) -> None:
     sql, positional, parameters = plan
-    # Remember converted values for this call: a batch repeats the same instants, rates and
-    # zeros thousands of times.
-    spec = [(name, key, None if processor is None else _memoised(processor)) for name, key, processor in parameters]
+    # Column by column: pick the values at C speed, and convert each distinct value of a column
+    # once (a batch repeats the same instants, rates and zeros thousands of times).
+    columns = [_column(rows, key, processor) for _name, key, processor in parameters]
     if positional:
-        # Pick every value in order at C speed, then convert only the columns that need it.
-        pick = itemgetter(*(key for _name, key, _convert in spec))
-        conversions = [(index, convert) for index, (_name, _key, convert) in enumerate(spec) if convert is not None]
-        values: list[Any] = []
-        for row in rows:
-            picked = pick(row)
-            item = list(picked) if len(spec) > 1 else [picked]
-            for index, convert in conversions:
-                item[index] = convert(item[index])
-            values.append(tuple(item))
+        values: list[Any] = list(zip(*columns, strict=True))
     else:
-        values = [{name: row[key] if convert is None else convert(row[key]) for name, key, convert in spec} for row in rows]
+        names = [name for name, _key, _processor in parameters]
+        values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
     connection.exec_driver_sql(sql, values)
 
 
-def _memoised(processor):
-    seen: dict[Any, Any] = {}
-
-    def convert(value: Any) -> Any:
-        try:
-            return seen[value]
-        except KeyError:
-            result = seen[value] = processor(value)
-            return result
-        except TypeError:  # unhashable
-            return processor(value)
-
-    return convert
+def _column(rows: list[dict[str, Any]], key: str, processor) -> list[Any]:
+    """The values of ``key`` in ``rows``, in storage form."""
+    picked = list(map(itemgetter(key), rows))
+    if processor is None:
+        return picked
+    try:
+        converted = {value: processor(value) for value in set(picked)}
+    except TypeError:  # an unhashable value: convert one by one
+        return [processor(value) for value in picked]
+    return list(map(converted.__getitem__, picked))

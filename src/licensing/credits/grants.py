@@ -67,36 +67,39 @@ def create_grants(
                 instants[instant] = instant.isoformat()
     debts = {account_id: debts_of(session, account) for account_id, account in accounts.items() if account.debt > 0}
     settled: list[dict] = []
+    shown: dict[Decimal, str] = {}  # credits as events show them; a batch repeats a few amounts
     for grant_id, grant in zip(ids, grants, strict=True):
-        balances[grant.account_id] += grant.credits
+        account_id, credits, unit_id = grant.account_id, grant.credits, grant.business_unit_id
+        balance = balances[account_id] = balances[account_id] + credits
         entries.append(
             ledger.entry_row(
-                grant.account_id, balance_after=balances[grant.account_id], kind=kind, credits=grant.credits, grant_id=grant_id, business_unit_id=grant.business_unit_id,
+                account_id, balance_after=balance, kind=kind, credits=credits, grant_id=grant_id, business_unit_id=unit_id,
                 source_type=grant.source_type, source_id=grant.source_id, actor=actor, occurred_at=at, recorded_at=at,
             )
         )
-        owed = debts.get(grant.account_id, {}).get(grant.business_unit_id, ZERO)
-        if owed > 0:
-            take = min(owed, grant.credits)
-            debts[grant.account_id][grant.business_unit_id] = owed - take
-            change_debt(session, accounts[grant.account_id], grant.business_unit_id, -take)
-            settled.append({"id": grant_id, "remaining": grant.credits - take, "used": take})
+        if debts and (owed := debts.get(account_id, {}).get(unit_id, ZERO)) > 0:
+            take = min(owed, credits)
+            debts[account_id][unit_id] = owed - take
+            change_debt(session, accounts[account_id], unit_id, -take)
+            settled.append({"id": grant_id, "remaining": credits - take, "used": take})
             entries.append(
                 ledger.entry_row(
-                    grant.account_id, balance_after=balances[grant.account_id], kind="debt_settlement", credits=-take, grant_id=grant_id,
-                    business_unit_id=grant.business_unit_id, source_type=grant.source_type, source_id=grant.source_id, actor=actor,
+                    account_id, balance_after=balance, kind="debt_settlement", credits=-take, grant_id=grant_id,
+                    business_unit_id=unit_id, source_type=grant.source_type, source_id=grant.source_id, actor=actor,
                     occurred_at=at, recorded_at=at,
                 )
             )
         if grant.rollover_cap is not None:
-            account = accounts[grant.account_id]
+            account = accounts[account_id]
             if account.rollover_due_at is None or grant.valid_from < account.rollover_due_at:
                 account.rollover_due_at = grant.valid_from
                 session.add(account)
-        granted[grant.account_id].append(
+        if credits not in shown:
+            shown[credits] = f"{credits:.2f}"
+        granted[account_id].append(
             {
-                "grant_id": str(grant_id), "credits": f"{grant.credits:.2f}",
-                "business_unit_id": None if grant.business_unit_id is None else str(grant.business_unit_id),
+                "grant_id": str(grant_id), "credits": shown[credits],
+                "business_unit_id": None if unit_id is None else str(unit_id),
                 "valid_from": instants[grant.valid_from], "expires_at": instants[grant.expires_at],
                 "source": {"type": grant.source_type, "id": grant.source_id},
             }

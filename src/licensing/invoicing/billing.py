@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy.exc import IntegrityError
@@ -129,6 +131,48 @@ def price_line(spec: LineSpec, product: Product, currency: str, no_tax: bool, pr
     }
 
 
+# What a licence's lines depend on besides its services: its dates and anchor.
+PLAN_LICENCE_COLUMNS = ("start_date", "end_date", "terminated_on", "billing_anchor_day")
+# Columns of a service that do not change its lines' dates or prices.
+PLAN_IGNORED_SERVICE_COLUMNS = frozenset({"id", "licence_id", "business_unit_id", "created_at"})
+
+
+def plan_key(licence, services: list, currency: str, no_tax: bool) -> tuple:
+    """What the lines of ``plan_lines`` depend on: licences with equal keys get equal lines
+    (up to their own service ids and business units)."""
+    plan_columns = _plan_columns(services[0]._fields)
+    return (
+        tuple(getattr(licence, name) for name in PLAN_LICENCE_COLUMNS),
+        tuple(map(plan_columns, services)),
+        currency,
+        no_tax,
+    )
+
+
+@lru_cache(maxsize=8)
+def _plan_columns(fields: tuple[str, ...]) -> Callable[[Any], tuple]:
+    """Picks the values of a service row that its lines depend on."""
+    return itemgetter(*(n for n, name in enumerate(fields) if name not in PLAN_IGNORED_SERVICE_COLUMNS))
+
+
+def plan_lines(
+    licence, services: list, products: dict[int, Product], currency: str, no_tax: bool, due_until: date, prices: dict
+) -> list[tuple[Period, list[tuple[int, str, dict[str, Any]]]]]:
+    """The priced lines of every period due by ``due_until``, billed or not: for each period,
+    (position of the service in ``services``, slot, line)."""
+    last_day = last_active_day(licence)
+    position = {service.id: n for n, service in enumerate(services)}
+    plan = []
+    for period in billing_periods(licence.start_date, licence.billing_anchor_day, last_day=last_day, until=due_until):
+        lines = [
+            (position[spec.service.id], spec.slot, price_line(spec, products[spec.service.product_id], currency, no_tax, prices))
+            for spec in lines_for_period(licence, services, period, last_day)
+        ]
+        if lines:
+            plan.append((period, lines))
+    return plan
+
+
 @dataclass(slots=True)
 class BillingBatch:
     """What a batch did: invoices created, drafts that got late lines, and their licences."""
@@ -186,15 +230,20 @@ def bill_licences(
     new_invoices: list[dict[str, Any]] = []
     new_lines: list[tuple[int | dict, dict[str, Any]]] = []  # (existing draft id or new invoice row, line)
     prices: dict[tuple, dict[str, Any]] = {}
+    plans: dict[tuple, list[tuple[Period, list[tuple[int, str, dict[str, Any]]]]]] = {}
     for licence in licences:
         services = services_of.get(licence.id)
         if not services:
             continue
         _account_id, currency, no_tax = accounts[licence.account_id]
-        last_day = last_active_day(licence)
-        for period in billing_periods(licence.start_date, licence.billing_anchor_day, last_day=last_day, until=due_until):
-            specs = [spec for spec in lines_for_period(licence, services, period, last_day) if (spec.service.id, spec.slot) not in billed]
-            if not specs:
+        # Licences on the same plan (same dates and services) have the same lines: plan once.
+        key = plan_key(licence, services, currency, no_tax)
+        plan = plans.get(key)
+        if plan is None:
+            plan = plans[key] = plan_lines(licence, services, products, currency, no_tax, due_until, prices)
+        for period, planned in plan:
+            lines = [(services[position], line) for position, slot, line in planned if (services[position].id, slot) not in billed]
+            if not lines:
                 continue
             earlier = existing[(licence.id, period.start)]
             draft = next((invoice.id for invoice in earlier if invoice.status == "draft"), None)
@@ -210,8 +259,8 @@ def bill_licences(
                     "period_start": period.start, "period_end": period.end, "created_at": now,
                 }
                 new_invoices.append(target)
-            for spec in specs:
-                new_lines.append((target, price_line(spec, products[spec.service.product_id], currency, no_tax, prices)))
+            for service, line in lines:
+                new_lines.append((target, line | {"contract_service_id": service.id, "business_unit_id": service.business_unit_id}))
 
     if new_invoices:
         lines_of_new: dict[int, list[dict]] = defaultdict(list)
