@@ -8,7 +8,9 @@ the framework does for the same work with nothing of ours in the way.
    DB-API ``executemany`` in one transaction.
 2. Consumption: an account with 1,000 grants in 3 business units; consumptions through the
    service layer (p50/p99), and over HTTP against ``licensing serve`` from a separate client
-   process, compared with an endpoint of the same app that reads one row by primary key.
+   process, compared with an endpoint of the same app that reads one row by primary key
+   (``GET /accounts/{id}``): short slices of each in turn, the ratio the median over rounds of
+   each POST slice against the GET slice just before it.
 3. Balance: the credit summary of an account with 1,000 ledger entries and of one with
    1,000,000 (the summary must not scan the ledger).
 4. PDF: one-page approved invoices rendered as the engine sends them (template, WeasyPrint,
@@ -80,8 +82,8 @@ class Sizes:
     pdfs: int
 
 
-FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, http_seconds=8, http_runs=3, big_ledger=1_000_000, summary_calls=300, pdfs=200)
-QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, http_seconds=0.8, http_runs=1, big_ledger=10_000, summary_calls=30, pdfs=6)
+FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, http_seconds=2, http_runs=12, big_ledger=1_000_000, summary_calls=300, pdfs=200)
+QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, http_seconds=0.5, http_runs=3, big_ledger=10_000, summary_calls=30, pdfs=6)
 
 
 @dataclass
@@ -298,23 +300,36 @@ def bench_consumption_service(report: Report, databases: Databases, kind: str, s
 
 
 CLIENT = textwrap.dedent('''
-    import sys, threading, time, httpx
-    base, key, path, method, seconds, threads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]), int(sys.argv[6])
-    body = sys.argv[7] if len(sys.argv) > 7 else None
-    counts, errors = [0] * threads, [0] * threads
-    def work(index):
-        with httpx.Client(base_url=base, headers={"Authorization": "Bearer " + key, "Content-Type": "application/json"}) as client:
+    # Alternates slices of requests to each endpoint given (GET the bare one, POST ours), each
+    # slice from 4 threads with keep-alive connections; prints the rate of every slice as JSON.
+    # Short alternating slices see the same machine: a shared VM's speed drifts over seconds.
+    import json, sys, threading, time, httpx
+    base, key, seconds, rounds, threads = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), 4
+    phases = json.loads(sys.argv[5])  # [[method, path, body or null], ...]
+    headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
+    clients = [httpx.Client(base_url=base, headers=headers) for _ in range(threads)]
+    def slice_rate(method, path, body):
+        counts, errors = [0] * threads, [0] * threads
+        def work(index):
             deadline = time.perf_counter() + seconds
             while time.perf_counter() < deadline:
-                response = client.request(method, path, content=body)
-                if response.status_code >= 300:
-                    errors[index] += 1
+                response = clients[index].request(method, path, content=body)
+                errors[index] += response.status_code >= 300
                 counts[index] += 1
-    workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-    started = time.perf_counter()
-    [worker.start() for worker in workers]
-    [worker.join() for worker in workers]
-    print(sum(counts) / (time.perf_counter() - started), sum(errors))
+        workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+        started = time.perf_counter()
+        [worker.start() for worker in workers]
+        [worker.join() for worker in workers]
+        return sum(counts) / (time.perf_counter() - started), sum(errors)
+    for method, path, body in phases:  # warm the connections and the server's caches
+        slice_rate(method, path, body)
+    rates, failed = [[] for _ in phases], 0
+    for _ in range(rounds):
+        for index, (method, path, body) in enumerate(phases):
+            rate, errors = slice_rate(method, path, body)
+            rates[index].append(rate)
+            failed += errors
+    print(json.dumps({"rates": rates, "errors": failed}))
 ''')
 
 
@@ -324,13 +339,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def http_rate(base: str, key: str, path: str, method: str, seconds: float, body: str | None = None) -> float:
-    command = [sys.executable, "-c", CLIENT, base, key, path, method, str(seconds), "4"] + ([body] if body else [])
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
-    rate, errors = float(output[0]), int(output[1])
-    if errors:
-        raise RuntimeError(f"{errors} requests to {path} failed")
-    return rate
+def http_rates(base: str, key: str, phases: list[tuple[str, str, str | None]], seconds: float, rounds: int) -> list[list[float]]:
+    """Requests per second of each phase (method, path, body), one figure per round."""
+    import json
+
+    command = [sys.executable, "-c", CLIENT, base, key, str(seconds), str(rounds), json.dumps(phases)]
+    output = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    if output["errors"]:
+        raise RuntimeError(f"{output['errors']} requests failed")
+    return output["rates"]
 
 
 def bench_consumption_http(report: Report, databases: Databases, kind: str, sizes: Sizes) -> None:
@@ -351,16 +368,16 @@ def bench_consumption_http(report: Report, databases: Databases, kind: str, size
         _wait_for(base)
         consume_path = f"/api/v1/accounts/{account_id}/consumptions"
         body = '{"credits": "0.01", "business_unit_id": "%d"}' % units[0]
-        bare, ours = [], []
-        for _ in range(sizes.http_runs):
-            bare.append(http_rate(base, secret, f"/api/v1/accounts/{account_id}", "GET", sizes.http_seconds))
-            ours.append(http_rate(base, secret, consume_path, "POST", sizes.http_seconds, body))
+        bare, ours = http_rates(base, secret, [("GET", f"/api/v1/accounts/{account_id}", None), ("POST", consume_path, body)],
+                                sizes.http_seconds, sizes.http_runs)
     finally:
         server.terminate()
         server.wait(timeout=20)
     rate, floor = statistics.median(ours), statistics.median(bare)
+    # Each round's POST slice against the GET slice just before it: both saw the same machine.
+    ratio = statistics.median(post / get for get, post in zip(bare, ours, strict=True))
     report.add(f"consumption ({kind})", "POST consumptions over HTTP, 4 client threads", f"{rate:,.0f} req/s",
-               f"{rate / floor:.0%} of GET one row ({floor:,.0f}/s)", ">= 40%", met=rate / floor >= 0.40)
+               f"{ratio:.0%} of GET one row ({floor:,.0f}/s)", ">= 40%", met=ratio >= 0.40)
 
 
 def _wait_for(base: str) -> None:

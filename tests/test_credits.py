@@ -16,7 +16,7 @@ from sqlmodel import func, select
 
 from licensing.accounts.models import Account
 from licensing.credits.balance import credit_summary, summary_from_ledger
-from licensing.credits.consumption import consume, reverse_consumption
+from licensing.credits.consumption import FIRST_READ, consume, reverse_consumption
 from licensing.credits.expiry import sweep_expiries
 from licensing.credits.grants import create_grant
 from licensing.credits.models import Consumption, Grant, LedgerEntry
@@ -233,6 +233,23 @@ def test_too_few_credits_refuses_the_whole_consumption_and_writes_nothing(databa
     assert len(entries(database, account.id)) == len(ledger_before) == 3
     assert remaining(database, first, second) == [D("3.00"), D("2.00")]
     assert balance(database, account.id) == D("15.00")
+
+
+def test_a_booking_needing_more_grants_than_the_first_read_draws_on_all_of_them_in_order(database):
+    # given 40 grants of 1 credit, each expiring a day after the one before (a booking reads
+    # the first FIRST_READ grants, and all of them only when those do not cover it)
+    assert FIRST_READ < 40
+    account = factories.account(database)
+    grants = [give(database, account.id, "1", expires_at=T0 + DAY * (n + 1)) for n in range(40)]
+
+    # when 30.50 credits are used, then the 31 soonest-expiring grants are drawn on, in order
+    _consumption, draws = use(database, account.id, "30.50", now=T0 + HOUR)
+    assert draws == [(grant, D("1.00")) for grant in grants[:30]] + [(grants[30], D("0.50"))]
+
+    # and asking for more than the 9.50 left is refused with the whole figure, not the first read's
+    error = refusal(database, account.id, "9.51", now=T0 + HOUR)
+    assert error.extra == {"credits_requested": "9.51", "credits_available": "9.50"}
+    assert balance(database, account.id) == D("9.50")
 
 
 def test_asking_for_exactly_the_available_credits_empties_the_account(database):

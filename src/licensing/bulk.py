@@ -14,6 +14,8 @@ transactions, the ids come from ``INSERT ... RETURNING`` (SQLAlchemy's insertman
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -36,6 +38,40 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, r
         return []
     last = connection.execute(text("SELECT last_insert_rowid()")).scalar_one()
     return list(range(last - len(rows) + 1, last + 1))
+
+
+def reserve_id(session: Session, table: Table) -> int | None:
+    """On PostgreSQL, an id for a row of ``table`` to be inserted later, taken from its sequence
+    now (so that the insert may go into a pipeline, before any lock is taken); None on SQLite,
+    where the insert itself gives the id at no cost."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    return connection.execute(text("SELECT nextval(pg_get_serial_sequence(:table, 'id'))"), {"table": table.name}).scalar_one()
+
+
+def insert_row(session: Session, table: Table, row: dict[str, Any], *, id_: int | None = None) -> int:
+    """Insert one row; its id (``id_`` when reserved with ``reserve_id``)."""
+    if id_ is None:
+        [id_] = insert_rows(session, table, [row], return_ids=True)
+    else:
+        insert_rows(session, table, [row | {"id": id_}])
+    return id_
+
+
+@contextmanager
+def pipelined(session: Session) -> Iterator[None]:
+    """On PostgreSQL, send the statements of the block without waiting for each answer
+    (psycopg's pipeline mode): a booking's writes cost one round trip instead of one each.
+    Inside, row counts are unknown, and reading a result (``RETURNING``) waits for everything
+    sent before it; an error surfaces at that point or when the block ends. Does nothing on
+    SQLite, where there is no round trip to save."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    with connection.connection.driver_connection.pipeline():
+        yield
 
 
 def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

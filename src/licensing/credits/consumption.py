@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from itertools import chain
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, or_
+from sqlalchemy import and_, bindparam, literal_column, or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
-from licensing.bulk import insert_rows, update_rows
+from licensing.bulk import insert_row, pipelined, reserve_id, update_rows
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
 from licensing.credits.debt import change_debt, debts_of
@@ -46,12 +45,18 @@ class Draw:
     credits: Decimal
 
 
+# A booking reads this many grants first: it usually needs one or two, and an account may
+# hold thousands (the rest is read only when these do not cover the booking).
+FIRST_READ = 16
+
+
 @lru_cache(maxsize=8)
-def _eligible_statement(with_unit: bool, with_due: bool = False, unit_only: bool = False):
+def _eligible_statement(with_unit: bool, with_due: bool = False, unit_only: bool = False, limited: bool = False):
     """Built once: the query runs for every booking. ``with_due`` adds the grants that expired by
     ``now`` with credits left; in expiry order they come first, so one query both tells whether
     expiries are due and, in the usual case that none are, streams the grants to draw on.
-    ``unit_only`` keeps to the unit's own grants (a transfer out of a unit)."""
+    ``unit_only`` keeps to the unit's own grants (a transfer out of a unit); ``limited`` reads
+    the first ``FIRST_READ`` only."""
     if unit_only:
         unit_filter = Grant.business_unit_id == bindparam("unit_id")
     elif with_unit:
@@ -68,10 +73,11 @@ def _eligible_statement(with_unit: bool, with_due: bool = False, unit_only: bool
         eligible = or_(eligible, col(Grant.expires_at) <= bindparam("now", type_=UTCDateTime()))
     statement = (
         select(Grant.id, Grant.business_unit_id, Grant.remaining, Grant.used, Grant.expires_at)
-        .where(Grant.account_id == bindparam("account_id"), Grant.remaining > 0, eligible)
-        .order_by(col(Grant.expires_at).is_(None), Grant.expires_at, Grant.valid_from, Grant.id)
+        # A literal 0 (not a parameter), so that the planner may use the partial index ix_grants_drawable.
+        .where(Grant.account_id == bindparam("account_id"), col(Grant.remaining) > literal_column("0"), eligible)
+        .order_by(col(Grant.expires_at).asc().nulls_last(), Grant.valid_from, Grant.id)
     )
-    return statement
+    return statement.limit(FIRST_READ) if limited else statement
 
 
 def eligible_grants(session: Session, account_id: int, business_unit_id: int | None, at: datetime, *, unit_only: bool = False):
@@ -229,6 +235,7 @@ def consume(
     """Draw credits for a booking. Refused, with nothing written, when too few are eligible,
     unless ``allow_overdraft``: then it draws what is available and records the shortfall as
     debt of the consumption's place (its business unit, or the account's pool)."""
+    consumption_id = reserve_id(session, Consumption.__table__)  # outside the account's lock: one round trip less under it
     account, unit_id = lock_account_and_unit(session, account_id, business_unit_id)
     amount, price = resolve_credits(session, credits, credit_price_id, quantity)
     if amount <= 0:
@@ -241,16 +248,16 @@ def consume(
     if rollover_due(account, now):
         record_due_expiries(session, account, now=now)
     parameters = {"account_id": account.id, "at": moment, "unit_id": unit_id, "now": now}
-    rows = iter(session.connection().execute(_eligible_statement(unit_id is not None, with_due=True), parameters))
-    first = next(rows, None)
-    if first is not None and first.expires_at is not None and first.expires_at <= now:
+    rows = session.connection().execute(_eligible_statement(unit_id is not None, with_due=True, limited=True), parameters).all()
+    if rows and rows[0].expires_at is not None and rows[0].expires_at <= now:
         # Due expiries are recorded before the draw (SPEC 7); then the grants are read again.
         record_due_expiries(session, account, now=now)
-        candidates = eligible_grants(session, account.id, unit_id, moment)
-    else:
-        candidates = chain([first], rows) if first is not None else []
-    candidates, stored = after_future_cuts(session, account, candidates, now=now, at=moment)
-    planned, available = plan_draws(candidates, amount)
+        rows = eligible_grants(session, account.id, unit_id, moment).all()
+    planned, available, stored = _plan_with_cuts(session, account, rows, amount, now=now, at=moment)
+    if available < amount and len(rows) == FIRST_READ:
+        # The first grants do not cover it: read them all (the draws, or the refusal's figure).
+        rows = eligible_grants(session, account.id, unit_id, moment).all()
+        planned, available, stored = _plan_with_cuts(session, account, rows, amount, now=now, at=moment)
     shortfall = ZERO
     if available < amount:
         if not allow_overdraft:
@@ -263,33 +270,44 @@ def consume(
         "credits": amount, "description": description, "reference": reference, "occurred_at": moment,
         "created_at": now, "reversed_at": None, "actor": actor, "debt": shortfall, "hold_id": None,
     }
-    [consumption_id] = insert_rows(session, Consumption.__table__, [values], return_ids=True)
-    consumption = Consumption(id=consumption_id, **values)
-    update_rows(session, Grant.__table__, [
-        {"id": grant.id, "remaining": stored.get(grant.id, grant.remaining) - take, "used": grant.used + take} for grant, take in planned
-    ])
-    entries = []
-    for grant, take in planned:
-        account.balance -= take
-        # The draw takes effect when it is recorded (like a hold): the credits are promised from
-        # now on, whichever moment the booking is for (docs/decisions.md).
-        entries.append(ledger.entry_row(
-            account.id, balance_after=account.balance, kind="consume", credits=-take, grant_id=grant.id,
-            business_unit_id=grant.business_unit_id, source_type="consumption", source_id=consumption.id,
-            actor=actor, occurred_at=now, recorded_at=now,
-        ))
     if shortfall > 0:
-        account.balance -= shortfall
-        entries.append(ledger.entry_row(
-            account.id, balance_after=account.balance, kind="debt", credits=-shortfall, grant_id=None,
-            business_unit_id=unit_id, source_type="consumption", source_id=consumption.id,
-            actor=actor, occurred_at=now, recorded_at=now,
-        ))
         change_debt(session, account, unit_id, shortfall)
-    ledger.append(session, entries)
-    draws = [Draw(grant.id, take) for grant, take in planned]
-    consumed_event(session, account, consumption, draws, now=now)
+        session.flush()  # before the pipeline below: the ORM needs the row counts of its updates
+    with pipelined(session):
+        consumption_id = insert_row(session, Consumption.__table__, values, id_=consumption_id)
+        consumption = Consumption(id=consumption_id, **values)
+        update_rows(session, Grant.__table__, [
+            {"id": grant.id, "remaining": stored.get(grant.id, grant.remaining) - take, "used": grant.used + take} for grant, take in planned
+        ])
+        entries = []
+        balance = account.balance
+        for grant, take in planned:
+            balance -= take
+            # The draw takes effect when it is recorded (like a hold): the credits are promised from
+            # now on, whichever moment the booking is for (docs/decisions.md).
+            entries.append(ledger.entry_row(
+                account.id, balance_after=balance, kind="consume", credits=-take, grant_id=grant.id,
+                business_unit_id=grant.business_unit_id, source_type="consumption", source_id=consumption.id,
+                actor=actor, occurred_at=now, recorded_at=now,
+            ))
+        if shortfall > 0:
+            balance -= shortfall
+            entries.append(ledger.entry_row(
+                account.id, balance_after=balance, kind="debt", credits=-shortfall, grant_id=None,
+                business_unit_id=unit_id, source_type="consumption", source_id=consumption.id,
+                actor=actor, occurred_at=now, recorded_at=now,
+            ))
+        ledger.append(session, entries)
+        ledger.store_balance(session, account, balance)
+        draws = [Draw(grant.id, take) for grant, take in planned]
+        consumed_event(session, account, consumption, draws, now=now)
     return consumption, draws
+
+
+def _plan_with_cuts(session: Session, account: Account, rows, amount: Decimal, *, now: datetime, at: datetime):
+    candidates, stored = after_future_cuts(session, account, rows, now=now, at=at)
+    planned, available = plan_draws(candidates, amount)
+    return planned, available, stored
 
 
 def consumed_event(session: Session, account: Account, consumption: Consumption, draws: list[Draw], *, now: datetime) -> None:

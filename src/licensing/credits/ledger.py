@@ -11,10 +11,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from licensing.accounts.models import Account
-from licensing.bulk import insert_rows
+from licensing.bulk import insert_rows, update_rows
 from licensing.credits.models import LedgerEntry
 
 
@@ -52,6 +53,13 @@ def append(session: Session, rows: list[dict[str, Any]]) -> None:
     """Write entries made by ``entry_row``, in the order they were made."""
     if rows:
         insert_rows(session, LedgerEntry.__table__, rows)
+
+
+def store_balance(session: Session, account: Account, balance: Decimal) -> None:
+    """Write the account's running balance with a plain UPDATE (it may go into a pipeline,
+    where the ORM's own update, which checks its row count, cannot)."""
+    update_rows(session, Account.__table__, [{"id": account.id, "balance": balance}])
+    set_committed_value(account, "balance", balance)
 
 
 def post(session: Session, account: Account, *, grant=None, business_unit_id: int | None = None, **values: Any) -> None:
