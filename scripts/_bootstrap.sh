@@ -49,9 +49,9 @@ ensure_venv() {
         rm -rf "$VENV"
     fi
     log "Creating .venv with $py ($("$py" -V 2>&1))"
+    # The pip that comes with Python 3.11 installs the project (editable installs from
+    # pyproject.toml need pip 21.3): not upgrading it saves a download and a few seconds.
     "$py" -m venv "$VENV" || die "could not create .venv (on Debian: apt-get install python3-venv)"
-    log "Upgrading pip"
-    _quiet_pip install --disable-pip-version-check --upgrade pip || die "pip upgrade failed (output above)"
 }
 
 # Runs `pip "$@"` in the venv; its output (including build-backend warnings) is only

@@ -17,7 +17,8 @@ the framework does for the same work with nothing of ours in the way.
    PDF/A-3b with the EN 16931 XML embedded): median milliseconds per PDF, compared with
    WeasyPrint rendering the same HTML string directly; and a batch over every core (process pool).
 
-Usage: scripts/bench [--quick] [--no-postgres]. Writes docs/benchmarks.md.
+Usage: scripts/bench [--quick] [--no-postgres] [--parts billing,consumption,balance,pdf] [--profile FILE].
+A run of every part writes its section of docs/benchmarks.md (full or quick).
 """
 
 from __future__ import annotations
@@ -519,16 +520,25 @@ def machine() -> str:
             f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
 
 
+HEADER = """# Benchmarks
+
+Written by `scripts/bench`: a full run (`scripts/bench`) rewrites the first section, a quick run
+(`scripts/bench --quick`, small sizes, about 30 seconds) the second; neither touches the other.
+Each figure is the median of several runs; each ratio compares with a floor measured in the
+same run on the same machine (see `scripts/benchmark.py` for what each floor is, and
+`docs/performance.md` for where the time goes).
+"""
+
+
 def write_markdown(report: Report, sizes_name: str, postgres: str | None, path: Path) -> None:
+    """Rewrite this run's section of ``path`` (full or quick), keeping the other one."""
     lines = [
-        "# Benchmarks",
+        f"<!-- {sizes_name} -->",
+        f"## Last {sizes_name} run",
         "",
-        f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `scripts/bench{' --quick' if sizes_name == 'quick' else ''}` ({sizes_name} sizes).",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `scripts/bench{' --quick' if sizes_name == 'quick' else ''}`.",
         "",
         f"Machine: {machine()}" + (f"; PostgreSQL {postgres}" if postgres else "; PostgreSQL not measured") + ".",
-        "",
-        "Each figure is the median of several runs; each ratio compares with a floor measured in the",
-        "same run on the same machine (see `scripts/benchmark.py` for what each floor is).",
         "",
         "| part | what | figure | ratio | target | met |",
         "|---|---|---|---|---|---|",
@@ -536,8 +546,16 @@ def write_markdown(report: Report, sizes_name: str, postgres: str | None, path: 
     for figure in report.figures:
         met = "" if figure.met is None else ("yes" if figure.met else "**no**")
         lines.append(f"| {figure.section} | {figure.name} | {figure.value} | {figure.ratio} | {figure.target} | {met} |")
-    lines += [""]
-    path.write_text("\n".join(lines))
+    sections = {"full": "", "quick": ""}
+    if path.exists():
+        text_ = path.read_text()
+        for name in sections:
+            marker = f"<!-- {name} -->"
+            if marker in text_:
+                sections[name] = text_.split(marker, 1)[1].split("<!-- ", 1)[0].strip()
+                sections[name] = f"{marker}\n{sections[name]}"
+    sections[sizes_name] = "\n".join(lines)
+    path.write_text(HEADER + "".join(f"\n{section.strip()}\n" for section in sections.values() if section))
 
 
 def postgres_version(url: str | None) -> str | None:
@@ -553,7 +571,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: about 30 seconds")
     parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--output", type=Path, help="where to write the table (default: docs/benchmarks.md, for runs of every part)")
     parser.add_argument("--profile", type=Path, help="also profile one SQLite billing run into this file (pyinstrument)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated parts to run (default: all of {','.join(PARTS)})")
     arguments = parser.parse_args()
@@ -581,10 +599,12 @@ def main() -> int:
                 profile_billing(databases, sizes, arguments.profile)
         finally:
             databases.drop_all()
-    write_markdown(report, "quick" if arguments.quick else "full", postgres_version(postgres_url), arguments.output)
+    output = arguments.output or (ROOT / "docs" / "benchmarks.md" if parts == set(PARTS) else None)
+    if output:
+        write_markdown(report, "quick" if arguments.quick else "full", postgres_version(postgres_url), output)
     missed = [figure for figure in report.figures if figure.met is False]
-    print(f"written to {arguments.output.relative_to(ROOT) if arguments.output.is_relative_to(ROOT) else arguments.output}; "
-          f"{len(missed)} target(s) missed")
+    where = "not written (some parts only; --output to write)" if output is None else f"written to {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}"
+    print(f"{where}; {len(missed)} target(s) missed")
     return 0
 
 

@@ -185,7 +185,7 @@ def test_a_second_scheduler_on_an_sqlite_database_refuses_to_start_and_says_why(
         environment = os.environ | {"LICENSING_DATABASE_URL": url}
         result = subprocess.run([sys.executable, "-m", "licensing.cli", "scheduler", "--once"], env=environment, capture_output=True, text=True, timeout=120)
         assert result.returncode == 3
-        assert "SQLite runs one scheduler at a time" in result.stderr.replace("\n", " ")
+        assert "SQLite runs one scheduler at a time" in result.stderr
     finally:
         first.release()
     second.acquire()  # free again once the first stops

@@ -23,7 +23,7 @@ api_key_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(api_key_app, name="api-key")
 invoice_app = typer.Typer(help="Invoice and credit note documents.", no_args_is_help=True)
 app.add_typer(invoice_app, name="invoice")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages are not wrapped: logs and scripts read them whole
 
 
 def _database():
