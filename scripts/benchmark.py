@@ -84,7 +84,7 @@ class Sizes:
 
 
 FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, http_seconds=2, http_runs=12, big_ledger=1_000_000, summary_calls=300, pdfs=200)
-QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, http_seconds=0.5, http_runs=3, big_ledger=10_000, summary_calls=30, pdfs=6)
+QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, http_seconds=0.4, http_runs=3, big_ledger=10_000, summary_calls=30, pdfs=6)
 
 
 @dataclass

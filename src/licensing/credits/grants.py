@@ -43,13 +43,14 @@ def create_grants(
     (``credits/debt.py``). The caller holds the accounts' locks."""
     if not grants:
         return []
+    currencies = {account_id: account.currency for account_id, account in accounts.items()}
     rows = [
         {
             "account_id": grant.account_id, "business_unit_id": grant.business_unit_id,
             "source_type": grant.source_type, "source_id": grant.source_id,
             "contract_service_id": grant.contract_service_id, "invoice_line_id": grant.invoice_line_id, "credits": grant.credits, "remaining": grant.credits,
             "used": ZERO, "held": ZERO, "removed": ZERO, "expired": ZERO, "value": grant.value,
-            "currency": accounts[grant.account_id].currency, "valid_from": grant.valid_from,
+            "currency": currencies[grant.account_id], "valid_from": grant.valid_from,
             "expires_at": grant.expires_at, "created_at": at,
             "rollover_cap": grant.rollover_cap, "rollover_pending": grant.rollover_cap is not None,
             "origin_grant_id": grant.origin_grant_id,

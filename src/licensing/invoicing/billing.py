@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
-from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -137,10 +136,9 @@ PLAN_LICENCE_COLUMNS = ("start_date", "end_date", "terminated_on", "billing_anch
 PLAN_IGNORED_SERVICE_COLUMNS = frozenset({"id", "licence_id", "business_unit_id", "created_at"})
 
 
-def plan_key(licence, services: list, currency: str, no_tax: bool) -> tuple:
+def plan_key(licence, services: list, currency: str, no_tax: bool, plan_columns: Callable[[Any], tuple]) -> tuple:
     """What the lines of ``plan_lines`` depend on: licences with equal keys get equal lines
     (up to their own service ids and business units)."""
-    plan_columns = _plan_columns(services[0]._fields)
     return (
         tuple(getattr(licence, name) for name in PLAN_LICENCE_COLUMNS),
         tuple(map(plan_columns, services)),
@@ -149,9 +147,8 @@ def plan_key(licence, services: list, currency: str, no_tax: bool) -> tuple:
     )
 
 
-@lru_cache(maxsize=8)
-def _plan_columns(fields: tuple[str, ...]) -> Callable[[Any], tuple]:
-    """Picks the values of a service row that its lines depend on."""
+def plan_columns_of(fields: tuple[str, ...]) -> Callable[[Any], tuple]:
+    """Picks the values of a service row (with these fields) that its lines depend on."""
     return itemgetter(*(n for n, name in enumerate(fields) if name not in PLAN_IGNORED_SERVICE_COLUMNS))
 
 
@@ -213,6 +210,7 @@ def bill_licences(
         services_of[service.licence_id].append(service)
     if not services_of:
         return result
+    plan_columns = plan_columns_of(tuple(services_table.c.keys()))
     service_ids = [service.id for services in services_of.values() for service in services]
     billed = set(session.exec(select(InvoiceLine.contract_service_id, InvoiceLine.billing_slot).where(col(InvoiceLine.contract_service_id).in_(service_ids))).all())
     accounts = {
@@ -237,7 +235,7 @@ def bill_licences(
             continue
         _account_id, currency, no_tax = accounts[licence.account_id]
         # Licences on the same plan (same dates and services) have the same lines: plan once.
-        key = plan_key(licence, services, currency, no_tax)
+        key = plan_key(licence, services, currency, no_tax, plan_columns)
         plan = plans.get(key)
         if plan is None:
             plan = plans[key] = plan_lines(licence, services, products, currency, no_tax, due_until, prices)
