@@ -107,7 +107,17 @@ bootstrap() {
     ensure_system_libs
     local target="."
     [ -n "$extras" ] && target=".[$extras]"
+    # The install is editable: code changes need no reinstall, only a changed pyproject.toml
+    # (dependencies, entry points) does. A stamp in the venv remembers what was installed.
+    local stamp="$VENV/.installed-${extras:-base}"
+    local wanted
+    wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+        return 0
+    fi
     log "Installing project (pip install -e '$target')"
-    _quiet_pip install --disable-pip-version-check -e "$target" \
+    # --no-compile: modules are compiled when first imported (only those used), not all upfront.
+    _quiet_pip install --disable-pip-version-check --no-compile -e "$target" \
         || die "pip install -e '$target' failed (output above)"
+    printf '%s\n' "$wanted" >"$stamp"
 }

@@ -84,7 +84,7 @@ class Sizes:
 
 
 FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, http_seconds=2, http_runs=12, big_ledger=1_000_000, summary_calls=300, pdfs=200)
-QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, http_seconds=0.4, http_runs=3, big_ledger=10_000, summary_calls=30, pdfs=6)
+QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, http_seconds=0.3, http_runs=2, big_ledger=10_000, summary_calls=30, pdfs=6)
 
 
 @dataclass
@@ -586,15 +586,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="licensing-bench-") as workdir:
         databases = Databases(Path(workdir), postgres_url)
         try:
-            for kind in kinds if "billing" in parts else []:
-                bench_billing(report, databases, kind, sizes)
-            for kind in kinds if "consumption" in parts else []:
-                bench_consumption_service(report, databases, kind, sizes)
-                bench_consumption_http(report, databases, kind, sizes)
-            for kind in kinds if "balance" in parts else []:
-                bench_balance(report, databases, kind, sizes)
-            if "pdf" in parts:
-                bench_pdf(report, databases, sizes)
+            for part in PARTS:
+                if part not in parts:
+                    continue
+                started = time.perf_counter()
+                if part == "pdf":
+                    bench_pdf(report, databases, sizes)
+                for kind in kinds if part != "pdf" else []:
+                    if part == "billing":
+                        bench_billing(report, databases, kind, sizes)
+                    elif part == "consumption":
+                        bench_consumption_service(report, databases, kind, sizes)
+                        bench_consumption_http(report, databases, kind, sizes)
+                    else:
+                        bench_balance(report, databases, kind, sizes)
+                print(f"  ({part}: {time.perf_counter() - started:.0f} s)", flush=True)
             if arguments.profile:
                 profile_billing(databases, sizes, arguments.profile)
         finally:
