@@ -115,9 +115,27 @@ bootstrap() {
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         return 0
     fi
-    log "Installing project (pip install -e '$target')"
-    # --no-compile: modules are compiled when first imported (only those used), not all upfront.
-    _quiet_pip install --disable-pip-version-check --no-compile -e "$target" \
-        || die "pip install -e '$target' failed (output above)"
+    _install "$target" || die "installing the project ('$target') failed (output above)"
     printf '%s\n' "$wanted" >"$stamp"
+}
+
+# Installs the project with uv when it can get it (a few seconds from a fresh clone, against
+# half a minute with pip), with pip otherwise. Neither compiles every module upfront: Python
+# compiles those it imports, when it first imports them.
+_install() {
+    local target="$1" out rc=0
+    if [ ! -x "$VENV/bin/uv" ]; then
+        _quiet_pip install --disable-pip-version-check uv >/dev/null 2>&1 || true
+    fi
+    if [ -x "$VENV/bin/uv" ]; then
+        log "Installing project (uv pip install -e '$target')"
+        out="$(mktemp)"
+        "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -e "$target" >"$out" 2>&1 || rc=$?
+        [ "$rc" -eq 0 ] && { rm -f "$out"; return 0; }
+        cat "$out" >&2
+        rm -f "$out"
+        warn "uv could not install the project (output above): trying pip"
+    fi
+    log "Installing project (pip install -e '$target')"
+    _quiet_pip install --disable-pip-version-check --no-compile -e "$target"
 }
