@@ -298,7 +298,7 @@ def consume(
                 actor=actor, occurred_at=now, recorded_at=now,
             ))
         ledger.append(session, entries)
-        ledger.store_balance(session, account, balance)
+        ledger.store_balances(session, [(account, balance)])
         draws = [Draw(grant.id, take) for grant, take in planned]
         consumed_event(session, account, consumption, draws, now=now)
     return consumption, draws

@@ -109,8 +109,7 @@ def create_grants(
     update_rows(session, Grant.__table__, settled)
     # One event per account and call: the grants an approval (or an adjustment) placed there.
     record_events(session, [event_row("credits.granted", {"account_id": str(account_id), "grants": items}, at=at) for account_id, items in granted.items()])
-    for account_id in granted:
-        accounts[account_id].balance = balances[account_id]
+    ledger.store_balances(session, [(accounts[account_id], balances[account_id]) for account_id in granted])
     return ids
 
 

@@ -55,11 +55,13 @@ def append(session: Session, rows: list[dict[str, Any]]) -> None:
         insert_rows(session, LedgerEntry.__table__, rows)
 
 
-def store_balance(session: Session, account: Account, balance: Decimal) -> None:
-    """Write the account's running balance with a plain UPDATE (it may go into a pipeline,
-    where the ORM's own update, which checks its row count, cannot)."""
-    update_rows(session, Account.__table__, [{"id": account.id, "balance": balance}])
-    set_committed_value(account, "balance", balance)
+def store_balances(session: Session, balances: list[tuple[Account, Decimal]]) -> None:
+    """Write the accounts' running balances with one plain multi-row UPDATE: cheaper than the
+    ORM's flush of each account, and it may go into a pipeline, where the ORM's own update
+    (which checks its row count) cannot. The accounts are left as if loaded with these values."""
+    update_rows(session, Account.__table__, [{"id": account.id, "balance": balance} for account, balance in balances])
+    for account, balance in balances:
+        set_committed_value(account, "balance", balance)
 
 
 def post(session: Session, account: Account, *, grant=None, business_unit_id: int | None = None, **values: Any) -> None:
