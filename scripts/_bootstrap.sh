@@ -111,7 +111,7 @@ bootstrap() {
     # (dependencies, entry points) does. A stamp in the venv remembers what was installed.
     local stamp="$VENV/.installed-${extras:-base}"
     local wanted
-    wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    wanted="$("$VENV/bin/python" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         return 0
     fi
