@@ -57,9 +57,14 @@ ensure_venv() {
 # Runs `pip "$@"` in the venv; its output (including build-backend warnings) is only
 # shown when it fails.
 _quiet_pip() {
+    _quiet "$VENV/bin/python" -m pip -q "$@"
+}
+
+# Runs a command; its output is only shown when it fails.
+_quiet() {
     local out rc=0
     out="$(mktemp)"
-    "$VENV/bin/python" -m pip -q "$@" >"$out" 2>&1 || rc=$?
+    "$@" >"$out" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] || cat "$out" >&2
     rm -f "$out"
     return "$rc"
@@ -123,17 +128,13 @@ bootstrap() {
 # half a minute with pip), with pip otherwise. Neither compiles every module upfront: Python
 # compiles those it imports, when it first imports them.
 _install() {
-    local target="$1" out rc=0
+    local target="$1"
     if [ ! -x "$VENV/bin/uv" ]; then
         _quiet_pip install --disable-pip-version-check uv >/dev/null 2>&1 || true
     fi
     if [ -x "$VENV/bin/uv" ]; then
         log "Installing project (uv pip install -e '$target')"
-        out="$(mktemp)"
-        "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -e "$target" >"$out" 2>&1 || rc=$?
-        [ "$rc" -eq 0 ] && { rm -f "$out"; return 0; }
-        cat "$out" >&2
-        rm -f "$out"
+        _quiet "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -e "$target" && return 0
         warn "uv could not install the project (output above): trying pip"
     fi
     log "Installing project (pip install -e '$target')"

@@ -317,7 +317,7 @@ CLIENT = textwrap.dedent('''
     phases = json.loads(sys.argv[5])  # [[method, path, body or null], ...]
     headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
     clients = [httpx.Client(base_url=base, headers=headers) for _ in range(threads)]
-    def slice_rate(method, path, body):
+    def slice_rate(method, path, body, seconds):
         counts, errors = [0] * threads, [0] * threads
         def work(index):
             deadline = time.perf_counter() + seconds
@@ -330,14 +330,12 @@ CLIENT = textwrap.dedent('''
         [worker.start() for worker in workers]
         [worker.join() for worker in workers]
         return sum(counts) / (time.perf_counter() - started), sum(errors)
-    measured, seconds = seconds, max(seconds, 1.0)
     for method, path, body in phases:  # warm the connections and the server's caches
-        slice_rate(method, path, body)
-    seconds = measured
+        slice_rate(method, path, body, max(seconds, 1.0))
     rates, failed = [[] for _ in phases], 0
     for _ in range(rounds):
         for index, (method, path, body) in enumerate(phases):
-            rate, errors = slice_rate(method, path, body)
+            rate, errors = slice_rate(method, path, body, seconds)
             rates[index].append(rate)
             failed += errors
     print(json.dumps({"rates": rates, "errors": failed}))
@@ -556,16 +554,22 @@ def write_markdown(report: Report, sizes_name: str, postgres: str | None, path: 
     for figure in report.figures:
         met = "" if figure.met is None else ("yes" if figure.met else "**no**")
         lines.append(f"| {figure.section} | {figure.name} | {figure.value} | {figure.ratio} | {figure.target} | {met} |")
-    sections = {"full": "", "quick": ""}
-    if path.exists():
-        text_ = path.read_text()
-        for name in sections:
-            marker = f"<!-- {name} -->"
-            if marker in text_:
-                sections[name] = text_.split(marker, 1)[1].split("<!-- ", 1)[0].strip()
-                sections[name] = f"{marker}\n{sections[name]}"
+    existing = path.read_text() if path.exists() else ""
+    sections = {}
+    for name in ("full", "quick"):
+        marker = f"<!-- {name} -->"
+        if marker in existing:  # a section runs from its marker to the next one
+            sections[name] = marker + existing.split(marker, 1)[1].split("<!-- ", 1)[0]
     sections[sizes_name] = "\n".join(lines)
-    path.write_text(HEADER + "".join(f"\n{section.strip()}\n" for section in sections.values() if section))
+    sections = {name: sections[name] for name in ("full", "quick") if name in sections}
+    path.write_text(HEADER + "".join(f"\n{section.strip()}\n" for section in sections.values()))
+
+
+PER_DATABASE = {
+    "billing": (bench_billing,),
+    "consumption": (bench_consumption_service, bench_consumption_http),
+    "balance": (bench_balance,),
+}
 
 
 def postgres_version(url: str | None) -> str | None:
@@ -600,16 +604,11 @@ def main() -> int:
                 if part not in parts:
                     continue
                 started = time.perf_counter()
-                if part == "pdf":
+                if part == "pdf":  # the same on any database
                     bench_pdf(report, databases, sizes)
                 for kind in kinds if part != "pdf" else []:
-                    if part == "billing":
-                        bench_billing(report, databases, kind, sizes)
-                    elif part == "consumption":
-                        bench_consumption_service(report, databases, kind, sizes)
-                        bench_consumption_http(report, databases, kind, sizes)
-                    else:
-                        bench_balance(report, databases, kind, sizes)
+                    for bench in PER_DATABASE[part]:
+                        bench(report, databases, kind, sizes)
                 print(f"  ({part}: {time.perf_counter() - started:.0f} s)", flush=True)
             if arguments.profile:
                 profile_billing(databases, sizes, arguments.profile)

@@ -271,8 +271,7 @@ def consume(
         "created_at": now, "reversed_at": None, "actor": actor, "debt": shortfall, "hold_id": None,
     }
     if shortfall > 0:
-        change_debt(session, account, unit_id, shortfall)
-        session.flush()  # before the pipeline below: the ORM needs the row counts of its updates
+        change_debt(session, account, unit_id, shortfall)  # ORM changes: flushed at commit, after the pipeline
     with pipelined(session):
         consumption_id = insert_row(session, Consumption.__table__, values, id_=consumption_id)
         consumption = Consumption(id=consumption_id, **values)

@@ -68,7 +68,6 @@ def create_grants(
                 instants[instant] = instant.isoformat()
     debts = {account_id: debts_of(session, account) for account_id, account in accounts.items() if account.debt > 0}
     settled: list[dict] = []
-    shown: dict[Decimal, str] = {}  # credits as events show them; a batch repeats a few amounts
     for grant_id, grant in zip(ids, grants, strict=True):
         account_id, credits, unit_id = grant.account_id, grant.credits, grant.business_unit_id
         balance = balances[account_id] = balances[account_id] + credits
@@ -95,11 +94,9 @@ def create_grants(
             if account.rollover_due_at is None or grant.valid_from < account.rollover_due_at:
                 account.rollover_due_at = grant.valid_from
                 session.add(account)
-        if credits not in shown:
-            shown[credits] = f"{credits:.2f}"
         granted[account_id].append(
             {
-                "grant_id": str(grant_id), "credits": shown[credits],
+                "grant_id": str(grant_id), "credits": f"{credits:.2f}",
                 "business_unit_id": None if unit_id is None else str(unit_id),
                 "valid_from": instants[grant.valid_from], "expires_at": instants[grant.expires_at],
                 "source": {"type": grant.source_type, "id": grant.source_id},

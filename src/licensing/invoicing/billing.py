@@ -132,24 +132,22 @@ def price_line(spec: LineSpec, product: Product, currency: str, no_tax: bool, pr
 
 # What a licence's lines depend on besides its services: its dates and anchor.
 PLAN_LICENCE_COLUMNS = ("start_date", "end_date", "terminated_on", "billing_anchor_day")
-# Columns of a service that do not change its lines' dates or prices.
-PLAN_IGNORED_SERVICE_COLUMNS = frozenset({"id", "licence_id", "business_unit_id", "created_at"})
+# The values of a service row (as read by ``bill_licences``: every column, in table order) that
+# its lines depend on: all but its identity, licence, business unit and creation time.
+_service_plan_values = itemgetter(*(
+    n for n, name in enumerate(ContractService.__table__.c.keys()) if name not in {"id", "licence_id", "business_unit_id", "created_at"}
+))
 
 
-def plan_key(licence, services: list, currency: str, no_tax: bool, plan_columns: Callable[[Any], tuple]) -> tuple:
+def plan_key(licence, services: list, currency: str, no_tax: bool) -> tuple:
     """What the lines of ``plan_lines`` depend on: licences with equal keys get equal lines
     (up to their own service ids and business units)."""
     return (
         tuple(getattr(licence, name) for name in PLAN_LICENCE_COLUMNS),
-        tuple(map(plan_columns, services)),
+        tuple(map(_service_plan_values, services)),
         currency,
         no_tax,
     )
-
-
-def plan_columns_of(fields: tuple[str, ...]) -> Callable[[Any], tuple]:
-    """Picks the values of a service row (with these fields) that its lines depend on."""
-    return itemgetter(*(n for n, name in enumerate(fields) if name not in PLAN_IGNORED_SERVICE_COLUMNS))
 
 
 def plan_lines(
@@ -210,7 +208,6 @@ def bill_licences(
         services_of[service.licence_id].append(service)
     if not services_of:
         return result
-    plan_columns = plan_columns_of(tuple(services_table.c.keys()))
     service_ids = [service.id for services in services_of.values() for service in services]
     billed = set(session.exec(select(InvoiceLine.contract_service_id, InvoiceLine.billing_slot).where(col(InvoiceLine.contract_service_id).in_(service_ids))).all())
     accounts = {
@@ -235,7 +232,7 @@ def bill_licences(
             continue
         _account_id, currency, no_tax = accounts[licence.account_id]
         # Licences on the same plan (same dates and services) have the same lines: plan once.
-        key = plan_key(licence, services, currency, no_tax, plan_columns)
+        key = plan_key(licence, services, currency, no_tax)
         plan = plans.get(key)
         if plan is None:
             plan = plans[key] = plan_lines(licence, services, products, currency, no_tax, due_until, prices)
