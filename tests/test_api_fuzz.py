@@ -63,6 +63,9 @@ def _seeded_database() -> tuple[Database, str]:
     upgrade(url)
     database = Database(url)
     with database.write() as session:
+        # Keys 1 and 2 (the seeded ids) are spare ones for the fuzzer to revoke; it calls as key 3.
+        for name in ("spare-1", "spare-2"):
+            create_api_key(session, name=name, role="read", at=SEEDED_AT)
         _key, secret = create_api_key(session, name="fuzz", role="admin", at=SEEDED_AT)
         account = create_account(session, name="Acme Ltd", email="billing@acme.test", currency="EUR", at=SEEDED_AT)
         create_business_unit(session, account.id, name="Cardiology", at=SEEDED_AT)

@@ -78,10 +78,12 @@ class Model:
                 grant.expired += grant.remaining
                 grant.remaining = ZERO
 
-    def eligible(self, unit: str | None, now: datetime) -> list[ModelGrant]:
+    def eligible(self, unit: str | None, moment: datetime, now: datetime) -> list[ModelGrant]:
+        """Grants a booking for ``moment`` made at ``now`` draws on: valid at the moment, and not
+        expired by now (a late booking finds credits expired since its moment gone)."""
         grants = [
             grant for grant in self.grants.values()
-            if grant.valid_at(now) and grant.remaining > 0 and grant.unit in {None, unit}
+            if grant.valid_at(moment) and not grant.expired_by(now) and grant.remaining > 0 and grant.unit in {None, unit}
         ]
         return sorted(grants, key=lambda g: (g.expires_at is None, g.expires_at or START, g.valid_from, g.id))
 
@@ -122,14 +124,20 @@ class CreditMachine(RuleBasedStateMachine):
             grant_id = row.id
         self.model.grants[grant_id] = ModelGrant(grant_id, unit, credits, valid_from, expires_at, remaining=credits)
 
-    @rule(credits=amounts, unit=st.sampled_from(UNITS))
-    def consume(self, credits, unit):
-        eligible = self.model.eligible(unit, self.now)
+    @rule(credits=amounts, unit=st.sampled_from(UNITS), hours=st.sampled_from([0, 0, 0, -2, -7, -30, 3, 26]))
+    def consume(self, credits, unit, hours):
+        """A booking now, late (its moment hours ago: credits that expired since are gone) or
+        ahead (credits valid by then count, those expiring before it do not)."""
+        moment = self.now + timedelta(hours=hours)
+        eligible = self.model.eligible(unit, moment, self.now)
         available = sum((grant.remaining for grant in eligible), ZERO)
         if available < credits:
             before = self.snapshot()
             with pytest.raises(InsufficientCredits) as raised, self.database.write() as session:
-                consume(session, self.account_id, credits=credits, business_unit_id=self.unit_ids[unit], now=self.now, actor="machine")
+                consume(
+                    session, self.account_id, credits=credits, business_unit_id=self.unit_ids[unit], occurred_at=moment,
+                    now=self.now, actor="machine",
+                )
             assert raised.value.extra == {"credits_requested": f"{credits:.2f}", "credits_available": f"{available:.2f}"}
             assert self.snapshot() == before, "a refused consumption changed something"
             return
@@ -144,7 +152,8 @@ class CreditMachine(RuleBasedStateMachine):
             left -= take
         with self.database.write() as session:
             consumption, draws = consume(
-                session, self.account_id, credits=credits, business_unit_id=self.unit_ids[unit], now=self.now, actor="machine"
+                session, self.account_id, credits=credits, business_unit_id=self.unit_ids[unit], occurred_at=moment,
+                now=self.now, actor="machine",
             )
             consumption_id = consumption.id
         assert [(draw.grant_id, draw.credits) for draw in draws] == expected

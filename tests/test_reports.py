@@ -85,10 +85,11 @@ def sell_top_up(database, account_id: int, product_id: int, at: datetime, quanti
         return top_up(session, account_id, product_id=product_id, quantity=D(quantity), approve=True, now=at, actor=ACTOR)
 
 
-def consumed(database, account_id: int, credits: str, at: datetime) -> int:
-    """Consume ``credits`` at ``at`` (the booking happens now); returns the consumption's id."""
+def consumed(database, account_id: int, credits: str, at: datetime, occurred_at: datetime | None = None) -> int:
+    """Consume ``credits`` at ``at`` for a booking at ``occurred_at`` (default: the booking
+    happens now); returns the consumption's id."""
     with database.write() as session:
-        consumption, _draws = consume(session, account_id, credits=D(credits), occurred_at=at, now=at, actor=ACTOR)
+        consumption, _draws = consume(session, account_id, credits=D(credits), occurred_at=occurred_at or at, now=at, actor=ACTOR)
         return consumption.id
 
 
@@ -727,16 +728,23 @@ class BooksMachine(RuleBasedStateMachine):
                 approve_invoice(session, invoice_id, at=self.now, actor=ACTOR)
         self.lines.extend((invoice_id, line_id) for invoice_id, line_id in lines)
 
-    @rule(credits=amounts)
-    def consume(self, credits):
-        available = sum((g.remaining for g in self.grants() if g.valid_from <= self.now and not self.expired(g)), D(0))
+    @rule(credits=amounts, hours=st.sampled_from([0, 0, 0, -5, -50, -400, 3, 30]))
+    def consume(self, credits, hours):
+        """A booking now, late (credits expired since its moment are gone) or ahead (credits
+        valid by then count, those expiring before it do not)."""
+        moment = self.now + timedelta(hours=hours)
+        available = sum(
+            (g.remaining for g in self.grants()
+             if g.valid_from <= moment and not self.expired(g) and (g.expires_at is None or g.expires_at > moment)),
+            D(0),
+        )
         if credits > available:
             before = self.snapshot()
             with pytest.raises(InsufficientCredits):
-                consumed(self.database, self.account_id, str(credits), self.now)
+                consumed(self.database, self.account_id, str(credits), self.now, occurred_at=moment)
             assert self.snapshot() == before, "a refused consumption changed something"
             return
-        self.consumptions.append(consumed(self.database, self.account_id, str(credits), self.now))
+        self.consumptions.append(consumed(self.database, self.account_id, str(credits), self.now, occurred_at=moment))
 
     @precondition(lambda self: self.consumptions)
     @rule(pick=st.integers(min_value=0, max_value=10_000))

@@ -487,7 +487,7 @@ def test_a_terminated_auto_renewing_licence_is_not_renewed(database):
         terminate_licence(session, licence.id, effective_date=date(2027, 12, 31), at=instant("2027-12-15 10:00"), actor=ACTOR)
 
     assert bill_all(database, date(2028, 1, 1), instant("2028-01-01 00:00")) == (0, 0)
-    assert renew_due_licences(database, today=date(2028, 1, 2), now=instant("2028-01-02 00:55")) == 0
+    assert renew_due_licences(database, today=date(2028, 1, 2), now=instant("2028-01-02 00:55")).renewed == 0
 
     unchanged = licence_row(database, licence.id)
     assert (unchanged.end_date, unchanged.status, unchanged.terminated_on) == (date(2027, 12, 31), "terminated", date(2027, 12, 31))
@@ -511,13 +511,13 @@ def test_the_renewal_job_renews_past_due_licences_and_ends_those_that_do_not_ren
         return [(row.end_date, row.status) for row in (licence_row(database, licence.id) for licence in everything)]
 
     # On Dec 31 the licences are still in their term.
-    assert renew_due_licences(database, today=date(2027, 12, 31), now=instant("2027-12-31 00:55")) == 0
+    assert renew_due_licences(database, today=date(2027, 12, 31), now=instant("2027-12-31 00:55")).renewed == 0
     assert state() == [
         (date(2027, 12, 31), "active"), (date(2027, 12, 31), "active"), (date(2027, 12, 31), "terminated"),
         (date(2028, 6, 30), "active"), (None, "active"),
     ]
 
-    assert renew_due_licences(database, today=date(2028, 1, 1), now=instant("2028-01-01 00:55")) == 1
+    assert renew_due_licences(database, today=date(2028, 1, 1), now=instant("2028-01-01 00:55")).renewed == 1
 
     assert state() == [
         (date(2028, 12, 31), "active"), (date(2027, 12, 31), "ended"), (date(2027, 12, 31), "terminated"),
@@ -532,7 +532,7 @@ def test_the_renewal_job_renews_past_due_licences_and_ends_those_that_do_not_ren
     assert [renewals(database, licence.id) for licence in (ending, terminated, later, open_ended)] == [[], [], [], []]
 
     # The job runs again the next day: nothing more to do.
-    assert renew_due_licences(database, today=date(2028, 1, 2), now=instant("2028-01-02 00:55")) == 0
+    assert renew_due_licences(database, today=date(2028, 1, 2), now=instant("2028-01-02 00:55")).renewed == 0
     assert state()[:2] == [(date(2028, 12, 31), "active"), (date(2027, 12, 31), "ended")]
     assert len(renewals(database, renewing.id)) == 1
 
@@ -584,16 +584,16 @@ def items(client, path: str, moment: str, **params) -> list[dict]:
 def test_patching_auto_renew_then_running_the_billing_renews_and_bills_january_2028(api, database):
     account, licence, service = monthly_licence(database)
     run = call(api, "POST", "/api/v1/billing-runs", "2027-12-01T00:00:00Z", json={"as_of": "2027-12-01", "approve": True})
-    assert answered(run, 200) == {"as_of": "2027-12-01", "invoices_created": 12, "invoices_approved": 12}
+    assert answered(run, 200) == {"as_of": "2027-12-01", "invoices_created": 12, "invoices_approved": 12, "failed": []}
     # Without auto_renew, January 2028 is past the licence's end: nothing to bill.
     run = call(api, "POST", "/api/v1/billing-runs", "2028-01-01T00:00:00Z", json={"as_of": "2028-01-01", "approve": True})
-    assert answered(run, 200) == {"as_of": "2028-01-01", "invoices_created": 0, "invoices_approved": 0}
+    assert answered(run, 200) == {"as_of": "2028-01-01", "invoices_created": 0, "invoices_approved": 0, "failed": []}
 
     patched = answered(call(api, "PATCH", f"/api/v1/licences/{licence.id}", "2028-01-01T08:00:00Z", json={"auto_renew": True}), 200)
     assert (patched["auto_renew"], patched["end_date"], patched["renewal_term"]) == (True, "2027-12-31", None)
     run = call(api, "POST", "/api/v1/billing-runs", "2028-01-01T09:00:00Z", json={"as_of": "2028-01-01", "approve": True})
 
-    assert answered(run, 200) == {"as_of": "2028-01-01", "invoices_created": 1, "invoices_approved": 1}
+    assert answered(run, 200) == {"as_of": "2028-01-01", "invoices_created": 1, "invoices_approved": 1, "failed": []}
     renewed = answered(call(api, "GET", f"/api/v1/licences/{licence.id}", "2028-01-01T09:00:00Z"), 200)
     assert (renewed["end_date"], renewed["status"]) == ("2028-12-31", "active")
     [service_json] = items(api, f"/api/v1/licences/{licence.id}/services", "2028-01-01T09:00:00Z")

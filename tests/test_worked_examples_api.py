@@ -76,7 +76,7 @@ def approve(client, invoice_id: str, moment: str) -> dict:
 
 def bill_and_approve(client, licence_id: str, as_of: str, moment: str) -> dict:
     """Bill one period (exactly one new invoice) and approve it at ``moment``."""
-    assert billing_run(client, as_of, moment) == {"as_of": as_of, "invoices_created": 1, "invoices_approved": 0}
+    assert billing_run(client, as_of, moment) == {"as_of": as_of, "invoices_created": 1, "invoices_approved": 0, "failed": []}
     (draft,) = invoices(client, licence_id, moment, status="draft")
     return approve(client, draft["id"], moment)
 
@@ -152,7 +152,7 @@ def test_example_1_ten_credits_a_month_for_twelve_months(client):
         approved = bill_and_approve(client, licence_id, as_of=start, moment=f"{start}T00:00:00Z")
         numbers.append(approved["number"])
         assert approved["status"] == "approved"
-    assert billing_run(client, "2027-12-31", "2027-12-31T12:00:00Z") == {"as_of": "2027-12-31", "invoices_created": 0, "invoices_approved": 0}
+    assert billing_run(client, "2027-12-31", "2027-12-31T12:00:00Z") == {"as_of": "2027-12-31", "invoices_created": 0, "invoices_approved": 0, "failed": []}
 
     assert numbers == [f"INV-2027-{n:06d}" for n in range(1, 13)]
     billed = invoices(client, licence_id, "2027-12-31T12:00:00Z")
@@ -285,7 +285,7 @@ def test_example_3_one_off_allowance(client):
     service(client, licence_id, pack_id, "one_off", "2027-03-15")
 
     # January and February have no billable line, so no invoice; March carries the one-off.
-    assert billing_run(client, "2027-03-15", "2027-03-15T09:00:00Z") == {"as_of": "2027-03-15", "invoices_created": 1, "invoices_approved": 0}
+    assert billing_run(client, "2027-03-15", "2027-03-15T09:00:00Z") == {"as_of": "2027-03-15", "invoices_created": 1, "invoices_approved": 0, "failed": []}
     (draft,) = invoices(client, licence_id, "2027-03-15T09:00:00Z")
     approved = approve(client, draft["id"], "2027-03-15T10:00:00Z")
 

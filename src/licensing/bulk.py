@@ -20,8 +20,17 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, bindparam, text
+from sqlalchemy import Connection, Table, bindparam, text
 from sqlmodel import Session
+
+
+def reading(session: Session) -> Connection:
+    """The session's connection for a Core read, after flushing the ORM's pending changes: a
+    statement sent through the connection does not autoflush, and would read rows as they were
+    before changes the use case has already made through the ORM (an expiry recorded, a grant
+    drawn)."""
+    session.flush()
+    return session.connection()
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, return_ids: bool = False) -> list[int]:

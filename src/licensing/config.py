@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import ip_network
+from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
+from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class Settings(BaseSettings):
@@ -36,6 +43,11 @@ class Settings(BaseSettings):
     mail_outbox: str = "./outbox"  # where mails go when smtp_url is empty
     mail_max_attempts: int = 10  # failed attempts before a delivery is given up (status failed)
     webhook_max_attempts: int = 10  # failed attempts before a webhook delivery is given up (status failed)
+    # Webhook URLs may not reach loopback, private, link-local, unique-local, unspecified or
+    # multicast addresses unless they fall in one of these networks (comma-separated CIDRs).
+    webhook_allowed_networks: str = ""
+    # The hard wall-clock deadline of one webhook delivery (connect, send, read the answer).
+    webhook_deadline_seconds: float = 10.0
     # Mail approved documents as soon as the approval commits (else only the scheduler's
     # deliveries job sends them, every minute).
     mail_on_approval: bool = True
@@ -52,6 +64,121 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    # Every setting is checked when it is read, so that a command refuses to start on a bad one
+    # (with the setting named) instead of failing later, in the middle of a billing run.
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if not value or value != value.strip() or value.startswith(("/", ".")) or ".." in value or "\\" in value:
+            raise ValueError(f"{value!r} is not a time zone name (an IANA name such as Europe/Berlin or UTC)")
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"{value!r} is not a time zone name (an IANA name such as Europe/Berlin or UTC)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            backend = make_url(value.replace("postgres://", "postgresql://", 1)).get_backend_name()
+        except ArgumentError:
+            raise ValueError(f"{value!r} is not a database URL (sqlite:///path or postgresql://user@host/name)") from None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"{backend!r} databases are not supported: use sqlite:///path or postgresql://user@host/name")
+        return value
+
+    @field_validator("invoice_lead_days", "payment_terms_days")
+    @classmethod
+    def _days(cls, value: int) -> int:
+        if not 0 <= value <= 3650:
+            raise ValueError("must be a number of days from 0 to 3650")
+        return value
+
+    @field_validator("hold_deadline_hours")
+    @classmethod
+    def _hours(cls, value: int) -> int:
+        if not 0 <= value <= 24 * 366:
+            raise ValueError("must be a number of hours from 0 to 8784")
+        return value
+
+    @field_validator("mail_max_attempts", "webhook_max_attempts")
+    @classmethod
+    def _attempts(cls, value: int) -> int:
+        if not 1 <= value <= 1000:
+            raise ValueError("must be from 1 to 1000")
+        return value
+
+    @field_validator("expiry_notice_days")
+    @classmethod
+    def _horizons(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= days <= 3650 for days in value):
+            raise ValueError("each horizon must be a number of days from 1 to 3650")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, expression in value.items():
+            if not isinstance(expression, str) or not croniter.is_valid(expression):
+                raise ValueError(f"the schedule of job {name!r} is not a cron expression: {expression!r}")
+        return value
+
+    @field_validator("operator_country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        if value and not (len(value) == 2 and value.isascii() and value.isalpha() and value.isupper()):
+            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code (e.g. FR)")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+                raise ValueError("must be smtp://user:password@host:587?starttls=true or smtps://user:password@host:465")
+            try:
+                parts.port  # noqa: B018 - a port that is not a number raises here
+            except ValueError:
+                raise ValueError("its port is not a number") from None
+        return value
+
+    @field_validator("operator_logo", "templates_dir")
+    @classmethod
+    def _existing_path(cls, value: str) -> str:
+        if value and not Path(value).exists():
+            raise ValueError(f"{value!r} does not exist")
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not a network in CIDR notation (e.g. 10.0.0.0/8 or fd00::/8)") from None
+        return value
+
+    @field_validator("webhook_deadline_seconds")
+    @classmethod
+    def _deadline(cls, value: float) -> float:
+        if not 0 < value <= 300:
+            raise ValueError("must be a number of seconds greater than 0 and at most 300")
+        return value
+
+
+def setting_errors(error: ValidationError) -> list[str]:
+    """One line per bad setting, naming its environment variable."""
+    lines = []
+    for item in error.errors():
+        name = "LICENSING_" + "_".join(str(part) for part in item.get("loc", ())[:1]).upper()
+        message = item.get("msg", "is not valid").removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return lines
 
 
 @lru_cache

@@ -17,7 +17,11 @@ from functools import lru_cache
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DataError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlmodel import Session, create_engine
+
+from licensing.errors import LicensingError
 
 
 def normalise_url(url: str) -> str:
@@ -92,3 +96,27 @@ def get_database(url: str | None = None) -> Database:
     from licensing.config import get_settings
 
     return Database(url or get_settings().database_url)
+
+
+def describe_failure(error: Exception) -> str:
+    """What went wrong with one piece of a batch (a licence billed or renewed), in words an
+    operator can act on."""
+    if isinstance(error, LicensingError):
+        return error.detail
+    if isinstance(error, OverflowError) or isinstance(getattr(error, "orig", None), OverflowError):
+        return f"a date or amount beyond what the engine can count with ({error.__class__.__name__}: {str(error).splitlines()[0]})"
+    if isinstance(error, DataError):
+        return f"a value beyond what the database columns hold ({str(error.orig).splitlines()[0]})"
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'no detail'}"
+
+
+def is_outage(error: Exception) -> bool:
+    """Whether the error says that the database cannot be reached (down, restarting, its
+    connections dropped, its pool exhausted, SQLite's file locked or missing): nothing about the
+    request or the data. A billing run stops on it rather than marking every licence failed; the
+    API answers 503 ``database_unavailable``."""
+    import psycopg
+
+    if isinstance(getattr(error, "orig", None), OverflowError):
+        return False
+    return isinstance(error, OperationalError | InterfaceError | DisconnectionError | SQLAlchemyTimeoutError | psycopg.OperationalError)

@@ -85,3 +85,23 @@ class CreditNoteNotDraft(LicensingError):
 class EInvoiceUnavailable(LicensingError):
     code = "einvoice_unavailable"
     title = "The document cannot be an EN 16931 e-invoice"
+
+
+class WebhookUrlForbidden(LicensingError):
+    code = "webhook_url_forbidden"
+    title = "The webhook URL may not be reached from here"
+
+
+class LicenceAlreadyBilled(LicensingError):
+    code = "licence_already_billed"
+    title = "The licence has billed periods that this change would bill again"
+
+
+class ServiceAlreadyBilled(LicensingError):
+    code = "service_already_billed"
+    title = "The contract service has billed lines that this change would bill again"
+
+
+class DatabaseUnavailable(LicensingError):
+    code = "database_unavailable"
+    title = "The database cannot be reached"

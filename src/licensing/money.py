@@ -35,6 +35,27 @@ _TWO_DECIMAL_CURRENCIES = {
 
 CREDIT_PLACES = Decimal("0.01")
 ZERO = Decimal("0")
+# The most one line may charge (net, in its currency) or grant (credits), and one consumption
+# take: far beyond any workspace's bill, and far within what the columns hold (scaled 64-bit
+# integers: about 9.2 x 10^14 units of money, 9.2 x 10^16 credits), so that invoice totals of
+# thousands of lines, taxes and balances never overflow them (docs/decisions.md).
+MAX_LINE_AMOUNT = Decimal("100000000000")  # 10^11
+MAX_LINE_CREDITS = Decimal("100000000000")
+
+
+def check_line_size(quantity: Decimal, unit_price: Decimal, credits: Decimal | None, *, field: str = "quantity") -> None:
+    """Refuse a line whose quantity x unit price, or quantity x credits, is beyond what a line
+    may hold (``MAX_LINE_AMOUNT``, ``MAX_LINE_CREDITS``)."""
+    if quantity * unit_price > MAX_LINE_AMOUNT:
+        raise ValidationFailed(
+            f"quantity x unit price comes to {quantity * unit_price:,.2f}, more than the {MAX_LINE_AMOUNT:,} a line may charge",
+            field=field,
+        )
+    if credits is not None and quantity * credits > MAX_LINE_CREDITS:
+        raise ValidationFailed(
+            f"quantity x credits comes to {quantity * credits:,.2f}, more than the {MAX_LINE_CREDITS:,} credits a line may grant",
+            field=field,
+        )
 
 
 def D(value: str | int | Decimal) -> Decimal:

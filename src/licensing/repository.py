@@ -88,7 +88,7 @@ def lock_rows(session: Session, model: type[Model], ids, *columns) -> list:
 def _as_id(id_: int | str | None, what: str, error: type[NotFound] | type[UnknownReference]) -> int:
     if isinstance(id_, int) and not isinstance(id_, bool):
         return id_
-    if isinstance(id_, str) and id_.isdigit() and len(id_) < 19:
+    if isinstance(id_, str) and id_.isascii() and id_.isdigit() and len(id_) < 19:
         return int(id_)
     if error is UnknownReference:
         raise UnknownReference(f"{what} {id_!r} does not exist", field=what)

@@ -8,9 +8,9 @@ from sqlalchemy import text
 
 from licensing import __version__
 from licensing.api import errors
-from licensing.api.deps import KeyCache
 from licensing.api.routers import (
     accounts,
+    api_keys,
     catalog,
     consumptions,
     credit_notes,
@@ -31,7 +31,6 @@ def create_app(database: Database | None = None) -> FastAPI:
         "Authenticate with `Authorization: Bearer <api key>`; errors are application/problem+json.",
     )
     app.state.database = database or get_database()
-    app.state.keys = KeyCache()
     errors.install(app)
 
     @app.get("/health", tags=["health"])
@@ -43,6 +42,6 @@ def create_app(database: Database | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "unreachable", "detail": type(error).__name__}, status_code=503)
         return {"status": "ok", "database": "ok", "version": __version__}
 
-    for module in (accounts, catalog, licences, invoices, credit_notes, consumptions, holds, reports, webhooks):
+    for module in (accounts, catalog, licences, invoices, credit_notes, consumptions, holds, reports, webhooks, api_keys):
         app.include_router(module.router)
     return app

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
@@ -13,14 +14,15 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from licensing import clock
 from licensing.api.errors import Forbidden, Unauthorized
 from licensing.auth.models import IdempotencyRecord
-from licensing.auth.services import authenticate, hash_key
+from licensing.auth.services import authenticate, scope_of
 from licensing.db import Database
-from licensing.errors import IdempotencyConflict, ValidationFailed
+from licensing.errors import IdempotencyConflict, NotFound, ValidationFailed
+from licensing.repository import get_or_404
 
 bearer = HTTPBearer(auto_error=False, description="An API key made with `licensing api-key create`")
 
@@ -37,43 +39,51 @@ class Caller:
     api_key_id: int
     name: str
     role: str
+    # The accounts a ``bookings`` or ``read`` key is limited to; None: every account.
+    account_ids: frozenset[int] | None = None
 
     @property
     def actor(self) -> str:
         return f"api-key:{self.name}"
 
-
-class KeyCache:
-    """Hash -> caller, so that a request does not read the key table each time (keys are rarely
-    created and revocation is not exposed yet; the cache lives as long as the app)."""
-
-    def __init__(self) -> None:
-        self._callers: dict[str, Caller] = {}
-
-    def lookup(self, database: Database, secret: str) -> Caller | None:
-        digest = hash_key(secret)
-        caller = self._callers.get(digest)
-        if caller is None:
-            with database.read() as session:
-                key = authenticate(session, secret)
-                if key is None:
-                    return None
-                caller = Caller(key.id, key.name, key.role)
-            self._callers[digest] = caller
-        return caller
+    def may_see(self, account_id: int | str | None) -> bool:
+        """Whether this key may see the account (a scoped key sees no id that is not one)."""
+        if self.account_ids is None:
+            return True
+        if isinstance(account_id, str):
+            if not (account_id.isascii() and account_id.isdigit() and len(account_id) < 19):
+                return False
+            account_id = int(account_id)
+        return account_id in self.account_ids
 
 
-def require(*roles: str) -> Callable[..., Caller]:
+def lookup_caller(database: Database, secret: str, at: datetime) -> Caller | None:
+    """The caller this secret authenticates at ``at``. The key row is read on every request (one
+    query by its unique hash), never cached: a revoked or expired key is refused at once, in
+    every worker and process."""
+    with database.read() as session:
+        key = authenticate(session, secret, at)
+        if key is None:
+            return None
+        return Caller(key.id, key.name, key.role, scope_of(key))
+
+
+def require(*roles: str, all_accounts: bool = False) -> Callable[..., Caller]:
+    """A caller whose role is one of ``roles``; with ``all_accounts``, not a key limited to some
+    accounts (what spans every account, such as reports, is 403 to such a key)."""
+
     def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> Caller:
         if credentials is None or not credentials.credentials:
             raise Unauthorized("an Authorization: Bearer <api key> header is required")
-        caller = request.app.state.keys.lookup(request.app.state.database, credentials.credentials)
+        caller = lookup_caller(request.app.state.database, credentials.credentials, clock.now())
         if caller is None:
-            raise Unauthorized("unknown API key")
+            raise Unauthorized("unknown, revoked or expired API key")
         if caller.role not in roles:
             raise Forbidden(f"role {caller.role!r} may not do this (needs {' or '.join(roles)})")
+        if all_accounts and caller.account_ids is not None:
+            raise Forbidden("this key is limited to some accounts and may not read across every account")
         return caller
 
     return dependency
@@ -81,9 +91,34 @@ def require(*roles: str) -> Callable[..., Caller]:
 
 ReadAny = Annotated[Caller, Depends(require("admin", "billing", "bookings", "read"))]
 ReadBooks = Annotated[Caller, Depends(require("admin", "billing", "read"))]
+# Reports and logs across every account: not for a key limited to some accounts.
+ReadAllBooks = Annotated[Caller, Depends(require("admin", "billing", "read", all_accounts=True))]
 Bookings = Annotated[Caller, Depends(require("admin", "billing", "bookings"))]
 Billing = Annotated[Caller, Depends(require("admin", "billing"))]
 Admin = Annotated[Caller, Depends(require("admin"))]
+
+
+def check_account(caller: Caller, account_id: int | str, *, missing: str | None = None) -> None:
+    """404 for an account outside the key's scope, as for an account that does not exist."""
+    if not caller.may_see(account_id):
+        raise NotFound(missing or f"account {account_id} does not exist")
+
+
+def check_owner(session: Session, caller: Caller, model: type, row_id: int | str, what: str) -> None:
+    """For a key limited to some accounts: 404 for a row (consumption, hold, invoice, ...) of
+    another account, as if it did not exist. Reads nothing for a key that sees every account."""
+    if caller.account_ids is None:
+        return
+    row = get_or_404(session, model, row_id, what)
+    check_account(caller, row.account_id, missing=f"{what} {row_id} does not exist")
+
+
+def in_scope(statement, caller: Caller, account_column):
+    """``statement`` limited to the key's accounts (unchanged for a key that sees every account)."""
+    if caller.account_ids is None:
+        return statement
+    return statement.where(col(account_column).in_(sorted(caller.account_ids)))
+
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
@@ -125,9 +160,18 @@ def write(
                     )
                 )
             return JSONResponse(payload, status_code=status)
-        except IntegrityError:
+        except IntegrityError as error:
+            if not is_idempotency_race(error):
+                raise  # any other constraint is the use case's own failure, not a race on the key
             continue  # a concurrent request with the same key won: answer with its response
     raise IdempotencyConflict("a request with this Idempotency-Key is being processed; retry")
+
+
+def is_idempotency_race(error: IntegrityError) -> bool:
+    """Whether the failed insert is the idempotency record's own unique key (two requests with
+    the same key at once), as PostgreSQL and SQLite name it."""
+    message = str(getattr(error, "orig", error))
+    return "uq_idempotency" in message or "idempotency_records.api_key_id" in message
 
 
 def _stored_response(session: Session, api_key_id: int, route: str, key: str, request_hash: str) -> JSONResponse | None:
@@ -152,7 +196,7 @@ class PageParams:
 def page_params(
     limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: Annotated[str | None, Query(max_length=40)] = None
 ) -> PageParams:
-    if cursor is not None and not (cursor.isdigit() and len(cursor) < 19):
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 19):
         raise ValidationFailed("cursor is not one this API gave", field="cursor")
     return PageParams(limit, int(cursor) if cursor is not None else None)
 

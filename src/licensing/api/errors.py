@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from licensing.db import is_outage
 from licensing.errors import LicensingError
 
 log = logging.getLogger("licensing.api")
@@ -31,9 +32,26 @@ STATUS_BY_CODE = {
     "einvoice_unavailable": 409,
     "invoice_credited": 409,
     "credit_note_not_draft": 409,
+    "webhook_url_forbidden": 422,
+    "licence_already_billed": 409,
+    "service_already_billed": 409,
+    "database_unavailable": 503,
 }
 
 PROBLEM = "application/problem+json"
+BODY_NOT_PARSED = "There was an error parsing the body"
+RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable() -> JSONResponse:
+    """503 while the database cannot be reached: the client may try again shortly (the pool
+    reconnects by itself once the database is back)."""
+    response = problem(
+        503, "database_unavailable", "The database cannot be reached",
+        "the database cannot be reached at the moment; nothing was written; retry shortly",
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def problem(http_status: int, code: str, title: str, detail: str, extra: dict | None = None) -> JSONResponse:
@@ -73,6 +91,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException):
+        if error.status_code == 400 and error.detail == BODY_NOT_PARSED:
+            # FastAPI's answer to a body that is not text at all (malformed UTF-8): bad input.
+            return problem(422, "validation_error", "Invalid input", "the request body is not valid UTF-8 JSON", {"errors": [{"field": "body", "message": "not valid UTF-8 JSON"}]})
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(error.status_code, "http_error")
         response = problem(error.status_code, code, str(error.detail), str(error.detail))
         response.headers.update(error.headers or {})
@@ -90,6 +111,9 @@ def install(app: FastAPI) -> None:
     async def _unexpected(_request: Request, error: Exception):
         if isinstance(getattr(error, "orig", None), OverflowError):  # an instant bound by the database driver
             return problem(422, "validation_error", "Invalid input", "a date or instant is outside the calendar this engine can count with")
+        if is_outage(error):
+            log.warning("database unavailable: %s", str(error).splitlines()[0] if str(error) else type(error).__name__)
+            return database_unavailable()
         log.exception("unexpected error", exc_info=error)
         return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged")
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.api.schemas import credits_text, instant_text
+from licensing.auth.models import ApiKey
+from licensing.auth.services import scope_of, status_of
 from licensing.catalog.models import CreditPrice, Product
 from licensing.credits.balance import Figures, Summary
 from licensing.credits.consumption import Draw
@@ -266,3 +269,17 @@ def revenue_report(report: RevenueReport) -> dict:
             for currency, months in sorted(report.currencies.items())
         ],
     }
+
+
+def api_key(row: ApiKey, at: datetime, secret: str | None = None) -> dict:
+    """A key as the API shows it: never its hash; the secret only in the answer that creates it."""
+    scope = scope_of(row)
+    body = {
+        "id": sid(row.id), "name": row.name, "role": row.role, "status": status_of(row, at),
+        "account_ids": None if scope is None else [str(account_id) for account_id in sorted(scope)],
+        "created_at": instant_text(row.created_at), "expires_at": instant_text(row.expires_at),
+        "revoked_at": instant_text(row.revoked_at),
+    }
+    if secret is not None:
+        body["key"] = secret
+    return body

@@ -8,6 +8,7 @@ turned into ``Decimal`` here. Table models are never response schemas.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -23,10 +24,41 @@ from pydantic import (
     WithJsonSchema,
 )
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-Text = Annotated[str, StringConstraints(max_length=2000)]
+def _refuse_unprintable(value: str, allowed: str) -> str:
+    """Text that documents, mails and XML can carry: no control characters (bar ``allowed``),
+    no NUL, no noncharacters (U+FDD0-U+FDEF, U+xxFFFE, U+xxFFFF), no lone surrogates."""
+    for position, character in enumerate(value):
+        code = ord(character)
+        if character in allowed:
+            continue
+        if (
+            unicodedata.category(character) in ("Cc", "Cs")
+            or 0xFDD0 <= code <= 0xFDEF
+            or (code & 0xFFFE) == 0xFFFE
+        ):
+            raise ValueError(f"must not contain the control character or noncharacter U+{code:04X} (at position {position + 1})")
+    return value
+
+
+def _one_line(value: str) -> str:
+    return _refuse_unprintable(value, "")
+
+
+def _lines(value: str) -> str:
+    return _refuse_unprintable(value, "\n\t")
+
+
+# Text fields: one line (names, e-mail addresses, references, tax ids), or lines separated by
+# newlines, tabs allowed (addresses, descriptions, reasons).
+OneLine = AfterValidator(_one_line)
+Lines = AfterValidator(_lines)
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True), OneLine]
+Text = Annotated[str, StringConstraints(max_length=2000), Lines]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"), OneLine]
+Reference = Annotated[str, StringConstraints(max_length=200), OneLine]
+TaxId = Annotated[str, StringConstraints(max_length=64), OneLine]
 Currency = Annotated[str, StringConstraints(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
 Country = Annotated[str, StringConstraints(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]
 Duration = Annotated[str, StringConstraints(min_length=2, max_length=40, pattern=r"^P[0-9YMWDTHS.]+$")]
@@ -88,7 +120,7 @@ class AccountIn(Input):
     currency: Currency
     address: Text = ""
     country: Country | None = None
-    tax_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    tax_id: TaxId | None = None
     tax_exempt: bool = False
 
 
@@ -102,7 +134,7 @@ class AccountPatch(Input):
     currency: Currency = None  # type: ignore[assignment]
     address: Text = None  # type: ignore[assignment]
     country: Country | None = None
-    tax_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    tax_id: TaxId | None = None
     tax_exempt: bool = None  # type: ignore[assignment]
 
 
@@ -200,7 +232,7 @@ class ConsumptionIn(Input):
     business_unit_id: Id | None = None
     member_id: Id | None = None
     description: Text | None = None
-    reference: Annotated[str, StringConstraints(max_length=200)] | None = None
+    reference: Reference | None = None
     occurred_at: Instant | None = None
     allow_overdraft: bool = False
 
@@ -214,7 +246,7 @@ class HoldIn(Input):
     business_unit_id: Id | None = None
     member_id: Id | None = None
     description: Text | None = None
-    reference: Annotated[str, StringConstraints(max_length=200)] | None = None
+    reference: Reference | None = None
 
 
 class TopUpIn(Input):
@@ -224,7 +256,7 @@ class TopUpIn(Input):
     approve: bool = False
 
 
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, strip_whitespace=True), Lines]
 
 
 class AdjustmentIn(Input):
@@ -280,3 +312,11 @@ def amount_text(value: Decimal | None, places: int = 2) -> str | None:
 
 def instant_text(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+class ApiKeyIn(Input):
+    name: Name
+    role: Literal["admin", "billing", "bookings", "read"]
+    expires_at: Instant | None = None
+    # Only for a bookings or read key: the accounts it is limited to (every account when absent).
+    account_ids: Annotated[list[Id], Field(min_length=1, max_length=500)] | None = None

@@ -20,6 +20,9 @@ class ApiKey(SQLModel, table=True):
     key_hash: str = Field(max_length=64, unique=True)
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    expires_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # Comma-separated ids of the accounts a ``bookings`` or ``read`` key is limited to (None: all).
+    account_ids: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class IdempotencyRecord(SQLModel, table=True):

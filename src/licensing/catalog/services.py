@@ -6,12 +6,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from licensing.catalog.models import CreditPrice, Product
 from licensing.errors import ValidationFailed
 from licensing.licences.periods import parse_lifetime
-from licensing.money import is_currency, minor_unit
+from licensing.money import check_line_size, is_currency, minor_unit
 from licensing.repository import apply, patched
 
 PRODUCT_FIELDS = ("kind", "name", "price", "currency", "tax_rate", "credits", "lifetime", "active")
@@ -57,10 +57,25 @@ def update_product(session: Session, product: Product, **changes: Any) -> Produc
     if values["tax_rate"] is None:
         values["tax_rate"] = Decimal(0)
     _check_product(values)
+    if "price" in changes or "credits" in changes:
+        _check_services_of(session, product, values)
     apply(product, values)
     session.add(product)
     session.flush()
     return product
+
+
+def _check_services_of(session: Session, product: Product, values: dict[str, Any]) -> None:
+    """A new price or credits must keep every contract service of the product within what a line
+    may hold (a service with its own unit price keeps it)."""
+    from licensing.licences.models import ContractService
+
+    quantities = session.exec(
+        select(ContractService.quantity, ContractService.unit_price).where(ContractService.product_id == product.id)
+    ).all()
+    credits = values.get("credits") if values["kind"] == "credit_pack" else None
+    for quantity, unit_price in quantities:
+        check_line_size(quantity, values["price"] if unit_price is None else unit_price, credits, field="price")
 
 
 def create_credit_price(session: Session, *, name: str, credits_per_unit: Decimal, at: datetime) -> CreditPrice:

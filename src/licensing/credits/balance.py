@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit
 from licensing.credits.models import Grant, LedgerEntry
+from licensing.credits.rollover import future_cuts
 from licensing.money import ZERO
 
 EXPIRING_WINDOW = timedelta(days=30)
@@ -140,9 +141,12 @@ def summarise(
     )
 
 
-def credit_summary(session: Session, account: Account, at: datetime) -> Summary:
+def credit_summary(session: Session, account: Account, at: datetime, *, now: datetime | None = None) -> Summary:
     """The summary at ``at``: from the grants' counters when nothing in the ledger is effective
-    after ``at``, else from the fold over the ledger."""
+    after ``at``, else from the fold over the ledger. For a moment past ``now`` the rollover
+    cuts pending between the two count as removed, as expiries do (SPEC 3: a cut holds from its
+    moment, whether or not it has been recorded)."""
+    cuts = future_cuts(session, account, now=now, until=at) if now is not None and at > now else {}
     units, unit_debts = {}, {}
     for unit_id, name, debt in session.exec(select(BusinessUnit.id, BusinessUnit.name, BusinessUnit.debt).where(BusinessUnit.account_id == account.id)).all():
         units[unit_id] = name
@@ -161,19 +165,32 @@ def credit_summary(session: Session, account: Account, at: datetime) -> Summary:
             )
         ).all()
         debts = unit_debts | {None: account.debt - sum(unit_debts.values(), ZERO)}
-        return summarise(account.id, (GrantState(*grant) for grant in grants), units, at, debts)
-    return summary_from_ledger(session, account, at, units)
+        return summarise(account.id, with_cuts((GrantState(*grant) for grant in grants), cuts), units, at, debts)
+    return summary_from_ledger(session, account, at, units, cuts=cuts)
 
 
-def summary_from_ledger(session: Session, account: Account, at: datetime, units: dict[int, str] | None = None) -> Summary:
-    """The summary recomputed from the ledger alone (the definition the cache must equal)."""
+def with_cuts(states: Iterable[GrantState], cuts: dict[int, Decimal]) -> Iterable[GrantState]:
+    """The grant states with the credits of pending rollover cuts moved from remaining to removed."""
+    for state in states:
+        cut = cuts.get(state.grant_id)
+        if cut:
+            state.removed += cut
+        yield state
+
+
+def summary_from_ledger(
+    session: Session, account: Account, at: datetime, units: dict[int, str] | None = None, *, cuts: dict[int, Decimal] | None = None
+) -> Summary:
+    """The summary recomputed from the ledger alone (the definition the cache must equal), less
+    the ``cuts`` of rollover caps pending by ``at`` that the ledger does not hold yet."""
     if units is None:
         units = dict(session.exec(select(BusinessUnit.id, BusinessUnit.name).where(BusinessUnit.account_id == account.id)).all())
     grants = {grant.id: grant for grant in session.exec(select(Grant).where(Grant.account_id == account.id)).all()}
     entries = session.exec(
         select(LedgerEntry).where(LedgerEntry.account_id == account.id, LedgerEntry.occurred_at <= at).order_by(LedgerEntry.id)
     ).all()
-    return summarise(account.id, fold(entries, grants, at).values(), units, at, fold_debts(entries, at))
+    states = with_cuts(fold(entries, grants, at).values(), cuts or {})
+    return summarise(account.id, states, units, at, fold_debts(entries, at))
 
 
 def fold_debts(entries: Iterable[LedgerEntry], at: datetime) -> dict[int | None, Decimal]:

@@ -19,7 +19,7 @@ from sqlalchemy import and_, bindparam, literal_column, or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
-from licensing.bulk import insert_row, pipelined, reserve_id, update_rows
+from licensing.bulk import insert_row, pipelined, reading, reserve_id, update_rows
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
 from licensing.credits.debt import change_debt, debts_of
@@ -33,7 +33,7 @@ from licensing.errors import (
     UnknownReference,
     ValidationFailed,
 )
-from licensing.money import ZERO, round_credits
+from licensing.money import MAX_LINE_CREDITS, ZERO, round_credits
 from licensing.outbox import record_event
 from licensing.repository import _as_id, get_or_404, get_reference, lock
 from licensing.types import UTCDateTime
@@ -85,7 +85,7 @@ def eligible_grants(session: Session, account_id: int, business_unit_id: int | N
     (id, business_unit_id, remaining, used): a consumption reads many grants and changes few.
     Core rows, read as the caller iterates: a consumption stops reading once it has its credits."""
     parameters = {"account_id": account_id, "at": at, "unit_id": business_unit_id}
-    return session.connection().execute(_eligible_statement(business_unit_id is not None, unit_only=unit_only), parameters)
+    return reading(session).execute(_eligible_statement(business_unit_id is not None, unit_only=unit_only), parameters)
 
 
 class Available(NamedTuple):
@@ -166,6 +166,8 @@ def resolve_credits(
         credits = round_credits(price.credits_per_unit * quantity)
         if credits <= 0:
             raise ValidationFailed("the consumption comes to zero credits", field="quantity")
+        if credits > MAX_LINE_CREDITS:
+            raise ValidationFailed(f"the consumption comes to {credits:,.2f} credits, more than {MAX_LINE_CREDITS:,}", field="quantity")
         return credits, price
     if credits is None:
         raise ValidationFailed("credits, or credit_price_id with quantity, is required", field="credits")
@@ -248,7 +250,7 @@ def consume(
     if rollover_due(account, now):
         record_due_expiries(session, account, now=now)
     parameters = {"account_id": account.id, "at": moment, "unit_id": unit_id, "now": now}
-    rows = session.connection().execute(_eligible_statement(unit_id is not None, with_due=True, limited=True), parameters).all()
+    rows = reading(session).execute(_eligible_statement(unit_id is not None, with_due=True, limited=True), parameters).all()
     if rows and rows[0].expires_at is not None and rows[0].expires_at <= now:
         # Due expiries are recorded before the draw (SPEC 7); then the grants are read again.
         record_due_expiries(session, account, now=now)

@@ -14,6 +14,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
+from licensing.bulk import reading
 from licensing.credits import ledger
 from licensing.credits.models import Grant
 from licensing.credits.rollover import record_due_cuts, rollover_due
@@ -68,7 +69,7 @@ def record_due_expiries_of(session: Session, accounts: dict[int, Account], *, no
             record_due_cuts(session, account, now=now)
     if len(accounts) == 1:  # the common case, every booking: one cheap indexed look first
         [account_id] = accounts
-        if session.connection().execute(_anything_due(), {"account_id": account_id, "now": now}).first() is None:
+        if reading(session).execute(_anything_due(), {"account_id": account_id, "now": now}).first() is None:
             return 0
     due = session.exec(
         select(Grant)

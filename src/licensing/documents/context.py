@@ -1,7 +1,15 @@
-"""Building the ``Document`` of an invoice or a credit note from the database."""
+"""Building the ``Document`` of an invoice or a credit note from the database.
+
+An approved (or void) document shows the seller and the buyer it was issued to, as approval kept
+them (``seller_details``/``buyer_details``), and the VAT treatment it was issued under: renaming
+the account or changing the operator's settings later changes drafts only. Documents approved
+before approval kept them (the columns are empty) show the live details, as they always did.
+A credit note's lines take the VAT treatment of the invoice they credit.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from decimal import Decimal
 
@@ -20,6 +28,7 @@ from licensing.documents.model import (
     TaxSummary,
 )
 from licensing.invoicing import pricing
+from licensing.invoicing.approval import buyer_fields, seller_fields
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from licensing.invoicing.tax import tax_treatment
 from licensing.money import ZERO
@@ -32,18 +41,35 @@ def _category(treatment: str, rate: Decimal) -> str:
 
 
 def seller(settings: Settings) -> Party:
-    return Party(
-        name=settings.operator_name, address_lines=_lines(settings.operator_address), country=settings.operator_country or None,
-        tax_id=settings.operator_tax_id or None, email=settings.operator_email or None,
-    )
+    """The seller as the operator's settings say now."""
+    return _party(seller_fields(settings))
 
 
 def buyer(account: Account) -> Party:
-    return Party(name=account.name, address_lines=_lines(account.address), country=account.country, tax_id=account.tax_id, email=account.email)
+    """The buyer as the account says now."""
+    return _party(buyer_fields(account))
 
 
-def _lines(text: str | None) -> tuple[str, ...]:
-    return tuple(line.strip() for line in (text or "").splitlines() if line.strip())
+def _party(fields: dict) -> Party:
+    return Party(
+        name=fields.get("name") or "", address_lines=tuple(fields.get("address_lines") or ()), country=fields.get("country"),
+        tax_id=fields.get("tax_id"), email=fields.get("email"),
+    )
+
+
+def _issued(details: str | None) -> dict | None:
+    """The details approval kept (None for a draft, or a document approved before it kept them)."""
+    return json.loads(details) if details else None
+
+
+def _parties(row: Invoice | CreditNote, account: Account, settings: Settings) -> tuple[Party, Party, str | None]:
+    """(seller, buyer, VAT treatment or None) of a document: as issued when approval kept them."""
+    issued_seller, issued_buyer = _issued(row.seller_details), _issued(row.buyer_details)
+    return (
+        _party(issued_seller) if issued_seller is not None else seller(settings),
+        _party(issued_buyer) if issued_buyer is not None else buyer(account),
+        issued_buyer.get("tax_treatment") if issued_buyer is not None else None,
+    )
 
 
 def _taxes(lines: list[Line], currency: str) -> tuple[tuple[TaxSummary, ...], Decimal, Decimal, Decimal]:
@@ -62,7 +88,8 @@ def _taxes(lines: list[Line], currency: str) -> tuple[tuple[TaxSummary, ...], De
 def invoice_document(session: Session, invoice: Invoice, settings: Settings | None = None) -> Document:
     settings = settings or get_settings()
     account = session.get(Account, invoice.account_id)
-    treatment = tax_treatment(account, settings)
+    seller_party, buyer_party, treatment = _parties(invoice, account, settings)
+    treatment = treatment or tax_treatment(account, settings)
     rows = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.id)).all()
     expiries = {
         grant.invoice_line_id: grant.expires_at
@@ -80,9 +107,10 @@ def invoice_document(session: Session, invoice: Invoice, settings: Settings | No
     taxes, net, tax, gross = _taxes(lines, invoice.currency)
     return Document(
         kind="invoice", id=invoice.id, number=invoice.number, status=invoice.status, issue_date=invoice.issue_date,
-        due_date=invoice.due_date, currency=invoice.currency, seller=seller(settings), buyer=buyer(account), lines=tuple(lines),
+        due_date=invoice.due_date, currency=invoice.currency, seller=seller_party, buyer=buyer_party, lines=tuple(lines),
         taxes=taxes, net=net, tax=tax, gross=gross,
-        payment_terms=f"Payment due within {settings.payment_terms_days} days of the issue date, by {invoice.due_date.day} {invoice.due_date:%b %Y}.",
+        # the terms the dates were set with (approval sets both), not today's setting
+        payment_terms=f"Payment due within {(invoice.due_date - invoice.issue_date).days} days of the issue date, by {invoice.due_date.day} {invoice.due_date:%b %Y}.",
         period_start=invoice.period_start, period_end=invoice.period_end, account_id=account.id,
     )
 
@@ -91,7 +119,9 @@ def credit_note_document(session: Session, note: CreditNote, settings: Settings 
     settings = settings or get_settings()
     account = session.get(Account, note.account_id)
     invoice = session.get(Invoice, note.invoice_id)
-    treatment = tax_treatment(account, settings)
+    seller_party, buyer_party, treatment = _parties(note, account, settings)
+    # the note takes back the invoice's lines: under the treatment the invoice was issued under
+    treatment = (_issued(invoice.buyer_details) or {}).get("tax_treatment") or treatment or tax_treatment(account, settings)
     rows = session.exec(select(CreditNoteLine).where(CreditNoteLine.credit_note_id == note.id).order_by(CreditNoteLine.id)).all()
     invoice_lines = {line.id: line for line in session.exec(select(InvoiceLine).where(col(InvoiceLine.id).in_([row.invoice_line_id for row in rows]))).all()}
     lines = []
@@ -106,7 +136,7 @@ def credit_note_document(session: Session, note: CreditNote, settings: Settings 
     taxes, net, tax, gross = _taxes(lines, note.currency)
     return Document(
         kind="credit_note", id=note.id, number=note.number, status=note.status, issue_date=note.issue_date, due_date=note.issue_date,
-        currency=note.currency, seller=seller(settings), buyer=buyer(account), lines=tuple(lines), taxes=taxes, net=net, tax=tax,
+        currency=note.currency, seller=seller_party, buyer=buyer_party, lines=tuple(lines), taxes=taxes, net=net, tax=tax,
         gross=gross, payment_terms="The amount credited is refunded, or set against your next invoice.",
         period_start=invoice.period_start, period_end=invoice.period_end, credited_invoice_number=invoice.number,
         credited_invoice_date=invoice.issue_date, reason=note.reason or None, account_id=account.id,

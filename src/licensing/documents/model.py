@@ -1,8 +1,16 @@
 """What an invoice or credit note document says, independent of its form (HTML/PDF or EN 16931
-XML): both forms are rendered from the same ``Document``, so they cannot disagree."""
+XML): both forms are rendered from the same ``Document``, so they cannot disagree.
+
+Every text a document holds is text every form can carry: building a ``Party``, a ``Line`` or a
+``Document`` drops the characters XML 1.0 cannot hold (C0 controls but tab, line feed and
+carriage return, NUL among them; the non-characters U+FFFE and U+FFFF; lone surrogates). They
+have no glyph and no meaning on an invoice, and one of them in a name stored before the API
+refused them (or written by another path) would otherwise make the XML, the PDF that embeds it
+and the mail fail for good: an approved document always renders."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -12,6 +20,20 @@ from licensing.invoicing.tax import EXEMPT, REVERSE_CHARGE, STANDARD, ZERO_RATED
 EXEMPTION_REASONS = {EXEMPT: "Exempt from VAT", REVERSE_CHARGE: "Reverse charge"}
 EXEMPTION_CODES = {EXEMPT: "VATEX-EU-132", REVERSE_CHARGE: "VATEX-EU-AE"}
 
+# What XML 1.0 cannot hold (its Char production allows #x9 #xA #xD, #x20-#xD7FF, #xE000-#xFFFD
+# and #x10000-#x10FFFF).
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str | None) -> str | None:
+    """``text`` without the characters XML 1.0 cannot hold (None stays None)."""
+    return _NOT_XML.sub("", text) if text else text
+
+
+def _clean(item, *names: str) -> None:
+    for name in names:
+        object.__setattr__(item, name, xml_text(getattr(item, name)))
+
 
 @dataclass(frozen=True, slots=True)
 class Party:
@@ -20,6 +42,11 @@ class Party:
     country: str | None = None  # ISO 3166-1 alpha-2
     tax_id: str | None = None  # VAT id
     email: str | None = None
+
+    def __post_init__(self) -> None:
+        _clean(self, "name", "country", "tax_id", "email")
+        object.__setattr__(self, "name", self.name or "")
+        object.__setattr__(self, "address_lines", tuple(line for line in map(xml_text, self.address_lines) if line and line.strip()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +64,9 @@ class Line:
     credits: Decimal | None = None  # credit packs: credits granted (or taken back by a credit note)
     credits_expire_on: date | None = None  # the date the credits stop (00:00, operator's zone)
     invoice_line_id: int | None = None
+
+    def __post_init__(self) -> None:
+        _clean(self, "description")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +109,10 @@ class Document:
     reason: str | None = None
     account_id: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        _clean(self, "number", "status", "currency", "payment_terms", "credited_invoice_number", "reason")
+        object.__setattr__(self, "notes", tuple(map(xml_text, self.notes)))
 
     @property
     def type_code(self) -> str:

@@ -10,10 +10,18 @@ Grant dates, in the operator's time zone:
 * one-off lines: ``valid_from`` = the later of 00:00 on the line's date and the approval moment;
   ``expires_at`` = 00:00 on (the date of ``valid_from`` + lifetime).
 * a pack with no lifetime never expires.
+
+Approval also keeps the seller and the buyer as issued (``seller_details``/``buyer_details``,
+JSON of the fields of ``documents.model.Party``; the buyer's also holds the VAT treatment the
+invoice was issued under): an approved document shows them whatever the operator's settings or
+the account say later. The JSON is ASCII (control characters and everything outside ASCII as
+``\\u`` escapes), so that any text an account holds can be stored: NUL too, which PostgreSQL
+text cannot hold.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -29,11 +37,40 @@ from licensing.documents.queue import queue_deliveries
 from licensing.errors import InvoiceNotDraft
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
+from licensing.invoicing.tax import tax_treatment
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import Lifetime, parse_lifetime
 from licensing.money import round_money
 from licensing.outbox import event_row, record_events
 from licensing.repository import get_or_404, lock_all, lock_rows
+
+
+def seller_fields(settings: Settings) -> dict:
+    """The seller as documents show it, from the operator's settings: the fields of
+    ``documents.model.Party`` (which ``documents.context`` builds from this dict)."""
+    return _party_fields(settings.operator_name, settings.operator_address, settings.operator_country, settings.operator_tax_id, settings.operator_email)
+
+
+def buyer_fields(account: Account) -> dict:
+    """The buyer as documents show it, from the account (see ``seller_fields``)."""
+    return _party_fields(account.name, account.address, account.country, account.tax_id, account.email)
+
+
+def _party_fields(name: str | None, address: str | None, country: str | None, tax_id: str | None, email: str | None) -> dict:
+    return {
+        "name": name or "", "address_lines": [line.strip() for line in (address or "").splitlines() if line.strip()],
+        "country": country or None, "tax_id": tax_id or None, "email": email or None,
+    }
+
+
+def seller_details(settings: Settings) -> str:
+    """The seller's JSON an approved document keeps."""
+    return json.dumps(seller_fields(settings), separators=(",", ":"))
+
+
+def buyer_details(account: Account, settings: Settings) -> str:
+    """The buyer's JSON an approved document keeps, with the VAT treatment it is issued under."""
+    return json.dumps(buyer_fields(account) | {"tax_treatment": tax_treatment(account, settings)}, separators=(",", ":"))
 
 
 def grant_window(
@@ -94,8 +131,13 @@ def approve_invoices(
     today = local_date(at, settings.zone)
     numbers = allocate_numbers(session, "INV", today.year, len(drafts))
     due = today + timedelta(days=settings.payment_terms_days)
+    seller = seller_details(settings)
+    buyers = {account_id: buyer_details(account, settings) for account_id, account in accounts.items()}
     update_rows(session, Invoice.__table__, [
-        {"id": invoice.id, "number": number, "status": "approved", "approved_at": at, "approved_by": actor, "issue_date": today, "due_date": due}
+        {
+            "id": invoice.id, "number": number, "status": "approved", "approved_at": at, "approved_by": actor, "issue_date": today, "due_date": due,
+            "seller_details": seller, "buyer_details": buyers[invoice.account_id],
+        }
         for invoice, number in zip(drafts, numbers, strict=True)
     ])
     queue_deliveries(session, "invoice", [(invoice.id, accounts[invoice.account_id]) for invoice in drafts], at=at)

@@ -14,6 +14,7 @@ database itself (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from licensing.bulk import insert_rows
 from licensing.catalog.models import Product
 from licensing.clock import local_date
 from licensing.config import Settings, get_settings
-from licensing.db import Database
+from licensing.db import Database, describe_failure, is_outage
 from licensing.invoicing import pricing
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.tax import charges_no_tax
@@ -43,10 +44,11 @@ from licensing.licences.periods import (
     week_starts,
 )
 from licensing.licences.renewal import needs_renewal, renew_licence
-from licensing.outbox import event_row, record_events
+from licensing.outbox import event_row, record_event, record_events
 from licensing.repository import lock_rows
 
 BATCH_SIZE = 250
+log = logging.getLogger("licensing.billing")
 
 
 WHOLE = Fraction(1)
@@ -298,11 +300,23 @@ def recompute_totals(session: Session, invoice_id: int) -> None:
     session.add(invoice)
 
 
+@dataclass(frozen=True, slots=True)
+class FailedLicence:
+    """A licence the run could not bill, and why: the others are billed, this one is tried again
+    by the next run."""
+
+    licence_id: int
+    error: str
+
+
 @dataclass(slots=True)
 class BillingRunResult:
     as_of: date
     invoices_created: int = 0
     invoices_approved: int = 0
+    failed: list[FailedLicence] = field(default_factory=list)
+
+
 
 
 def run_billing(
@@ -317,9 +331,9 @@ def run_billing(
     batch_size: int | None = None,
 ) -> BillingRunResult:
     """Bill every licence, one transaction per batch of licences, approving the invoices of
-    ``auto_approve`` licences (or all, with ``approve_all``). Counts this run's work only."""
-    from licensing.invoicing.approval import approve_invoices
-
+    ``auto_approve`` licences (or all, with ``approve_all``). Counts this run's work only. A
+    licence that cannot be billed is left out (``result.failed``, a ``billing.failed`` event,
+    the log) and the others are billed; the next run tries it again."""
     settings = settings or get_settings()
     batch_size = batch_size or BATCH_SIZE
     result = BillingRunResult(as_of=as_of)
@@ -332,20 +346,59 @@ def run_billing(
     for start in range(0, len(licences), batch_size):
         batch = licences[start : start + batch_size]
         approving = {licence_id for licence_id, auto_approve in batch if auto_approve or approve_all}
-        for attempt in range(3):
-            try:
-                with database.write() as session:
-                    billing = bill_licences(session, [licence_id for licence_id, _ in batch], as_of=as_of, now=now, settings=settings, actor=actor)
-                    approved = approve_invoices(
-                        session, billing.invoices_of(approving), at=now, actor=actor, settings=settings, known_lines=billing.lines_of
-                    )
-                result.invoices_created += len(billing.invoices_created)
-                result.invoices_approved += len(approved)
-                break
-            except IntegrityError:
-                # Another run billed the same lines at the same moment: bill the batch again.
-                if attempt == 2:
-                    raise
+        try:
+            _bill_batch(database, [licence_id for licence_id, _ in batch], approving, result, as_of=as_of, now=now, actor=actor, settings=settings)
+        except Exception as error:
+            if is_outage(error):
+                raise
+            # One licence that cannot be billed must not stop the others: bill the batch again,
+            # one licence per transaction, and record the ones that fail.
+            for licence_id, _auto_approve in batch:
+                try:
+                    _bill_batch(database, [licence_id], approving, result, as_of=as_of, now=now, actor=actor, settings=settings)
+                except Exception as licence_error:
+                    if is_outage(licence_error):
+                        raise
+                    _record_failure(database, licence_id, licence_error, result, as_of=as_of, now=now)
         if progress:
             progress(min(start + batch_size, len(licences)), len(licences))
     return result
+
+
+def _bill_batch(
+    database: Database, licence_ids: list[int], approving: set[int], result: BillingRunResult, *, as_of: date, now: datetime,
+    actor: str, settings: Settings,
+) -> None:
+    """Bill and approve one batch in one transaction, adding its work to ``result``."""
+    from licensing.invoicing.approval import approve_invoices
+
+    for attempt in range(3):
+        try:
+            with database.write() as session:
+                billing = bill_licences(session, licence_ids, as_of=as_of, now=now, settings=settings, actor=actor)
+                approved = approve_invoices(
+                    session, billing.invoices_of(approving), at=now, actor=actor, settings=settings, known_lines=billing.lines_of
+                )
+            result.invoices_created += len(billing.invoices_created)
+            result.invoices_approved += len(approved)
+            return
+        except IntegrityError:
+            # Another run billed the same lines at the same moment: bill the batch again.
+            if attempt == 2:
+                raise
+
+
+def _record_failure(database: Database, licence_id: int, error: Exception, result: BillingRunResult, *, as_of: date, now: datetime) -> None:
+    """Log the licence's failure, add it to the run's answer and record a ``billing.failed``
+    event (its own transaction: the failed one was rolled back)."""
+    reason = describe_failure(error)
+    log.error("billing run as of %s: licence %s was not billed: %s", as_of, licence_id, reason, exc_info=error)
+    result.failed.append(FailedLicence(licence_id, reason))
+    with database.write() as session:
+        account_id = session.exec(select(Licence.account_id).where(Licence.id == licence_id)).first()
+        record_event(
+            session, "billing.failed",
+            {"licence_id": str(licence_id), "account_id": str(account_id) if account_id is not None else None,
+             "as_of": as_of.isoformat(), "error": reason},
+            at=now,
+        )

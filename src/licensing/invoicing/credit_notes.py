@@ -45,6 +45,7 @@ from licensing.errors import (
     ValidationFailed,
 )
 from licensing.invoicing import pricing
+from licensing.invoicing.approval import buyer_details, seller_details
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.money import ZERO, minor_unit, round_money
@@ -168,7 +169,7 @@ def create_credit_note(
 def _line_id(value: str | int) -> int:
     if isinstance(value, int):
         return value
-    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 19 else -1
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19 else -1
 
 
 def note_lines(session: Session, note_id: int) -> list[CreditNoteLine]:
@@ -211,6 +212,7 @@ def approve_credit_note(
         session.add(line)
     [note.number] = allocate_numbers(session, "CN", local_date(now, settings.zone).year, 1)
     note.status, note.approved_at, note.approved_by, note.issue_date = "approved", now, actor, local_date(now, settings.zone)
+    note.seller_details, note.buyer_details = seller_details(settings), buyer_details(account, settings)  # as issued, for good
     session.add(note)
     queue_deliveries(session, "credit_note", [(note.id, account)], at=now)
     record_event(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from licensing.types import Amount, Credits, UTCDateTime
@@ -38,6 +38,10 @@ class Invoice(SQLModel, table=True):
     voided_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     voided_by: str | None = Field(default=None, max_length=200)
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # The seller's and the buyer's details as issued (JSON), written on approval: an approved
+    # document never changes when the operator's settings or the account change later.
+    seller_details: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    buyer_details: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class InvoiceLine(SQLModel, table=True):
@@ -102,6 +106,8 @@ class CreditNote(SQLModel, table=True):
     approved_by: str | None = Field(default=None, max_length=200)
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     actor: str = Field(max_length=200)
+    seller_details: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    buyer_details: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class CreditNoteLine(SQLModel, table=True):

@@ -23,6 +23,7 @@ from licensing.invoicing import pricing
 from licensing.invoicing.approval import approve_invoices
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.tax import charges_no_tax
+from licensing.money import check_line_size
 from licensing.outbox import record_event
 from licensing.repository import get_or_404, get_reference
 
@@ -50,6 +51,7 @@ def top_up(
         raise CurrencyMismatch(f"product {product.id} is priced in {product.currency}, the account in {account.currency}", field="product_id")
     if quantity <= 0:
         raise ValidationFailed("quantity must be greater than zero", field="quantity")
+    check_line_size(quantity, product.price, product.credits)
     unit_id, _member = check_unit_and_member(session, account, business_unit_id, None)
     today = local_date(now, settings.zone)
     tax_rate = pricing.ZERO if charges_no_tax(account, settings) else product.tax_rate

@@ -166,4 +166,15 @@ def parse_lifetime(text: str) -> Lifetime:
         raise ValidationFailed(f"lifetime {text!r} must be whole days, weeks, months or years", field="lifetime")
     if months < 0 or delta.days < 0 or (months == 0 and delta.days == 0):
         raise ValidationFailed(f"lifetime {text!r} must be longer than zero", field="lifetime")
-    return Lifetime(months=months, days=delta.days, text=text)
+    lifetime = Lifetime(months=months, days=delta.days, text=text)
+    if months > MAX_MONTHS or delta.days > MAX_DAYS or lifetime.end(CENTURY_START) > CENTURY_END:
+        raise ValidationFailed(f"lifetime {text!r} is longer than 100 years", field="lifetime")
+    return lifetime
+
+
+# Lifetimes and terms are at most 100 years (P100Y, P1200M, P36525D): longer ones would carry
+# dates past the calendar the engine counts with, and no contract or credit lasts that long.
+MAX_MONTHS = 1200
+MAX_DAYS = 36525
+CENTURY_START = date(2000, 1, 1)
+CENTURY_END = date(2100, 1, 1)

@@ -14,16 +14,20 @@ start. Terminated licences and licences without an end date do not renew.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, select
 
-from licensing.db import Database
+from licensing.db import Database, describe_failure, is_outage
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import Lifetime, parse_lifetime
 from licensing.outbox import record_event
 from licensing.repository import lock
+
+log = logging.getLogger("licensing.renewals")
 
 MAX_RENEWALS = 1200  # a safety net against a runaway loop (100 years of monthly terms)
 
@@ -75,22 +79,38 @@ def renew_licence(session: Session, licence_id: int, *, until: date, now: dateti
     return licence
 
 
-def renew_due_licences(database: Database, *, today: date, now: datetime, actor: str = "scheduler") -> int:
+@dataclass(slots=True)
+class Renewals:
+    renewed: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (licence id, what went wrong)
+
+
+def renew_due_licences(database: Database, *, today: date, now: datetime, actor: str = "scheduler") -> Renewals:
     """The renewal job: renew every auto-renewing licence whose end date has passed, and mark
-    licences that ended without renewing as ``ended``; one transaction per licence. Returns
-    the licences renewed."""
+    licences that ended without renewing as ``ended``; one transaction per licence. A licence
+    that cannot be renewed is logged, recorded (a ``renewal.failed`` event) and left for the
+    next run; the others are renewed."""
     with database.read() as session:
         due = session.exec(
             select(Licence.id, Licence.auto_renew).where(Licence.status == "active", col(Licence.end_date) < today).order_by(Licence.id)
         ).all()
-    renewed = 0
+    result = Renewals()
     for licence_id, auto_renew in due:
-        with database.write() as session:
-            licence = lock(session, Licence, licence_id, "licence")
-            if needs_renewal(licence, today):
-                renew_licence(session, licence.id, until=today, now=now, actor=actor)
-                renewed += 1
-            elif licence.status == "active" and licence.end_date is not None and licence.end_date < today and not auto_renew:
-                licence.status = "ended"
-                session.add(licence)
-    return renewed
+        try:
+            with database.write() as session:
+                licence = lock(session, Licence, licence_id, "licence")
+                if needs_renewal(licence, today):
+                    renew_licence(session, licence.id, until=today, now=now, actor=actor)
+                    result.renewed += 1
+                elif licence.status == "active" and licence.end_date is not None and licence.end_date < today and not auto_renew:
+                    licence.status = "ended"
+                    session.add(licence)
+        except Exception as error:
+            if is_outage(error):
+                raise
+            reason = describe_failure(error)
+            log.error("licence %s was not renewed: %s", licence_id, reason, exc_info=error)
+            result.failed.append((licence_id, reason))
+            with database.write() as session:
+                record_event(session, "renewal.failed", {"licence_id": str(licence_id), "error": reason}, at=now)
+    return result

@@ -6,18 +6,22 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from licensing.accounts.models import Account, BusinessUnit
 from licensing.catalog.models import Product
 from licensing.errors import (
     CurrencyMismatch,
+    LicenceAlreadyBilled,
+    ServiceAlreadyBilled,
     NotFound,
     UnknownReference,
     ValidationFailed,
 )
+from licensing.invoicing.models import InvoiceLine
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import parse_lifetime
+from licensing.money import check_line_size
 from licensing.outbox import record_event
 from licensing.repository import apply, get_or_404, get_reference, lock, patched
 
@@ -41,8 +45,9 @@ def _check_licence(values: dict[str, Any]) -> None:
     if values.get("renewal_term") is not None:
         try:
             parse_lifetime(values["renewal_term"])
-        except ValidationFailed:
-            raise ValidationFailed(f"renewal_term {values['renewal_term']!r} is not an ISO 8601 duration", field="renewal_term") from None
+        except ValidationFailed as error:
+            detail = error.detail.replace("lifetime", "renewal_term", 1)
+            raise ValidationFailed(detail, field="renewal_term") from None
     if values.get("status", "active") not in ("active", "terminated", "ended"):
         raise ValidationFailed("status must be active, terminated or ended", field="status")
 
@@ -63,6 +68,14 @@ def update_licence(session: Session, licence_id: str | int, **changes: Any) -> L
     if values["billing_anchor_day"] is None:
         values["billing_anchor_day"] = licence.billing_anchor_day
     _check_licence(values)
+    if values["billing_anchor_day"] != licence.billing_anchor_day and _billed(session, ContractService.licence_id == licence.id):
+        # New periods from another anchor would overlap the days already billed (SPEC 2: each
+        # day of a service is billed once). A new licence carries the new anchor.
+        raise LicenceAlreadyBilled(
+            f"licence {licence.id} has billed periods on anchor day {licence.billing_anchor_day}: its anchor cannot change "
+            "(end it and start a new licence on the new anchor)",
+            field="billing_anchor_day",
+        )
     apply(licence, values)
     session.add(licence)
     session.flush()
@@ -91,6 +104,12 @@ def terminate_licence(session: Session, licence_id: str | int, *, effective_date
     return licence
 
 
+def _billed(session: Session, which) -> bool:
+    """Whether any line of the contract services matching ``which`` has been billed."""
+    statement = select(InvoiceLine.id).join(ContractService, InvoiceLine.contract_service_id == ContractService.id).where(which).limit(1)
+    return session.exec(statement).first() is not None
+
+
 def _default_flags(values: dict[str, Any]) -> None:
     """Pro-rata policy when not given: plain services pro-rated, credit packs in full."""
     for flag, default in (("prorate", True), ("prorate_credits", False)):
@@ -115,6 +134,11 @@ def _check_service(session: Session, licence: Licence, values: dict[str, Any]) -
         raise ValidationFailed("unit_price must be zero or more", field="unit_price")
     if values.get("max_rollover") is not None and values["max_rollover"] < 0:
         raise ValidationFailed("max_rollover must be zero or more", field="max_rollover")
+    unit_price = values.get("unit_price")
+    check_line_size(
+        quantity, product.price if unit_price is None else unit_price, product.credits if product.kind == "credit_pack" else None,
+        field="quantity" if unit_price is None else "unit_price",
+    )
     from_date: date = values.get("from_date") or licence.start_date
     values["from_date"] = from_date
     to_date = values.get("to_date")
@@ -149,6 +173,13 @@ def update_service(session: Session, licence_id: str | int, service_id: str | in
     values = patched(service, SERVICE_FIELDS, changes)
     _default_flags(values)
     _check_service(session, licence, values)
+    if service.schedule == "weekly" and values["from_date"] != service.from_date and _billed(session, ContractService.id == service.id):
+        # A weekly service's weeks run from its from-date: other weeks would overlap those billed.
+        raise ServiceAlreadyBilled(
+            f"contract service {service.id} has billed weeks counted from {service.from_date}: its from_date cannot change "
+            "(end it with to_date and add a new service)",
+            field="from_date",
+        )
     apply(service, values)
     session.add(service)
     session.flush()

@@ -22,6 +22,8 @@ from licensing.api.deps import (
     IdempotencyKey,
     Pagination,
     ReadAny,
+    check_account,
+    in_scope,
     paginate,
     write,
 )
@@ -63,11 +65,12 @@ def create_account(body: AccountIn, caller: Billing, database: DatabaseDep):
 @router.get("")
 def list_accounts(caller: ReadAny, database: DatabaseDep, page: Pagination):
     with database.read() as session:
-        return paginate(session, select(Account), Account.id, page, presenters.account)
+        return paginate(session, in_scope(select(Account), caller, Account.id), Account.id, page, presenters.account)
 
 
 @router.get("/{account_id}")
 def get_account(account_id: str, caller: ReadAny, database: DatabaseDep):
+    check_account(caller, account_id)
     with database.read() as session:
         return presenters.account(get_or_404(session, Account, account_id, "account"))
 
@@ -85,6 +88,7 @@ def create_business_unit(account_id: str, body: BusinessUnitIn, caller: Billing,
 
 @router.get("/{account_id}/business-units")
 def list_business_units(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination):
+    check_account(caller, account_id)
     with database.read() as session:
         account = get_or_404(session, Account, account_id, "account")
         return paginate(session, select(BusinessUnit).where(BusinessUnit.account_id == account.id), BusinessUnit.id, page, presenters.business_unit)
@@ -97,6 +101,7 @@ def create_member(account_id: str, body: MemberIn, caller: Billing, database: Da
 
 @router.get("/{account_id}/members")
 def list_members(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination):
+    check_account(caller, account_id)
     with database.read() as session:
         account = get_or_404(session, Account, account_id, "account")
         return paginate(session, select(Member).where(Member.account_id == account.id), Member.id, page, presenters.member)
@@ -104,6 +109,7 @@ def list_members(account_id: str, caller: ReadAny, database: DatabaseDep, page: 
 
 @router.get("/{account_id}/credits")
 def get_credits(account_id: str, caller: ReadAny, database: DatabaseDep, at: Annotated[datetime | None, Query()] = None):
+    check_account(caller, account_id)
     now = clock.now()
     if at is not None and at.tzinfo is None:
         raise ValidationFailed("at must be an instant with an offset (RFC 3339)", field="at")
@@ -114,11 +120,12 @@ def get_credits(account_id: str, caller: ReadAny, database: DatabaseDep, at: Ann
             raise ValidationFailed("at is outside the calendar this engine can count with", field="at") from None
     account = settle_expiries(database, account_id, now=now)
     with database.read() as session:
-        return presenters.summary(credit_summary(session, account, at or now))
+        return presenters.summary(credit_summary(session, account, at or now, now=now))
 
 
 @router.get("/{account_id}/grants")
 def list_grants(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination):
+    check_account(caller, account_id)
     with database.read() as session:
         account = get_or_404(session, Account, account_id, "account")
         return paginate(session, select(Grant).where(Grant.account_id == account.id), Grant.id, page, presenters.grant)
@@ -135,6 +142,7 @@ def list_ledger(
     until: Annotated[datetime | None, Query()] = None,
     format: Annotated[str | None, Query(pattern="^(json|csv)$")] = None,
 ):
+    check_account(caller, account_id)
     if kind is not None and kind not in LEDGER_KINDS:
         raise ValidationFailed(f"unknown ledger kind {kind!r}", field="kind")
     for name, value in (("since", since), ("until", until)):
@@ -163,6 +171,7 @@ def list_ledger(
 def create_consumption(
     account_id: str, body: ConsumptionIn, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None
 ):
+    check_account(caller, account_id)
     if body.allow_overdraft and caller.role not in ("admin", "billing"):
         raise Forbidden("allow_overdraft needs the billing role")
 
@@ -180,6 +189,7 @@ def create_consumption(
 
 @router.post("/{account_id}/holds", status_code=201)
 def create_hold(account_id: str, body: HoldIn, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+    check_account(caller, account_id)
     def action(session):
         hold, draws = place_hold(
             session, account_id, event_at=body.event_at, deadline=body.deadline, credits=body.credits,
@@ -193,6 +203,7 @@ def create_hold(account_id: str, body: HoldIn, caller: Bookings, database: Datab
 
 @router.get("/{account_id}/holds")
 def list_holds(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination, status: Literal["open", "captured", "released"] | None = None):
+    check_account(caller, account_id)
     with database.read() as session:
         account = get_or_404(session, Account, account_id, "account")
         statement = select(Hold).where(Hold.account_id == account.id)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from licensing import clock
 from licensing.api import presenters
-from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, write
+from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_account, check_owner, write
 from licensing.credits.consumption import draws_of, reverse_consumption
 from licensing.credits.models import Consumption
 from licensing.repository import get_or_404
@@ -18,12 +18,14 @@ router = APIRouter(prefix="/api/v1/consumptions", tags=["consumptions"])
 def get_consumption(consumption_id: str, caller: ReadAny, database: DatabaseDep):
     with database.read() as session:
         consumption = get_or_404(session, Consumption, consumption_id, "consumption")
+        check_account(caller, consumption.account_id, missing=f"consumption {consumption_id} does not exist")
         return presenters.consumption(consumption, draws_of(session, consumption.id))
 
 
 @router.post("/{consumption_id}/reverse")
 def reverse(consumption_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
+        check_owner(session, caller, Consumption, consumption_id, "consumption")
         consumption, draws = reverse_consumption(session, consumption_id, now=clock.now(), actor=caller.actor)
         return 200, presenters.consumption(consumption, draws)
 

@@ -16,11 +16,13 @@ from licensing.api.deps import (
     IdempotencyKey,
     Pagination,
     ReadBooks,
+    check_account,
+    in_scope,
     mail_approved_documents,
     paginate,
     write,
 )
-from licensing.api.routers.invoices import _id_filter, pdf_response
+from licensing.api.routers.invoices import _id_filter, check_document_scope, pdf_response
 from licensing.api.schemas import CreditNoteApproveIn, CreditNoteIn, TransferIn
 from licensing.credits.adjustments import transfer
 from licensing.documents.service import load_document, xml_of
@@ -62,7 +64,7 @@ def list_credit_notes(
     account_id: Annotated[str | None, Query(max_length=40)] = None,
     status: Literal["draft", "approved"] | None = None,
 ):
-    statement = select(CreditNote)
+    statement = in_scope(select(CreditNote), caller, CreditNote.account_id)
     if invoice_id is not None:
         statement = statement.where(CreditNote.invoice_id == _id_filter(invoice_id))
     if account_id is not None:
@@ -76,11 +78,13 @@ def list_credit_notes(
 @router.get("/credit-notes/{note_id}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
 def credit_note_pdf(note_id: str, caller: ReadBooks, database: DatabaseDep):
     """The credit note as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without)."""
+    check_document_scope(database, caller, CreditNote, note_id, "credit note")
     return pdf_response(load_document(database, "credit_note", note_id))
 
 
 @router.get("/credit-notes/{note_id}.xml", response_class=Response, responses={200: {"content": {"application/xml": {}}}})
 def credit_note_xml(note_id: str, caller: ReadBooks, database: DatabaseDep):
+    check_document_scope(database, caller, CreditNote, note_id, "credit note")
     document = load_document(database, "credit_note", note_id)
     return Response(xml_of(document), media_type="application/xml", headers={"Content-Disposition": f'inline; filename="{document.number}.xml"'})
 
@@ -88,7 +92,9 @@ def credit_note_xml(note_id: str, caller: ReadBooks, database: DatabaseDep):
 @router.get("/credit-notes/{note_id}")
 def get_credit_note(note_id: str, caller: ReadBooks, database: DatabaseDep):
     with database.read() as session:
-        return present(session, get_or_404(session, CreditNote, note_id, "credit note"))
+        note = get_or_404(session, CreditNote, note_id, "credit note")
+        check_account(caller, note.account_id, missing=f"credit note {note_id} does not exist")
+        return present(session, note)
 
 
 @router.post("/credit-notes/{note_id}/approve")

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from licensing import clock
 from licensing.api import presenters
-from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, write
+from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_account, check_owner, write
 from licensing.credits.holds import capture_hold, hold_draws, release_hold
 from licensing.credits.models import Hold
 from licensing.repository import get_or_404
@@ -18,12 +18,14 @@ router = APIRouter(prefix="/api/v1/holds", tags=["holds"])
 def get_hold(hold_id: str, caller: ReadAny, database: DatabaseDep):
     with database.read() as session:
         hold = get_or_404(session, Hold, hold_id, "hold")
+        check_account(caller, hold.account_id, missing=f"hold {hold_id} does not exist")
         return presenters.hold(hold, hold_draws(session, hold.id))
 
 
 @router.post("/{hold_id}/capture")
 def capture(hold_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
+        check_owner(session, caller, Hold, hold_id, "hold")
         hold, draws = capture_hold(session, hold_id, now=clock.now(), actor=caller.actor)
         return 200, presenters.hold(hold, draws)
 
@@ -33,6 +35,7 @@ def capture(hold_id: str, caller: Bookings, database: DatabaseDep, request: Requ
 @router.post("/{hold_id}/release")
 def release(hold_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
+        check_owner(session, caller, Hold, hold_id, "hold")
         hold, draws = release_hold(session, hold_id, now=clock.now(), actor=caller.actor)
         return 200, presenters.hold(hold, draws)
 

@@ -16,6 +16,9 @@ from licensing.api.deps import (
     IdempotencyKey,
     Pagination,
     ReadBooks,
+    check_account,
+    check_owner,
+    in_scope,
     mail_approved_documents,
     paginate,
     write,
@@ -37,7 +40,7 @@ router = APIRouter(prefix="/api/v1", tags=["invoices"])
 def _id_filter(value: str | None) -> int | None:
     if value is None:
         return None
-    return int(value) if value.isdigit() and len(value) < 19 else -1
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else -1
 
 
 def present(session, invoice: Invoice) -> dict:
@@ -54,7 +57,7 @@ def list_invoices(
     licence_id: Annotated[str | None, Query(max_length=40)] = None,
     status: Literal["draft", "approved", "paid", "void"] | None = None,
 ):
-    statement = select(Invoice)
+    statement = in_scope(select(Invoice), caller, Invoice.account_id)
     if account_id is not None:
         statement = statement.where(Invoice.account_id == _id_filter(account_id))
     if licence_id is not None:
@@ -68,14 +71,23 @@ def list_invoices(
 @router.get("/invoices/{invoice_id}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
 def invoice_pdf(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
     """The invoice as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without)."""
+    check_document_scope(database, caller, Invoice, invoice_id, "invoice")
     return pdf_response(load_document(database, "invoice", invoice_id))
 
 
 @router.get("/invoices/{invoice_id}.xml", response_class=Response, responses={200: {"content": {"application/xml": {}}}})
 def invoice_xml(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
     """The EN 16931 Cross Industry Invoice XML alone (approved invoices)."""
+    check_document_scope(database, caller, Invoice, invoice_id, "invoice")
     document = load_document(database, "invoice", invoice_id)
     return Response(xml_of(document), media_type="application/xml", headers={"Content-Disposition": f'inline; filename="{document.number}.xml"'})
+
+
+def check_document_scope(database, caller, model, document_id: str, what: str) -> None:
+    """404 for a document of an account outside a scoped key's accounts (no read for other keys)."""
+    if caller.account_ids is not None:
+        with database.read() as session:
+            check_owner(session, caller, model, document_id, what)
 
 
 def pdf_response(document) -> Response:
@@ -85,7 +97,9 @@ def pdf_response(document) -> Response:
 @router.get("/invoices/{invoice_id}")
 def get_invoice(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
     with database.read() as session:
-        return present(session, get_or_404(session, Invoice, invoice_id, "invoice"))
+        invoice = get_or_404(session, Invoice, invoice_id, "invoice")
+        check_account(caller, invoice.account_id, missing=f"invoice {invoice_id} does not exist")
+        return present(session, invoice)
 
 
 @router.post("/invoices/{invoice_id}/approve")
@@ -119,5 +133,8 @@ def billing_run(caller: Billing, database: DatabaseDep, request: Request, body: 
     if result.invoices_approved:
         mail_approved_documents(database)
     return JSONResponse(
-        {"as_of": result.as_of.isoformat(), "invoices_created": result.invoices_created, "invoices_approved": result.invoices_approved}
+        {
+            "as_of": result.as_of.isoformat(), "invoices_created": result.invoices_created, "invoices_approved": result.invoices_approved,
+            "failed": [{"licence_id": str(failure.licence_id), "error": failure.error} for failure in result.failed],
+        }
     )

@@ -13,6 +13,8 @@ from licensing.api.deps import (
     DatabaseDep,
     Pagination,
     ReadBooks,
+    check_account,
+    in_scope,
     paginate,
     write,
 )
@@ -38,9 +40,9 @@ def create_licence(body: LicenceIn, caller: Billing, database: DatabaseDep):
 
 @router.get("")
 def list_licences(caller: ReadBooks, database: DatabaseDep, page: Pagination, account_id: str | None = None):
-    statement = select(Licence)
+    statement = in_scope(select(Licence), caller, Licence.account_id)
     if account_id is not None:
-        statement = statement.where(Licence.account_id == (int(account_id) if account_id.isdigit() and len(account_id) < 19 else -1))
+        statement = statement.where(Licence.account_id == (int(account_id) if account_id.isascii() and account_id.isdigit() and len(account_id) < 19 else -1))
     with database.read() as session:
         return paginate(session, statement, Licence.id, page, presenters.licence)
 
@@ -48,7 +50,9 @@ def list_licences(caller: ReadBooks, database: DatabaseDep, page: Pagination, ac
 @router.get("/{licence_id}")
 def get_licence(licence_id: str, caller: ReadBooks, database: DatabaseDep):
     with database.read() as session:
-        return presenters.licence(get_or_404(session, Licence, licence_id, "licence"))
+        licence = get_or_404(session, Licence, licence_id, "licence")
+        check_account(caller, licence.account_id, missing=f"licence {licence_id} does not exist")
+        return presenters.licence(licence)
 
 
 @router.patch("/{licence_id}")
@@ -81,6 +85,7 @@ def add_service(licence_id: str, body: ServiceIn, caller: Billing, database: Dat
 def list_services(licence_id: str, caller: ReadBooks, database: DatabaseDep, page: Pagination):
     with database.read() as session:
         licence = get_or_404(session, Licence, licence_id, "licence")
+        check_account(caller, licence.account_id, missing=f"licence {licence_id} does not exist")
         currency = _currency(session, licence.id)
         return paginate(
             session, select(ContractService).where(ContractService.licence_id == licence.id), ContractService.id, page,

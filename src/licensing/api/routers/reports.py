@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from licensing import clock
 from licensing.api import presenters
-from licensing.api.deps import DatabaseDep, ReadBooks
+from licensing.api.deps import DatabaseDep, ReadAllBooks
 from licensing.config import get_settings
 from licensing.credits.expiry import sweep_expiries
 from licensing.errors import ValidationFailed
@@ -31,7 +31,7 @@ def _day(value: str, field: str) -> date:
 
 
 @router.get("/liability")
-def liability_report(caller: ReadBooks, database: DatabaseDep, as_of: Annotated[str | None, Query(max_length=40)] = None):
+def liability_report(caller: ReadAllBooks, database: DatabaseDep, as_of: Annotated[str | None, Query(max_length=40)] = None):
     """``as_of``: a date (the instant that ends it, exclusive) or an RFC 3339 instant; default now."""
     settings = get_settings()
     if as_of is None:
@@ -63,7 +63,7 @@ def liability_report(caller: ReadBooks, database: DatabaseDep, as_of: Annotated[
 
 @router.get("/revenue")
 def revenue_report(
-    caller: ReadBooks,
+    caller: ReadAllBooks,
     database: DatabaseDep,
     start: Annotated[str, Query(alias="from", max_length=10)],
     end: Annotated[str, Query(alias="to", max_length=10)],

@@ -65,7 +65,11 @@ def present_delivery(delivery: WebhookDelivery) -> dict:
 @router.post("/webhooks", status_code=201)
 def create_webhook(body: WebhookIn, caller: Billing, database: DatabaseDep):
     """Register a URL for events of the given types (or ``["*"]``). The response alone carries
-    the ``secret`` that signs each delivery: keep it."""
+    the ``secret`` that signs each delivery: keep it. A URL whose host is (or resolves to) a
+    loopback, private, link-local, unique-local, unspecified, multicast or reserved address, or
+    does not resolve, is 422 ``webhook_url_forbidden`` (field ``url``) unless
+    ``LICENSING_WEBHOOK_ALLOWED_NETWORKS`` allows it; the name is resolved before the
+    transaction's first statement."""
 
     def action(session):
         webhook, secret = register_webhook(session, url=body.url, events=body.events, now=clock.now())
