@@ -248,6 +248,15 @@ def test_a_scoped_read_key_sees_only_its_accounts_invoices_and_no_reports(client
     # Reports span every account: refused to a scoped key, open to the unscoped read key.
     problem(reader.get("/api/v1/reports/liability"), 403, "forbidden")
     problem(reader.get("/api/v1/reports/revenue", params={"from": "2027-01-01", "to": "2027-01-31"}), 403, "forbidden")
+    problem(reader.get("/api/v1/events"), 403, "forbidden")  # the event log spans every account
+    licences = {
+        account_id: client.post("/api/v1/licences", json={"account_id": account_id, "start_date": "2027-01-01"}).json()["id"]
+        for account_id in (acme, globex)
+    }
+    assert [licence["id"] for licence in reader.get("/api/v1/licences").json()["items"]] == [licences[acme]]
+    assert reader.get(f"/api/v1/licences/{licences[acme]}/services").status_code == 200
+    problem(reader.get(f"/api/v1/licences/{licences[globex]}"), 404, "not_found")
+    problem(reader.get(f"/api/v1/licences/{licences[globex]}/services"), 404, "not_found")
     assert client.as_role("read").get("/api/v1/reports/liability").status_code == 200
     assert len(client.as_role("read").get("/api/v1/invoices").json()["items"]) == 2
 

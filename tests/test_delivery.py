@@ -13,6 +13,7 @@ Back-off after the n-th failed attempt: 1 minute x 2^(n-1), at most an hour.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -258,8 +259,11 @@ def einvoice_in(pdf: bytes) -> bytes | None:
     return xml or None  # (False, False) when there is none
 
 
-def expected_message_id(row: Delivery, number: str) -> str:
-    return f"<delivery-{row.id}.{number}@example.invalid>"
+def expected_message_id(row: Delivery, domain: str = "example.invalid") -> str:
+    """The Message-ID the delivery drew at its first claim (and keeps): ``<delivery-<id>.<32 random
+    hex digits>@<the sender's domain>>``."""
+    assert re.fullmatch(rf"<delivery-{row.id}\.[0-9a-f]{{32}}@{re.escape(domain)}>", row.message_id or ""), row.message_id
+    return row.message_id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +290,7 @@ def test_an_approved_invoice_is_mailed_once_to_the_accounts_address_with_its_pdf
     assert message["Subject"] == "Invoice INV-2027-000001 from Licensing Demo Workspace"
     assert message["From"] == SENDER
     assert parseaddr(message["To"]) == ("Acme Ltd", "accounts@acme.test")
-    assert message["Message-ID"] == expected_message_id(queued, "INV-2027-000001")
+    assert message["Message-ID"] == expected_message_id(deliveries(database)[0])
     file_name, pdf = pdf_of(message)
     assert file_name == "INV-2027-000001.pdf"
     assert pdf.startswith(b"%PDF-")
@@ -298,10 +302,10 @@ def test_an_approved_invoice_is_mailed_once_to_the_accounts_address_with_its_pdf
     assert "<strong>372.00 EUR</strong>, due by 15 Jan 2027" in html
 
     (sent,) = deliveries(database)
-    assert delivery_state(sent) == ("sent", 1, None, JANUARY_1, None, expected_message_id(queued, "INV-2027-000001"), SOON)
+    assert delivery_state(sent) == ("sent", 1, None, JANUARY_1, None, expected_message_id(sent), SOON)
     assert sent_events(database) == [{
         "document_type": "invoice", "document_id": str(invoice.id), "number": "INV-2027-000001", "account_id": str(account.id),
-        "recipient": "accounts@acme.test", "message_id": expected_message_id(queued, "INV-2027-000001"),
+        "recipient": "accounts@acme.test", "message_id": expected_message_id(sent),
     }]
 
     # running again, even much later, sends nothing more
@@ -344,7 +348,7 @@ def test_a_line_break_in_the_account_name_does_not_break_the_mail_headers(databa
     january_invoice(database, name="Acme\r\nBcc: everyone@example.test")
 
     assert send_due(database, now=SOON) == DeliveryRun(sent=1)
-    message = read_eml(tmp_path / "INV-2027-000001.eml")
+    message = outbox_mail(tmp_path, "INV-2027-000001")
     assert parseaddr(message["To"]) == ("Acme Bcc: everyone@example.test", "billing@acme.test")
     assert message["Bcc"] is None
 
@@ -361,7 +365,7 @@ def test_the_text_body_shows_each_line_on_a_line_of_its_own(database, tmp_path, 
     bill_and_approve(database, licence.id, as_of=date(2027, 1, 1), now=JANUARY_1)
 
     assert send_due(database, now=SOON) == DeliveryRun(sent=1)
-    text, _html = bodies_of(read_eml(tmp_path / "INV-2027-000001.eml"))
+    text, _html = bodies_of(outbox_mail(tmp_path, "INV-2027-000001"))
     assert text == (
         "Hello Acme Ltd,\n"
         "\n"
@@ -394,12 +398,14 @@ def test_while_the_mail_server_is_down_the_mail_waits_with_growing_pauses_and_ar
     set_operator_setting("smtp_url", f"smtp://127.0.0.1:{port}")
     january_invoice(database)
 
-    # first attempt at 00:05 fails: next attempt 1 minute later
+    # first attempt at 00:05 fails: next attempt 1 minute later (the Message-ID drawn at this
+    # first claim is kept for every attempt)
     assert send_due(database, now=SOON) == DeliveryRun(retried=1)
     (row,) = deliveries(database)
     assert (row.status, row.attempts, row.next_attempt_at, row.claimed_until, row.message_id, row.sent_at) == (
-        "pending", 1, instant("2027-01-01 00:06"), None, None, None
+        "pending", 1, instant("2027-01-01 00:06"), None, expected_message_id(row), None
     )
+    first_message_id = row.message_id
     assert row.last_error.startswith("ConnectionRefusedError: ")
     assert sent_events(database) == []
 
@@ -422,8 +428,11 @@ def test_while_the_mail_server_is_down_the_mail_waits_with_growing_pauses_and_ar
 
     (received,) = server.received
     assert received.message["Subject"] == "Invoice INV-2027-000001 from Licensing Demo Workspace"
+    assert received.message["Message-ID"] == first_message_id
     (row,) = deliveries(database)
-    assert (row.status, row.attempts, row.sent_at, row.claimed_until) == ("sent", 3, instant("2027-01-01 00:08"), None)
+    assert (row.status, row.attempts, row.sent_at, row.claimed_until, row.message_id) == (
+        "sent", 3, instant("2027-01-01 00:08"), None, first_message_id
+    )
     assert row.last_error.startswith("ConnectionRefusedError: ")  # the last error stays for the record
     assert len(sent_events(database)) == 1
 
@@ -562,7 +571,7 @@ def test_the_operators_from_address_is_used(database, mail_server, set_operator_
     assert send_due(database, now=SOON) == DeliveryRun(sent=1)
     (received,) = server.received
     assert (received.envelope_from, received.message["From"]) == ("billing@space.test", "Space Billing <billing@space.test>")
-    assert received.message["Message-ID"] == f"<delivery-{deliveries(database)[0].id}.INV-2027-000001@space.test>"
+    assert received.message["Message-ID"] == expected_message_id(deliveries(database)[0], "space.test")
 
 
 def test_without_a_from_address_the_operators_name_and_email_are_used(database, mail_server, set_operator_setting):
@@ -587,6 +596,19 @@ def read_eml(path: Path) -> EmailMessage:
     return message_from_bytes(path.read_bytes(), policy=default_policy)
 
 
+def outbox_numbers(folder: Path) -> list[str]:
+    """The document numbers of the mails in an outbox folder, whose files are named
+    ``<number>.<16 hex digits of the Message-ID's hash>.eml``."""
+    names = sorted(path.name for path in folder.glob("*.eml"))
+    assert all(re.fullmatch(r"(INV|CN)-\d{4}-\d{6}\.[0-9a-f]{16}\.eml", name) for name in names), names
+    return [name.partition(".")[0] for name in names]
+
+
+def outbox_mail(folder: Path, number: str) -> EmailMessage:
+    (path,) = folder.glob(f"{number}.*.eml")
+    return read_eml(path)
+
+
 def test_without_smtp_each_mail_is_written_to_the_outbox_folder_as_an_eml_file(database, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default outbox is ./outbox
     january_invoices(database, 2)
@@ -594,9 +616,9 @@ def test_without_smtp_each_mail_is_written_to_the_outbox_folder_as_an_eml_file(d
     assert send_due(database, now=SOON) == DeliveryRun(sent=2)
 
     outbox = tmp_path / "outbox"
-    assert sorted(path.name for path in outbox.iterdir()) == ["INV-2027-000001.eml", "INV-2027-000002.eml"]
+    assert outbox_numbers(outbox) == ["INV-2027-000001", "INV-2027-000002"]
     for number, recipient in (("INV-2027-000001", "billing@customer1.test"), ("INV-2027-000002", "billing@customer2.test")):
-        message = read_eml(outbox / f"{number}.eml")
+        message = outbox_mail(outbox, number)
         assert message["Subject"] == f"Invoice {number} from Licensing Demo Workspace"
         assert parseaddr(message["To"])[1] == recipient
         file_name, pdf = pdf_of(message)
@@ -615,8 +637,8 @@ def test_the_outbox_folder_is_a_setting(database, tmp_path, set_operator_setting
     january_invoice(database)
 
     assert send_due(database, now=SOON) == DeliveryRun(sent=1)
-    assert [path.name for path in (tmp_path / "mail" / "out").iterdir()] == ["INV-2027-000001.eml"]
-    message = read_eml(tmp_path / "mail" / "out" / "INV-2027-000001.eml")
+    assert outbox_numbers(tmp_path / "mail" / "out") == ["INV-2027-000001"]
+    message = outbox_mail(tmp_path / "mail" / "out", "INV-2027-000001")
     assert TEXT_SENTENCE in bodies_of(message)[0]
 
 
@@ -657,9 +679,10 @@ def test_an_approved_credit_note_is_mailed_too(database, mail_server, set_operat
     )
     assert sent_events(database)[1] == {
         "document_type": "credit_note", "document_id": str(note.id), "number": "CN-2027-000001", "account_id": str(account.id),
-        "recipient": "billing@acme.test", "message_id": expected_message_id(note_row, "CN-2027-000001"),
+        "recipient": "billing@acme.test", "message_id": expected_message_id(note_row),
     }
-    assert invoice_mail.message["Message-ID"] == expected_message_id(invoice_row, "INV-2027-000001")
+    assert note_mail.message["Message-ID"] == expected_message_id(note_row)
+    assert invoice_mail.message["Message-ID"] == expected_message_id(invoice_row)
 
 
 def test_a_delivery_claimed_by_another_sender_is_left_alone_until_the_claim_runs_out(database, mail_server, set_operator_setting):
@@ -678,7 +701,7 @@ def test_a_delivery_claimed_by_another_sender_is_left_alone_until_the_claim_runs
     (received,) = server.received
     (row,) = deliveries(database)
     assert (row.status, row.attempts, row.claimed_until) == ("sent", 1, None)
-    assert received.message["Message-ID"] == expected_message_id(row, "INV-2027-000001")
+    assert received.message["Message-ID"] == expected_message_id(row)
 
 
 def test_a_run_sends_at_most_its_limit_and_the_next_run_sends_the_rest(database, tmp_path, set_operator_setting):
@@ -688,9 +711,7 @@ def test_a_run_sends_at_most_its_limit_and_the_next_run_sends_the_rest(database,
     assert send_due(database, now=SOON, limit=2) == DeliveryRun(sent=2)
     assert [row.status for row in deliveries(database)] == ["sent", "sent", "pending"]
     assert send_due(database, now=SOON, limit=2) == DeliveryRun(sent=1)
-    assert sorted(path.name for path in (tmp_path / "outbox").iterdir()) == [
-        "INV-2027-000001.eml", "INV-2027-000002.eml", "INV-2027-000003.eml"
-    ]
+    assert outbox_numbers(tmp_path / "outbox") == ["INV-2027-000001", "INV-2027-000002", "INV-2027-000003"]
 
 
 def test_two_senders_running_at_once_send_each_mail_once(database, mail_server, set_operator_setting):
@@ -747,7 +768,7 @@ def test_the_background_sender_sends_only_the_deliveries_it_is_given(database, t
 
     send_in_background(database, [second.id]).join(timeout=30)
 
-    assert [path.name for path in (tmp_path / "outbox").iterdir()] == ["INV-2025-000002.eml"]
+    assert outbox_numbers(tmp_path / "outbox") == ["INV-2025-000002"]
     assert [row.status for row in deliveries(database)] == ["pending", "sent"]
 
 
@@ -784,8 +805,7 @@ def test_approving_over_http_mails_the_invoice_once_the_approval_has_committed(c
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not list(tmp_path.glob("*.eml")):
         time.sleep(0.1)
-    [mail] = list(tmp_path.glob("*.eml"))
-    assert mail.name == f"{number}.eml"
+    assert outbox_numbers(tmp_path) == [number]
     while time.monotonic() < deadline and deliveries(database)[0].status != "sent":
         time.sleep(0.1)
     assert [(d.document_type, d.status, d.attempts) for d in deliveries(database)] == [("invoice", "sent", 1)]

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     operator_email: str = ""
     operator_logo: str = ""  # path of a PNG or SVG logo shown on documents
     # Mail of approved documents: smtp://user:password@host:587?starttls=true or
-    # smtps://user:password@host:465; empty: no SMTP, each mail is written as <number>.eml to
+    # smtps://user:password@host:465; empty: no SMTP, each mail is written as <number>.<hash>.eml to
     # mail_outbox.
     smtp_url: str = ""
     mail_from: str = ""  # the From header; empty: "<operator_name> <operator_email or invoices@example.invalid>"

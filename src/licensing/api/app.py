@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from licensing import __version__
 from licensing.api import errors
+from licensing.api.errors import RETRY_AFTER_SECONDS
 from licensing.api.routers import (
     accounts,
     api_keys,
@@ -39,7 +40,10 @@ def create_app(database: Database | None = None) -> FastAPI:
             with app.state.database.read() as session:
                 session.exec(text("SELECT 1"))
         except Exception as error:  # noqa: BLE001 - reported, not raised
-            return JSONResponse({"status": "unavailable", "database": "unreachable", "detail": type(error).__name__}, status_code=503)
+            return JSONResponse(
+                {"status": "unavailable", "database": "unreachable", "detail": type(error).__name__}, status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         return {"status": "ok", "database": "ok", "version": __version__}
 
     for module in (accounts, catalog, licences, invoices, credit_notes, consumptions, holds, reports, webhooks, api_keys):

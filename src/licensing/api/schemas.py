@@ -8,7 +8,6 @@ turned into ``Decimal`` here. Table models are never response schemas.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -24,19 +23,13 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from licensing.text import LINES, unprintable
+
+
 def _refuse_unprintable(value: str, allowed: str) -> str:
-    """Text that documents, mails and XML can carry: no control characters (bar ``allowed``),
-    no NUL, no noncharacters (U+FDD0-U+FDEF, U+xxFFFE, U+xxFFFF), no lone surrogates."""
-    for position, character in enumerate(value):
-        code = ord(character)
-        if character in allowed:
-            continue
-        if (
-            unicodedata.category(character) in ("Cc", "Cs")
-            or 0xFDD0 <= code <= 0xFDEF
-            or (code & 0xFFFE) == 0xFFFE
-        ):
-            raise ValueError(f"must not contain the control character or noncharacter U+{code:04X} (at position {position + 1})")
+    problem = unprintable(value, allowed)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -45,7 +38,7 @@ def _one_line(value: str) -> str:
 
 
 def _lines(value: str) -> str:
-    return _refuse_unprintable(value, "\n\t")
+    return _refuse_unprintable(value, LINES)
 
 
 # Text fields: one line (names, e-mail addresses, references, tax ids), or lines separated by

@@ -14,6 +14,7 @@ from licensing.accounts.models import Account
 from licensing.auth.models import ApiKey
 from licensing.errors import ValidationFailed
 from licensing.repository import get_reference, lock
+from licensing.text import unprintable
 
 ROLES = ("admin", "billing", "bookings", "read")
 SCOPED_ROLES = ("bookings", "read")  # the roles a key limited to some accounts may have
@@ -40,6 +41,8 @@ def create_api_key(
         raise ValidationFailed(f"role must be one of {', '.join(ROLES)}", field="role")
     if not name or len(name) > 200:
         raise ValidationFailed("name must be 1 to 200 characters", field="name")
+    if problem := unprintable(name):
+        raise ValidationFailed(f"name {problem}", field="name")
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise ValidationFailed("expires_at must be an instant with an offset (RFC 3339)", field="expires_at")

@@ -7,11 +7,17 @@ this module sends them, after that transaction has committed:
    write transaction of its own: ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so that
    concurrent senders take different rows; SQLite's write lock serialises the claims. The claim
    (``claimed_until``) is committed before anything is sent, and runs out after ``CLAIM_TIME``,
-   so the mail of a sender that crashed is tried again, with the same ``Message-ID``.
+   so the mail of a sender that crashed is tried again, with the same ``Message-ID``: the first
+   claim draws it at random (``new_message_id``) and stores it on the delivery, in the same
+   transaction, and every later attempt reuses it. Random, not derived from the delivery's id
+   and number, because every installation has a delivery 1 and an ``INV-2026-000001``.
 2. **Build and send** outside any transaction: the document (read in a short read transaction),
    its PDF (with the EN 16931 XML embedded when ``licensing.documents.einvoice`` is there), the
    text and HTML bodies; then SMTP (``LICENSING_SMTP_URL``) or, with no SMTP configured, an
-   ``.eml`` file in the outbox folder (``LICENSING_MAIL_OUTBOX``).
+   ``.eml`` file in the outbox folder (``LICENSING_MAIL_OUTBOX``), named by the document's number
+   and a token of the ``Message-ID`` (``INV-2026-000001.5f1c0e3a9b2d4c7e.eml``), so that two
+   installations sharing a folder never overwrite each other's mails, and a mail written again
+   after a crash replaces its first copy.
 3. **Record** the outcome in a second transaction: ``sent`` with an ``invoice.sent`` event, or a
    failure counted, its error kept and the next attempt pushed back (1, 2, 4 ... minutes, at
    most an hour); after ``LICENSING_MAIL_MAX_ATTEMPTS`` failures the delivery is ``failed``.
@@ -25,21 +31,33 @@ the two.)
 ``smtp_url`` examples: ``smtp://user:password@host:587?starttls=true`` (STARTTLS, then login),
 ``smtps://user:password@host:465`` (TLS from the first byte), ``smtp://localhost:25`` (neither).
 Certificates are verified against the system's trusted CAs (``SSL_CERT_FILE`` adds others).
+
+The recipient is the delivery's stored address, and only that: it is the SMTP envelope's one
+recipient, and the ``To`` header is built from it and the account's name as a display name that
+is quoted or encoded, never parsed (``MAIL_POLICY``), so a name such as ``Evil, x@evil.test``
+cannot add an address.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 import smtplib
 import ssl
 import tempfile
 import threading
+import unicodedata
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.headerregistry import Address, AddressHeader, HeaderRegistry, UniqueAddressHeader
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import EmailPolicy
+from email.policy import default as DEFAULT_POLICY
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -66,6 +84,7 @@ FIRST_RETRY = timedelta(minutes=1)
 LAST_RETRY = timedelta(hours=1)
 SMTP_TIMEOUT_SECONDS = 30
 PLACEHOLDER_ADDRESS = "invoices@example.invalid"
+MESSAGE_ID_LENGTH = 200  # Delivery.message_id's column
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +151,14 @@ def retry_delay(attempts: int) -> timedelta:
     return min(FIRST_RETRY * 2 ** (attempts - 1), LAST_RETRY)
 
 
-def message_id(delivery_id: int, document: Document, sender: str) -> str:
-    """The same for every attempt at one delivery, so that a mail sent twice reads as one."""
+def new_message_id(delivery_id: int, sender: str) -> str:
+    """A ``Message-ID`` for a delivery's first claim, which stores it: every later attempt at
+    the delivery reuses it, so that a mail sent twice reads as one. The random part keeps it
+    apart from the same delivery number of every other installation."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
-    return f"<delivery-{delivery_id}.{document.number or document.id}@{domain}>"
+    if len(domain) > MESSAGE_ID_LENGTH - 64:  # the column's size: room for the rest, and a very long id
+        domain = "localhost"
+    return f"<delivery-{delivery_id}.{uuid.uuid4().hex}@{domain}>"
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -158,13 +181,13 @@ def send_due(
         return DeliveryRun()
     sent = failed = retried = 0
     for _ in range(limit):
-        claim = _claim(database, now=now, only=only)
+        claim = _claim(database, now=now, only=only, sender=mail.sender)
         if claim is None:
             break
         delivery, claimed_until = claim
         try:
             document, message = build_message(database, delivery, mail=mail, settings=settings, now=now)
-            deliver(message, document, mail=mail)
+            deliver(message, document, mail=mail, recipient=delivery.recipient)
         except Exception as error:  # noqa: BLE001 - any failure is recorded and retried
             log.warning("delivery %s (%s %s) failed: %s", delivery.id, delivery.document_type, delivery.document_id, describe(error))
             outcome = _record_failure(database, delivery.id, error=describe(error), now=now, claimed_until=claimed_until, max_attempts=mail.max_attempts)
@@ -193,7 +216,7 @@ def send_in_background(database: Database, delivery_ids: Iterable[int] | None = 
     return thread
 
 
-def _claim(database: Database, *, now: datetime, only: list[int] | None) -> tuple[Delivery, datetime] | None:
+def _claim(database: Database, *, now: datetime, only: list[int] | None, sender: str) -> tuple[Delivery, datetime] | None:
     # A claim is a lease in real time: late in a long run, ``now`` (the run's start) would make
     # claims that have already run out for a sender that starts meanwhile.
     claimed_until = max(now, clock.now()) + CLAIM_TIME
@@ -215,6 +238,8 @@ def _claim(database: Database, *, now: datetime, only: list[int] | None) -> tupl
         if delivery is None:
             return None
         delivery.claimed_until = claimed_until
+        if delivery.message_id is None:  # the first claim: committed before the mail can leave
+            delivery.message_id = new_message_id(delivery.id, sender)
         session.add(delivery)
     return delivery, claimed_until
 
@@ -289,15 +314,19 @@ def _einvoice_of(document: Document) -> bytes | None:
 
 
 def build_message(database: Database, delivery: Delivery, *, mail: MailSettings, settings: Settings, now: datetime) -> tuple[Document, EmailMessage]:
-    """The mail of one delivery: text and HTML bodies, the PDF attached."""
+    """The mail of one (claimed) delivery: text and HTML bodies, the PDF attached."""
+    if delivery.message_id is None:
+        raise ValueError(f"delivery {delivery.id} has no Message-ID yet: it draws one when it is first claimed")
     document = load_document(database, delivery, settings)
     text, html = render_mail(document, settings)
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     message["Subject"] = f"{document.title} {document.number} from {_one_line(document.seller.name)}"
     message["From"] = mail.sender
-    message["To"] = formataddr((_one_line(document.buyer.name), delivery.recipient))
+    # An Address, never a string to parse: the name is only ever a display name. Address also
+    # refuses a stored recipient that is anything but one address (the mail fails, and says so).
+    message["To"] = Address(display_name=_display_name(document.buyer.name), addr_spec=delivery.recipient)
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id(delivery.id, document, mail.sender)
+    message["Message-ID"] = delivery.message_id
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
@@ -310,19 +339,114 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _display_name(name: str) -> str:
+    """A name on one line, without control characters (or lone surrogates, which no charset
+    encodes)."""
+    return _one_line("".join(" " if unicodedata.category(character) in ("Cc", "Cs") else character for character in name))
+
+
+# -- the address headers ----------------------------------------------------------------------
+#
+# Python 3.11's ``email`` folds an address header wrongly when a display name that needs quoting
+# does not fit on one line: it drops the quotes around the pieces it wraps, so the name
+# "Acme Coworking International Holdings Limited, Berlin Branch, attacker@evil.test" goes out as
+# ``To: Acme Coworking International Holdings Limited, Berlin Branch,`` / `` attacker@evil.test
+# <billing@acme.test>``: three addresses, one of them the attacker's. The ``From`` and ``To``
+# headers of our mails are therefore folded here, by rules that cannot do that: the display
+# name is atoms, one quoted string that fits on its line, or RFC 2047 encoded words (base64, so
+# no special character is ever left bare), and the address stays whole.
+
+_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
+_LONGEST_QUOTED_NAME = 70  # quotes included: after "From: ", still within a 78-character line
+_ENCODED_WORD_BYTES = 45  # base64 of 45 bytes is 60 characters: "=?utf-8?b?...?=" is 72
+
+
+def _phrase(display_name: str) -> list[str]:
+    """The display name as the words of a header's phrase, each of which a parser reads as
+    part of the name (RFC 5322 atoms, a quoted string, RFC 2047 encoded words)."""
+    if display_name.isascii() and display_name.isprintable() and "=?" not in display_name:
+        atoms = display_name.split(" ")
+        if all(atom and set(atom) <= _ATEXT for atom in atoms):
+            return atoms
+        quoted = '"' + display_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if len(quoted) <= _LONGEST_QUOTED_NAME:
+            return [quoted]
+    return _encoded_words(display_name)
+
+
+def _encoded_words(text: str) -> list[str]:
+    """``text`` as UTF-8 base64 encoded words, split before a space where it can be (a decoder
+    joins adjacent encoded words without the white space between them)."""
+    chunks, chunk = [], ""
+    for character in text:
+        while chunk and len((chunk + character).encode()) > _ENCODED_WORD_BYTES:
+            cut = chunk.rfind(" ")
+            cut = cut if cut > 0 else len(chunk)
+            chunks.append(chunk[:cut])
+            chunk = chunk[cut:]
+        chunk += character
+    chunks.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(chunk.encode()).decode('ascii')}?=" for chunk in chunks]
+
+
+class _SafelyFolded:
+    """Folds a header of mailboxes by the rules above (a header with a group keeps the
+    library's folding: our mails have none)."""
+
+    def fold(self, *, policy: EmailPolicy) -> str:
+        if any(group.display_name is not None for group in self.groups):
+            return super().fold(policy=policy)
+        label = f"{self.name}:"
+        lines, longest = [label], policy.max_line_length or 78
+        for index, address in enumerate(self.addresses):
+            if not (address.addr_spec.isascii() or policy.utf8):
+                raise ValueError(f"{address.addr_spec!r} is not an ASCII address: it needs a mail server that speaks SMTPUTF8")
+            phrase = _phrase(address.display_name) if address.display_name else []
+            words = [*phrase, f"<{address.addr_spec}>"] if phrase else [address.addr_spec]
+            if index < len(self.addresses) - 1:
+                words[-1] += ","
+            for word in words:
+                if lines[-1] == label or len(lines[-1]) + 1 + len(word) <= longest:
+                    lines[-1] += " " + word
+                else:
+                    lines.append(" " + word)
+        return policy.linesep.join(lines) + policy.linesep
+
+
+class _FromHeader(_SafelyFolded, AddressHeader):
+    pass
+
+
+class _ToHeader(_SafelyFolded, UniqueAddressHeader):
+    pass
+
+
+def _header_registry() -> HeaderRegistry:
+    registry = HeaderRegistry()
+    registry.map_to_type("from", _FromHeader)
+    registry.map_to_type("to", _ToHeader)
+    return registry
+
+
+# The policy of the mails built here: the default (as ``EmailMessage()`` has), with the
+# ``From`` and ``To`` headers folded safely.
+MAIL_POLICY = DEFAULT_POLICY.clone(header_factory=_header_registry())
+
+
 # -- sending ----------------------------------------------------------------------------------
 
 
-def deliver(message: EmailMessage, document: Document, *, mail: MailSettings) -> None:
+def deliver(message: EmailMessage, document: Document, *, mail: MailSettings, recipient: str) -> None:
+    """Send the mail to ``recipient`` (the delivery's stored address: never read back from the
+    ``To`` header), or write it to the outbox folder."""
     if mail.smtp_url:
-        send_smtp(message, smtp_server(mail.smtp_url))
+        send_smtp(message, smtp_server(mail.smtp_url), recipients=[recipient])
     else:
         write_eml(message, document, mail.outbox)
 
 
-def send_smtp(message: EmailMessage, server: SmtpServer) -> None:
-    sender = parseaddr(message["From"])[1]
-    recipients = [parseaddr(message["To"])[1]]
+def send_smtp(message: EmailMessage, server: SmtpServer, *, recipients: list[str]) -> None:
+    sender = message["From"].addresses[0].addr_spec  # the header as built, not its text parsed again
     context = ssl.create_default_context()
     if server.implicit_tls:
         connection = smtplib.SMTP_SSL(server.host, server.port, timeout=SMTP_TIMEOUT_SECONDS, context=context)
@@ -346,9 +470,15 @@ def send_smtp(message: EmailMessage, server: SmtpServer) -> None:
 
 
 def write_eml(message: EmailMessage, document: Document, outbox: Path) -> Path:
-    """The mail as ``<number>.eml`` in the outbox folder, written whole or not at all."""
+    """The mail as ``<number>.<token>.eml`` in the outbox folder, written whole or not at all.
+    The token is a hash of the ``Message-ID``: unique to this installation's delivery (another
+    database's ``INV-2026-000001`` gets a file of its own), and the same on every attempt (a
+    mail written again after a crash replaces its first copy)."""
+    if message["Message-ID"] is None:
+        raise ValueError("a mail without a Message-ID has no name in the outbox")
     outbox.mkdir(parents=True, exist_ok=True)
-    path = outbox / f"{Path(document.file_name).stem}.eml"
+    token = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:16]
+    path = outbox / f"{Path(document.file_name).stem}.{token}.eml"
     descriptor, temporary = tempfile.mkstemp(dir=outbox, prefix=".", suffix=".eml.tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:

@@ -36,6 +36,7 @@ from croniter import croniter
 from sqlalchemy import text
 from sqlmodel import select
 
+import licensing.models  # noqa: F401 - every table, so that the jobs' queries resolve their foreign keys
 from licensing import clock
 from licensing.config import Settings, get_settings
 from licensing.db import Database
@@ -77,11 +78,14 @@ def run_job(database: Database, name: str, now: datetime, settings: Settings | N
         from licensing.invoicing.billing import run_billing
 
         result = run_billing(database, as_of=clock.local_date(now, settings.zone), now=now, actor="scheduler", settings=settings)
-        return f"{result.invoices_created} invoices created, {result.invoices_approved} approved"
+        failed = "".join(f"; licence {failure.licence_id} not billed: {failure.error}" for failure in result.failed)
+        return f"{result.invoices_created} invoices created, {result.invoices_approved} approved{failed}"
     if name == "renewals":
         from licensing.licences.renewal import renew_due_licences
 
-        return f"{renew_due_licences(database, today=clock.local_date(now, settings.zone), now=now)} licences renewed"
+        renewals = renew_due_licences(database, today=clock.local_date(now, settings.zone), now=now)
+        failed = "".join(f"; licence {licence_id} not renewed: {error}" for licence_id, error in renewals.failed)
+        return f"{renewals.renewed} licences renewed{failed}"
     if name == "expiry-sweep":
         from licensing.credits.expiry import sweep_expiries
 
@@ -100,13 +104,13 @@ def run_job(database: Database, name: str, now: datetime, settings: Settings | N
         run = send_due(database, now=now, settings=settings)
         return f"{run.sent} mails sent, {run.retried} to retry, {run.failed} failed"
     if name == "webhooks":
-        try:
-            from licensing.webhooks.services import deliver_due, fan_out
-        except ImportError:  # pragma: no cover - webhooks arrive with their own module
-            return "webhooks not available"
+        from licensing.webhooks.background import send_in_background
+        from licensing.webhooks.services import fan_out
+
+        # Only the fan-out runs in the job: the POSTs go to a background sender (one per process
+        # and database), so that a slow receiver never delays the jobs after this one.
         fanned = fan_out(database, now=now)
-        delivered = deliver_due(database, now=now, settings=settings)
-        return f"{fanned} webhook deliveries queued; {delivered}"
+        return f"{fanned} webhook deliveries queued; {send_in_background(database, now=now, settings=settings)}"
     raise ValueError(f"unknown job {name!r}")
 
 

@@ -4,7 +4,9 @@ An event reaches a webhook in three steps, each safe to run twice and from sever
 
 1. **Register** (``register_webhook``): the URL, the event types it wants (or ``*``) and a
    secret made here and shown once. ``after_event_id`` is set to the newest event: only events
-   recorded after registration are delivered.
+   recorded after registration are delivered. A URL whose host is (or resolves to) a
+   loopback, private, link-local, unique-local, unspecified, multicast or reserved address is
+   refused (``guard``: 422 ``webhook_url_forbidden``) unless the operator allows its network.
 2. **Fan out** (``fan_out``): one ``WebhookDelivery`` per webhook and matching event, inserted
    with ``ON CONFLICT DO NOTHING`` on the unique key (webhook, event), so that two schedulers at
    once never make two. ``after_event_id`` doubles as the webhook's cursor: events at or below
@@ -23,6 +25,11 @@ An event reaches a webhook in three steps, each safe to run twice and from sever
    transaction. A 2xx is ``delivered`` (never sent again); anything else (another status, a
    timeout, a refused connection) counts an attempt and pushes the next one back 10 s, 20 s,
    40 s ... (at most an hour); after ``MAX_ATTEMPTS`` failures the delivery is ``failed``.
+   The POST goes only to addresses the guard checks again at that moment, and ends by the
+   delivery's wall-clock deadline (``transport``). The recorded error says no more than the
+   status class (``HTTP 4xx``), ``unreachable`` (refused, timed out, past the deadline, DNS or
+   TLS failure) or ``forbidden address``: never the system's words, which would tell a caller
+   of ``/events`` which ports answer on which hosts.
 
 The request is ``POST <url>`` with the JSON body ``{"id", "type", "created_at", "data"}`` and
 the header ``Licensing-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">``, keyed
@@ -59,7 +66,9 @@ from licensing.db import Database
 from licensing.errors import NotFound, ValidationFailed
 from licensing.outbox import Event
 from licensing.repository import get_or_404, lock
+from licensing.webhooks import guard
 from licensing.webhooks.models import Webhook, WebhookDelivery
+from licensing.webhooks.transport import Sender
 
 log = logging.getLogger("licensing.webhooks")
 
@@ -73,7 +82,7 @@ EVENT_TYPES = (
 )
 ALL = "*"
 URL_LENGTH = 2000  # the column's length
-DEFAULT_TIMEOUT = timedelta(seconds=10)  # per request to a receiver
+DEFAULT_TIMEOUT = timedelta(seconds=10)  # per network operation (each read, each write ...)
 MAX_ATTEMPTS = 10
 FIRST_RETRY = timedelta(seconds=10)
 LAST_RETRY = timedelta(hours=1)
@@ -89,10 +98,15 @@ SIGNATURE_HEADER = "Licensing-Signature"
 # -- registering ------------------------------------------------------------------------------
 
 
-def register_webhook(session: Session, *, url: str, events: list[str], now: datetime) -> tuple[Webhook, str]:
+def register_webhook(
+    session: Session, *, url: str, events: list[str], now: datetime, settings: Settings | None = None
+) -> tuple[Webhook, str]:
     """A new webhook and its secret (the only time the secret is handed out)."""
     url = valid_url(url)
     types = valid_event_types(events)
+    # Resolving the host comes last (the cheap checks answer first) and before the session's
+    # first statement, so that no transaction (nor SQLite's write lock) waits on DNS.
+    guard.check_url(url, settings=settings)
     newest = session.exec(select(func.max(Event.id))).one()
     secret = secrets.token_urlsafe(32)
     webhook = Webhook(url=url, events=json.dumps(types), secret=secret, after_event_id=newest or 0, created_at=now)
@@ -144,6 +158,8 @@ def valid_url(url: Any) -> str:
         raise ValidationFailed("url must start with http:// or https://", field="url")
     if not parts.hostname:
         raise ValidationFailed("url must name a host", field="url")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ValidationFailed("url must not carry credentials (user:password@): deliveries are signed instead", field="url")
     try:
         httpx.URL(url)  # what the sender will parse: a host it cannot encode is refused now
     except (httpx.InvalidURL, ValueError):
@@ -257,12 +273,20 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 def deliver_due(
-    database: Database, *, now: datetime, settings: Settings | None = None, limit: int = 100, timeout: timedelta = DEFAULT_TIMEOUT
+    database: Database, *, now: datetime, settings: Settings | None = None, limit: int = 100, timeout: timedelta = DEFAULT_TIMEOUT,
+    deadline: timedelta | None = None, budget: timedelta | None = None,
 ) -> WebhookRun:
     """POST up to ``limit`` due deliveries, one at a time (claim, send, record), oldest event
-    first. A failure is counted and retried later; nothing here raises for a receiver's fault."""
+    first. A failure is counted and retried later; nothing here raises for a receiver's fault.
+
+    Each POST ends by ``deadline`` (default: the setting ``webhook_deadline_seconds``), each of
+    its network operations by ``timeout`` as well. With a ``budget``, no delivery is claimed once
+    the run has lasted that long (the run then ends by ``budget + deadline``)."""
     settings = settings or get_settings()
     max_attempts = max(1, int(getattr(settings, "webhook_max_attempts", MAX_ATTEMPTS)))
+    if deadline is None:
+        deadline = timedelta(seconds=settings.webhook_deadline_seconds)
+    deadline = max(deadline, timedelta(milliseconds=1))
     delivered = retried = failed = 0
     started = time.monotonic()
 
@@ -273,24 +297,30 @@ def deliver_due(
         return now + timedelta(seconds=time.monotonic() - started)
 
     headers = {"User-Agent": f"licensing/{__version__} (webhooks)"}
-    with httpx.Client(timeout=timeout.total_seconds(), follow_redirects=False, headers=headers) as client:
+    sender = Sender(
+        allowed=guard.allowed_by(settings), deadline=deadline.total_seconds(), timeout=timeout.total_seconds(), headers=headers,
+    )
+    with sender:
         for _ in range(limit):
-            claim = _claim(database, now=now, lease_from=current(), timeout=timeout)
+            if budget is not None and time.monotonic() - started >= budget.total_seconds():
+                break
+            claim = _claim(database, now=now, lease_from=current(), timeout=max(timeout, deadline))
             if claim is None:
                 break
-            status_code, error = post(client, claim, at=current())
+            status_code, error = post(sender, claim, at=current())
             if error is None:
                 delivered += _record_delivered(database, claim, status_code=status_code, now=now)
                 continue
-            log.warning("webhook delivery %s (event %s to %s) failed: %s", claim.delivery_id, claim.event_id, claim.url, error)
             outcome = _record_failure(database, claim, status_code=status_code, error=error, now=now, max_attempts=max_attempts)
             failed += outcome == "failed"
             retried += outcome == "pending"
     return WebhookRun(delivered=delivered, retried=retried, failed=failed)
 
 
-def post(client: httpx.Client, claim: Claim, *, at: datetime) -> tuple[int | None, str | None]:
-    """Send one delivery: (status code or None, None when it was accepted or else what went wrong)."""
+def post(sender: Sender, claim: Claim, *, at: datetime) -> tuple[int | None, str | None]:
+    """Send one delivery: (status code or None, None when it was accepted or else what went
+    wrong, in the words ``/events`` may show: ``HTTP 5xx``, ``unreachable``, ``forbidden address``).
+    The details go to the log only."""
     timestamp = int(at.timestamp())
     headers = {
         "Content-Type": "application/json",
@@ -299,17 +329,23 @@ def post(client: httpx.Client, claim: Claim, *, at: datetime) -> tuple[int | Non
         "Licensing-Event-Type": claim.event_type,
     }
     try:
-        # Streamed and not read: a receiver's answer is its status, whatever the size of its body.
-        with client.stream("POST", claim.url, content=claim.body, headers=headers) as response:
-            if 200 <= response.status_code < 300:
-                return response.status_code, None
-            return response.status_code, f"HTTP {response.status_code} {response.reason_phrase}".strip()
-    except httpx.TimeoutException as error:
-        return None, f"timeout: {describe(error)}"
-    except httpx.ConnectError as error:
-        return None, f"connection failed: {describe(error)}"
+        # Not read: a receiver's answer is its status, whatever the size of its body.
+        status_code = sender.post(claim.url, claim.body, headers)
+    except guard.ForbiddenAddress:
+        log.warning("webhook delivery %s (event %s to %s) refused: the host resolves to a forbidden address", claim.delivery_id, claim.event_id, claim.url)
+        return None, "forbidden address"
     except Exception as error:  # noqa: BLE001 - any failure to deliver is recorded and retried
-        return None, describe(error)
+        log.warning("webhook delivery %s (event %s to %s) failed: %s", claim.delivery_id, claim.event_id, claim.url, describe(error))
+        return None, "unreachable"
+    if 200 <= status_code < 300:
+        return status_code, None
+    log.warning("webhook delivery %s (event %s to %s) failed: HTTP %s", claim.delivery_id, claim.event_id, claim.url, status_code)
+    return status_code, status_class(status_code)
+
+
+def status_class(status_code: int) -> str:
+    """``HTTP 4xx`` for 404: what a failed delivery's ``last_error`` says of the answer."""
+    return f"HTTP {status_code // 100}xx"
 
 
 def delivery_body(event: Event) -> bytes:

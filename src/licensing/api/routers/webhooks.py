@@ -16,7 +16,7 @@ from licensing.api.deps import (
     Billing,
     DatabaseDep,
     Pagination,
-    ReadBooks,
+    ReadAllBooks,
     paginate,
     write,
 )
@@ -97,7 +97,7 @@ def remove_webhook(webhook_id: str, caller: Billing, database: DatabaseDep):
 
 @router.get("/events")
 def list_events(
-    caller: ReadBooks,
+    caller: ReadAllBooks,
     database: DatabaseDep,
     page: Pagination,
     type: Annotated[str | None, Query(max_length=60)] = None,
