@@ -2,13 +2,15 @@
 
 Run with `.venv/bin/python scripts/sample_invoice.py`; it builds a small account in a temporary
 SQLite database through the real use cases, so the sample is what the engine sends.
+With `--void` the same invoice is voided (with a reason) and page 1 of its PDF is written to
+docs/void-invoice.png instead.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,14 +22,16 @@ from licensing.catalog.services import create_product  # noqa: E402
 from licensing.db import Database  # noqa: E402
 from licensing.documents.service import load_document, pdf_of  # noqa: E402
 from licensing.invoicing.billing import run_billing  # noqa: E402
+from licensing.invoicing.credit_notes import void_invoice  # noqa: E402
 from licensing.licences.services import add_service, create_licence  # noqa: E402
 from licensing.migrate import upgrade  # noqa: E402
 from tests.pdf_pages import page_png  # noqa: E402
 
 AT = datetime(2027, 3, 16, 8, 0, tzinfo=UTC)
+VOID_REASON = "Issued to the wrong department: replaced by invoice INV-2027-000002."
 
 
-def main() -> None:
+def main(void: bool = False) -> None:
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{directory}/sample.db"
         upgrade(url)
@@ -46,12 +50,19 @@ def main() -> None:
             add_service(session, licence.id, product_id=mailbox.id, schedule="monthly", quantity=Decimal(1), at=AT)
             add_service(session, licence.id, product_id=pack.id, schedule="monthly", quantity=Decimal(3), business_unit_id=cardiology.id, at=AT)
         run_billing(database, as_of=date(2027, 3, 16), now=AT, actor="operator", approve_all=True)
+        if void:
+            with database.write() as session:
+                void_invoice(session, 1, reason=VOID_REASON, now=AT + timedelta(days=2), actor="operator")
         pdf = pdf_of(load_document(database, "invoice", 1))
         database.dispose()
+    if void:
+        page_png(pdf, ROOT / "docs" / "void-invoice.png", resolution=70)
+        print("wrote docs/void-invoice.png")
+        return
     (ROOT / "docs" / "sample-invoice.pdf").write_bytes(pdf)
     page_png(pdf, ROOT / "docs" / "sample-invoice.png", resolution=90)
     print("wrote docs/sample-invoice.pdf and docs/sample-invoice.png")
 
 
 if __name__ == "__main__":
-    main()
+    main(void="--void" in sys.argv[1:])

@@ -178,8 +178,8 @@ def test_the_summary_at_a_later_moment_applies_pending_rollover_cuts(client):
 
 
 @pytest.mark.parametrize(("path", "field", "body"), [
-    ("/api/v1/products", "lifetime", {"kind": "credit_pack", "name": "Forever", "price": "1.00", "currency": "EUR", "credits": "1", "lifetime": "P9000Y"}),
-    ("/api/v1/products", "lifetime", {"kind": "credit_pack", "name": "Long", "price": "1.00", "currency": "EUR", "credits": "1", "lifetime": "P36526D"}),
+    ("/api/v1/products", "lifetime", {"kind": "credit_pack", "name": "Forever", "price": "1.00", "currency": "EUR", "tax_rate": "20", "credits": "1", "lifetime": "P9000Y"}),
+    ("/api/v1/products", "lifetime", {"kind": "credit_pack", "name": "Long", "price": "1.00", "currency": "EUR", "tax_rate": "20", "credits": "1", "lifetime": "P36526D"}),
     ("/api/v1/licences", "renewal_term", {"start_date": "2027-01-01", "end_date": "2027-12-31", "auto_renew": True, "renewal_term": "P9000Y"}),
     ("/api/v1/licences", "renewal_term", {"start_date": "2027-01-01", "renewal_term": "P1201M"}),
 ])
@@ -243,6 +243,8 @@ def test_one_licence_that_cannot_be_billed_does_not_stop_billing_for_the_others(
     with database.read() as session:
         events = session.exec(select(Event).where(Event.type == "billing.failed")).all()
     assert len(events) == 1 and f'"licence_id": "{bad}"' in events[0].data
+    listed = call(client, "GET", "/api/v1/events", params={"type": "billing.failed"}, moment="2027-01-01T02:00:00Z")
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 1, listed.text
 
     with database.write() as session:
         session.exec(text("UPDATE products SET lifetime = 'P1M' WHERE id = :id").bindparams(id=int(bad_pack)))

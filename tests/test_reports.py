@@ -863,7 +863,7 @@ class BooksMachine(RuleBasedStateMachine):
             report = presenters.liability_report(liability(session, self.now))
         expected = [] if credits == 0 else [
             {"currency": "EUR", "credits": f"{credits:.2f}", "value": shown(value),
-             "accounts": [{"account_id": str(self.account_id), "credits": f"{credits:.2f}", "value": shown(value)}]}
+             "accounts": [{"account_id": str(self.account_id), "account_name": None, "credits": f"{credits:.2f}", "value": shown(value)}]}
         ]
         assert report["currencies"] == expected
 

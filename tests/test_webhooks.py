@@ -262,7 +262,7 @@ def test_each_event_after_registration_arrives_once_signed_and_in_order(database
         assert record["headers"]["licensing-event-type"] == event.type
         # Signed at the moment of sending: the run's moment, plus the little time the run took.
         signed_at = int(record["headers"]["licensing-signature"].split(",")[0].removeprefix("t="))
-        assert int(moment.timestamp()) <= signed_at <= int(moment.timestamp()) + 5
+        assert int(moment.timestamp()) <= signed_at <= int(moment.timestamp()) + 30  # a loaded machine may take seconds
         # The signature covers the body as sent: one changed byte and it no longer verifies.
         tampered = record["body"].replace(b'"id":"', b'"id":"9', 1)
         assert not verify(webhook["secret"], record["headers"]["licensing-signature"], tampered, now=moment)

@@ -1,10 +1,26 @@
-"""The ``licensing`` command line."""
+"""The ``licensing`` command line.
+
+Every mistake ends a command with one line on stderr and a non-zero exit, never a traceback:
+exit 2 for bad input or usage, 3 when another scheduler holds an SQLite database, 1 for anything
+else. ``main`` (the console script and ``python -m licensing.cli``) turns whatever escapes a
+command into that line; ``LICENSING_DEBUG=1`` adds the traceback (without local variables, so
+never a secret held in one).
+
+A command that uses the database first says which one on stderr (``database: <URL without its
+password>``, with the absolute path of a relative SQLite file), then checks that it can be
+reached and is at the latest schema before it does anything. Stdout carries only results, for
+scripts (``api-key create``'s last line is the key alone).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from contextlib import contextmanager
 from datetime import date
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,12 +35,101 @@ from rich.progress import (
 from licensing import clock
 from licensing.config import get_settings
 
-app = typer.Typer(help="licensing: billing engine for coworking operators.", no_args_is_help=True, add_completion=False)
-api_key_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from licensing.db import Database
+
+DEBUG_VARIABLE = "LICENSING_DEBUG"
+
+# Plain (click-style) help, not the rich panels: those show every option with a value type,
+# flags too (`--approve <bool>`), although a flag takes no value (`--approve true` is refused).
+_TYPER = {"no_args_is_help": True, "rich_markup_mode": None, "pretty_exceptions_enable": False}
+app = typer.Typer(help="licensing: billing engine for coworking operators.", add_completion=False, **_TYPER)
+api_key_app = typer.Typer(help="Manage API keys.", **_TYPER)
 app.add_typer(api_key_app, name="api-key")
-invoice_app = typer.Typer(help="Invoice and credit note documents.", no_args_is_help=True)
+invoice_app = typer.Typer(help="Invoice and credit note documents.", **_TYPER)
 app.add_typer(invoice_app, name="invoice")
 console = Console(stderr=True, soft_wrap=True)  # messages are not wrapped: logs and scripts read them whole
+
+
+def _say(line: str) -> None:
+    """One line on stderr, as it is (no markup, no highlighting)."""
+    console.print(line, markup=False, highlight=False)
+
+
+def _fail(line: str, code: int = 1) -> NoReturn:
+    _say(_scrub(line))
+    raise typer.Exit(code)
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+# ------------------------------------------------------------------------------------ logging
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is at each record (a test runner swaps it per command)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+class _OneLine(logging.Formatter):
+    """A record without its traceback, unless LICENSING_DEBUG is set."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and not _debugging():
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+            return f"{super().format(record)} (set {DEBUG_VARIABLE}=1 to see the traceback)"
+        return super().format(record)
+
+
+_HANDLER = "licensing.cli"
+
+
+def _configure_logging(*, service: bool = False) -> None:
+    """A short command logs warnings and errors only, one line each. A service (``serve``, the
+    long-running ``scheduler``) also logs licensing's own INFO lines, with tracebacks: its log is
+    where an operator looks for them. Third-party INFO lines (factur-x, drafthorse, weasyprint)
+    never show."""
+    root = logging.getLogger()
+    for handler in [handler for handler in root.handlers if handler.get_name() == _HANDLER]:
+        root.removeHandler(handler)
+    handler = _Stderr()
+    handler.set_name(_HANDLER)
+    if service:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    else:
+        handler.setFormatter(_OneLine("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("licensing").setLevel(logging.INFO if service else logging.NOTSET)
+
+
+@contextmanager
+def _quiet(name: str):
+    """Without the log lines of ``name`` (unless LICENSING_DEBUG is set): for a command that says
+    the same itself, e.g. each licence not billed, whose log line would repeat it."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    if not _debugging():
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+# ------------------------------------------------------------------------------------ settings
 
 
 @app.callback()
@@ -36,6 +141,7 @@ def check_settings() -> None:
 
     from licensing.config import setting_errors
 
+    _configure_logging()
     get_settings.cache_clear()
     try:
         get_settings()
@@ -44,17 +150,133 @@ def check_settings() -> None:
         schedules()
     except ValidationError as error:
         for line in setting_errors(error):
-            console.print(f"invalid setting {line}", markup=False, highlight=False)
+            _say(f"invalid setting {line}")
         raise typer.Exit(2) from None
     except (SettingsError, ValueError) as error:
-        console.print(f"invalid setting: {error}", markup=False, highlight=False)
+        _say(f"invalid setting: {error}")
         raise typer.Exit(2) from None
 
 
-def _database():
+# ------------------------------------------------------------------------------------ the database
+
+
+def _url() -> str:
+    from licensing.db import normalise_url
+
+    return normalise_url(get_settings().database_url)
+
+
+def _is_sqlite(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite database (None: PostgreSQL, or SQLite in memory)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:") or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def _shown(url: str) -> str:
+    """The URL without its password; a relative SQLite file also with its absolute path."""
+    from sqlalchemy.engine import make_url
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    path = _sqlite_file(url)
+    if path is not None and not path.is_absolute():
+        shown += f" ({path.absolute()})"
+    return shown
+
+
+def _scrub(text: str) -> str:
+    """``text`` without the database password, should a driver's message quote it."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(_url()).password
+    except Exception:  # noqa: BLE001 - no settings, no URL: nothing to hide
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of what an error says (a driver's own message rather than SQLAlchemy's
+    wrapping, whose later lines quote the statement and its parameters)."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return _scrub(lines[0].strip()[:500]) if lines else type(cause).__name__
+
+
+def _no_schema(url: str) -> str:
+    return f"the database at {_shown(url)} has no schema: run `licensing migrate`"
+
+
+def _revision(url: str) -> str | None:
+    """Connect once (a connection of its own, given up after 10 s on PostgreSQL) and read the
+    schema's Alembic revision; an unreachable or unusable database ends the command."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    from licensing.db import is_outage
+    from licensing.migrate import revision_of
+
+    path = _sqlite_file(url)
+    if path is not None and not path.absolute().parent.is_dir():
+        _fail(f"the database at {_shown(url)} cannot be opened: the folder {path.absolute().parent} does not exist")
+    engine = create_engine(url, poolclass=NullPool, connect_args={} if _is_sqlite(url) else {"connect_timeout": 10})
+    try:
+        with engine.connect() as connection:
+            return revision_of(connection)
+    except SQLAlchemyError as error:
+        verb = "reached" if is_outage(error) else "used"
+        _fail(f"the database at {_shown(url)} cannot be {verb}: {_first_line(error)}")
+    finally:
+        engine.dispose()
+
+
+def _check_schema(url: str, revision: str | None, *, latest: bool) -> None:
+    from licensing.migrate import head_revision, known_revisions
+
+    if revision is not None and revision not in known_revisions():
+        _fail(
+            f"the database at {_shown(url)} has schema revision {revision}, which this version of licensing does not know "
+            "(a newer version migrated it): use that version or a later one"
+        )
+    if not latest:
+        return
+    if revision is None:
+        _fail(_no_schema(url))
+    head = head_revision()
+    if revision != head:
+        _fail(f"the database at {_shown(url)} has an older schema (revision {revision}; this version of licensing needs {head}): run `licensing migrate`")
+
+
+def _announce() -> str:
+    url = _url()
+    _say(f"database: {_shown(url)}")
+    return url
+
+
+def _database() -> Database:
+    """The database of the settings, once it is known to be reachable and at the latest schema
+    (said on stderr first: the default SQLite path is relative to the working directory)."""
     from licensing.db import get_database
 
+    url = _announce()
+    path = _sqlite_file(url)
+    if path is not None and path.absolute().parent.is_dir() and not path.exists():
+        _fail(_no_schema(url))  # and no empty file left behind by connecting to it
+    _check_schema(url, _revision(url), latest=True)
     return get_database(get_settings().database_url)
+
+
+# ------------------------------------------------------------------------------------ commands
 
 
 @app.command()
@@ -62,30 +284,43 @@ def migrate() -> None:
     """Create or upgrade the database schema (Alembic)."""
     from licensing.migrate import upgrade
 
-    upgrade(get_settings().database_url)
-    console.print("database is at the latest schema")
+    url = _announce()
+    _check_schema(url, _revision(url), latest=False)
+    typer.echo(str(upgrade(get_settings().database_url)))
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="worker processes; more than one needs PostgreSQL and runs no scheduler (run `licensing scheduler`)")
+    ] = 1,
     no_scheduler: Annotated[bool, typer.Option("--no-scheduler", help="do not run the scheduled jobs in this process")] = False,
 ) -> None:
-    """Serve the HTTP API (with the scheduler unless --no-scheduler)."""
+    """Serve the HTTP API (with the scheduler unless --no-scheduler or several workers)."""
     import uvicorn
 
+    if workers > 1 and _is_sqlite(_url()):
+        _fail(f"--workers {workers} needs PostgreSQL: the database at {_shown(_url())} is SQLite, which one process serves", 2)
+    database = _database()
+    _configure_logging(service=True)
+    if workers > 1:
+        if not no_scheduler:
+            _say("the scheduler does not run in the workers: run it as its own process, `licensing scheduler`")
+        # Workers are processes of their own: uvicorn imports the app factory in each.
+        uvicorn.run("licensing.api.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+        return
     from licensing.api.app import create_app
 
-    application = create_app(_database())
+    application = create_app(database)
     if not no_scheduler:
         from licensing.scheduler import SchedulerAlreadyRunning, start_in_background
 
         try:
-            start_in_background(_database())
+            start_in_background(database)
         except SchedulerAlreadyRunning as error:
-            console.print(f"[red]{error}[/red]")
-            raise typer.Exit(3) from None
+            _fail(str(error), 3)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 
@@ -94,51 +329,47 @@ def scheduler(
     once: Annotated[bool, typer.Option("--once", help="run every job whose scheduled moment has passed since its last run, then exit")] = False,
 ) -> None:
     """Run the scheduled jobs (billing, renewals, expiry, notices, holds, mail, webhooks)."""
-    import logging
     import signal
     import threading
 
     from licensing.scheduler import (
+        JobOutcome,
         ProcessLock,
         SchedulerAlreadyRunning,
         loop,
         run_due,
-        schedules,
     )
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("weasyprint").setLevel(logging.WARNING)
-    logging.getLogger("fontTools").setLevel(logging.WARNING)
-    try:
-        schedules()
-    except ValueError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
     database = _database()
+    # --once prints each outcome on stdout (for cron) and logs only warnings and errors; the
+    # long-running scheduler logs its outcomes instead.
+    _configure_logging(service=not once)
     lock = ProcessLock(database)
     try:
         lock.acquire()
     except SchedulerAlreadyRunning as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(3) from None
+        _fail(str(error), 3)
     try:
         if once:
-            failed = False
-            for outcome in run_due(database):
+            failed = []
+
+            def report(outcome: JobOutcome) -> None:
                 if outcome.skipped:
                     typer.echo(f"{outcome.name}: skipped (another scheduler is running it)")
                 elif outcome.error:
-                    failed = True
-                    typer.echo(f"{outcome.name}: FAILED: {outcome.error}")
+                    failed.append(outcome.name)
+                    typer.echo(f"{outcome.name}: FAILED: {_scrub(outcome.error.splitlines()[0] if outcome.error else '')}")
                 else:
                     typer.echo(f"{outcome.name}: {outcome.summary}")
+
+            run_due(database, on_outcome=report)
             if failed:
                 raise typer.Exit(1)
             return
         stop = threading.Event()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signal_number, lambda *_: stop.set())
-        console.print("scheduler running (Ctrl-C to stop)")
+        _say("scheduler running (Ctrl-C to stop)")
         loop(database, stop)
     finally:
         lock.release()
@@ -156,20 +387,22 @@ def billing_run(
     try:
         day = date.fromisoformat(as_of) if as_of else clock.local_date(now, get_settings().zone)
     except ValueError:
-        console.print(f"[red]--as-of {as_of!r} is not a date (YYYY-MM-DD)[/red]")
-        raise typer.Exit(2) from None
-    with Progress(TextColumn("billing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+        _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)", 2)
+    database = _database()
+    # The bar is for a terminal: piped or in cron, stderr carries only the lines below.
+    bar = Progress(TextColumn("billing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, disable=not console.is_terminal)
+    with _quiet("licensing.billing"), bar as progress:
         task = progress.add_task("billing", total=None)
 
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        result = run_billing(_database(), as_of=day, now=now, actor="cli", approve_all=approve, progress=advance)
+        result = run_billing(database, as_of=day, now=now, actor="cli", approve_all=approve, progress=advance)
     typer.echo(f"billing run as of {result.as_of}: {result.invoices_created} invoices created, {result.invoices_approved} approved")
     for failure in result.failed:
-        console.print(f"licence {failure.licence_id} was not billed: {failure.error}", markup=False, highlight=False)
+        _say(f"licence {failure.licence_id} was not billed: {failure.error}")
     if result.failed:
-        console.print(f"{len(result.failed)} licences were not billed; the next run tries them again", markup=False, highlight=False)
+        _say(f"{len(result.failed)} licences were not billed; the next run tries them again")
         raise typer.Exit(1)
 
 
@@ -188,8 +421,9 @@ def api_key_create(
     from licensing.auth.services import create_api_key
 
     expiry = _instant_option(expires_at, "--expires-at") if expires_at is not None else None
+    database = _database()
     with _api_key_errors():
-        with _database().write() as session:
+        with database.write() as session:
             key, secret = create_api_key(session, name=name, role=role, at=clock.now(), expires_at=expiry, account_ids=account_ids or None)
     limits = "".join(
         [f", expiring at {key.expires_at.isoformat()}" if key.expires_at else "", f", limited to accounts {key.account_ids}" if key.account_ids else ""]
@@ -204,8 +438,9 @@ def api_key_list() -> None:
     from licensing.auth.services import list_api_keys, status_of
 
     now = clock.now()
+    database = _database()
     with _api_key_errors():
-        with _database().read() as session:
+        with database.read() as session:
             keys = list_api_keys(session)
     if not keys:
         typer.echo("no API keys")
@@ -226,8 +461,9 @@ def api_key_revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="the
     from licensing.auth.services import revoke_api_key
 
     now = clock.now()
+    database = _database()
     with _api_key_errors():
-        with _database().write() as session:
+        with database.write() as session:
             key = revoke_api_key(session, key_id, at=now)
     if key.revoked_at == now:
         typer.echo(f"revoked API key {key.id} named {key.name!r}")
@@ -244,13 +480,12 @@ def _instant_option(value: str, option: str):
             raise ValueError
         return instant.astimezone(UTC)
     except (ValueError, OverflowError):
-        console.print(f"{option} {value!r} is not an instant with an offset (RFC 3339, e.g. 2027-12-31T23:59:59+01:00)", markup=False, highlight=False)
-        raise typer.Exit(2) from None
+        _fail(f"{option} {value!r} is not an instant with an offset (RFC 3339, e.g. 2027-12-31T23:59:59+01:00)", 2)
 
 
 @contextmanager
 def _api_key_errors():
-    """A refused request or an unusable database: one line on stderr and a non-zero exit."""
+    """A refused request (exit 2; 1 for an unknown key) or an unusable database: one line on stderr."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from licensing.errors import LicensingError, NotFound
@@ -258,12 +493,10 @@ def _api_key_errors():
     try:
         yield
     except LicensingError as error:
-        console.print(error.detail, markup=False, highlight=False)
-        raise typer.Exit(1 if isinstance(error, NotFound) else 2) from None
+        _fail(error.detail, 1 if isinstance(error, NotFound) else 2)
     except SQLAlchemyError as error:
-        reason = (str(getattr(error, "orig", None) or error).strip().splitlines() or [type(error).__name__])[0]
-        console.print(f"the database cannot be used: {reason} (is it reachable and migrated? see licensing migrate)", markup=False, highlight=False)
-        raise typer.Exit(1) from None
+        line, code = explain(error)
+        _fail(line, code)
 
 
 @invoice_app.command("pdf")
@@ -272,8 +505,6 @@ def invoice_pdf(
     output: Annotated[str | None, typer.Option("-o", "--output", help="file to write (default: NUMBER.pdf)")] = None,
 ) -> None:
     """Write the PDF of an invoice or credit note (PDF/A-3b with its e-invoice embedded)."""
-    from pathlib import Path
-
     from licensing.documents.service import find_by_number, load_document, pdf_of
     from licensing.errors import LicensingError
 
@@ -283,21 +514,111 @@ def invoice_pdf(
             kind, document_id = find_by_number(session, number)
         document = load_document(database, kind, document_id)
     except LicensingError as error:
-        console.print(f"[red]{error.detail}[/red]")
-        raise typer.Exit(2) from None
+        _fail(error.detail, 2)
     target = Path(output or document.file_name)
+    if not target.absolute().parent.is_dir():
+        _fail(f"cannot write {target}: the folder {target.absolute().parent} does not exist", 2)
     target.write_bytes(pdf_of(document))
     typer.echo(f"wrote {target}")
 
 
 @app.command()
 def demo() -> None:
-    """Fill an empty database with a small realistic space."""
-    from licensing.demo import load_demo
+    """Fill an empty database with a small realistic space (creating or upgrading its schema first)."""
+    from licensing.db import get_database
+    from licensing.demo import DatabaseNotEmpty, load_demo
+    from licensing.migrate import head_revision, upgrade
 
-    summary = load_demo(_database(), now=clock.now())
+    url = _announce()
+    revision = _revision(url)
+    _check_schema(url, revision, latest=False)
+    if revision != head_revision():
+        typer.echo(str(upgrade(get_settings().database_url)))
+    try:
+        summary = load_demo(get_database(get_settings().database_url), now=clock.now())
+    except DatabaseNotEmpty as error:
+        _fail(error.detail, 1)
     typer.echo(summary)
 
 
+# ------------------------------------------------------------------------------------ main
+
+
+def explain(error: BaseException) -> tuple[str, int]:
+    """The line and exit code of an error that escaped a command."""
+    from licensing.db import is_outage
+    from licensing.errors import LicensingError, ValidationFailed
+
+    if isinstance(error, LicensingError):
+        return _scrub(error.detail), 2 if isinstance(error, ValidationFailed) else 1
+    try:
+        url = _url()
+    except Exception:  # noqa: BLE001 - settings already checked; a placeholder if not
+        url = "sqlite://"
+    if _missing_table(error):
+        return _no_schema(url), 1
+    if isinstance(error, Exception) and is_outage(error):
+        return f"the database at {_shown(url)} cannot be reached: {_first_line(error)}", 1
+    if isinstance(error, OSError) and error.filename is not None:
+        return _scrub(f"{error.strerror or type(error).__name__}: {error.filename}"), 1
+    hint = "" if _debugging() else f" (set {DEBUG_VARIABLE}=1 to see the traceback)"
+    return f"internal error: {type(error).__name__}: {_first_line(error)}{hint}", 1
+
+
+def _missing_table(error: BaseException) -> bool:
+    cause = getattr(error, "orig", None)
+    if cause is None:
+        return False
+    try:
+        from psycopg.errors import UndefinedTable
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        UndefinedTable = ()  # noqa: N806
+    return isinstance(cause, UndefinedTable) or str(cause).startswith("no such table")
+
+
+def _click_exceptions():
+    try:
+        from typer._click import exceptions  # Typer >= 0.22 carries its own Click
+    except ImportError:  # pragma: no cover - older Typer on Click
+        from click import exceptions
+    return exceptions
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run the command line and return its exit code, every failure said in one line."""
+    exceptions = _click_exceptions()
+    no_args_is_help = getattr(exceptions, "NoArgsIsHelpError", ())
+    try:
+        result = app(args=args, prog_name="licensing", standalone_mode=False)
+    except no_args_is_help as error:
+        error.show()  # the help, on stderr
+        return error.exit_code
+    except exceptions.UsageError as error:
+        context = getattr(error, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        _say(f"{error.format_message()}{hint}")
+        return error.exit_code
+    except exceptions.ClickException as error:
+        _say(error.format_message())
+        return error.exit_code
+    except (typer.Abort, getattr(exceptions, "Abort", typer.Abort), EOFError):
+        _say("aborted")
+        return 1
+    except Exception as error:  # noqa: BLE001 - the last resort: one line, never a traceback
+        if _debugging():
+            import traceback
+
+            traceback.print_exception(error)
+        line, code = explain(error)
+        _say(line)
+        return code
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """The console script ``licensing``."""
+    sys.exit(run())
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # Scheduled jobs: cron expressions (operator's time zone) replacing the defaults, as JSON,
     # e.g. LICENSING_SCHEDULE='{"billing-run": "0 2 * * *"}' (see licensing.scheduler.JOBS).
     schedule: dict[str, str] = {}
-    # Where the document templates are (default: the project's templates/ folder).
+    # Where the document templates are (default: the package's own, licensing/templates/).
     templates_dir: str = ""
     # Reverse charge (VAT category AE) for business buyers with a VAT id in another EU country.
     reverse_charge: bool = False

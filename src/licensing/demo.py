@@ -4,6 +4,10 @@ Two customers of a coworking space: a hospital whose departments share meeting-r
 (business units), and a freelancer with a hot desk. Three months of invoices are generated and
 approved month by month, bookings consume credits along the way and unused credits expire, so
 that a newcomer sees invoices, balances and a ledger at once.
+
+The demo fills an empty database only: one that already holds accounts, products, credit prices
+or invoices is refused (``DatabaseNotEmpty``) and left untouched. API keys do not count: an
+operator may create one before loading the demo.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from licensing.accounts.services import (
     create_business_unit,
     create_member,
 )
+from licensing.catalog.models import CreditPrice, Product
 from licensing.catalog.services import create_credit_price, create_product
 from licensing.credits.consumption import consume
 from licensing.credits.expiry import sweep_expiries
 from licensing.db import Database
-from licensing.errors import InsufficientCredits
+from licensing.errors import InsufficientCredits, LicensingError
 from licensing.invoicing.billing import run_billing
 from licensing.licences.periods import month_shift
 from licensing.licences.services import add_service, create_licence
@@ -35,10 +40,26 @@ def _at(day: date, hour: int = 9) -> datetime:
     return datetime.combine(day, time(hour), tzinfo=UTC)
 
 
-def load_demo(database: Database, *, now: datetime) -> str:
+class DatabaseNotEmpty(LicensingError):
+    code = "database_not_empty"
+    title = "The database already holds data"
+
+
+def holds_data(database: Database) -> str | None:
+    """What the database already holds ("accounts", ...), or None when the demo may fill it."""
+    from licensing.invoicing.models import Invoice
+
     with database.read() as session:
-        if session.exec(select(Account.id).limit(1)).first() is not None:
-            return "the database already holds accounts: the demo only fills an empty database"
+        for model, what in ((Account, "accounts"), (Product, "products"), (CreditPrice, "credit prices"), (Invoice, "invoices")):
+            if session.exec(select(model.id).limit(1)).first() is not None:
+                return what
+    return None
+
+
+def load_demo(database: Database, *, now: datetime) -> str:
+    held = holds_data(database)
+    if held is not None:
+        raise DatabaseNotEmpty(f"the database already holds {held}: the demo only fills an empty database (nothing was changed)")
     year, month = month_shift(now.year, now.month, -2)
     start = date(year, month, 1)
     setup = _at(start - timedelta(days=3))

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from licensing.db import is_outage
-from licensing.errors import LicensingError
+from licensing.errors import LicensingError, ValidationFailed
 
 log = logging.getLogger("licensing.api")
 
@@ -81,11 +81,18 @@ def install(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, error: RequestValidationError):
-        errors = [
-            {"field": ".".join(str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path", "header")), "message": item.get("msg", "")}
-            for item in error.errors()
-        ]
+    async def _validation(request: Request, error: RequestValidationError):
+        items = error.errors()
+        malformed = next((item for item in items if item.get("type") == "json_invalid"), None)
+        if malformed is not None:
+            # FastAPI names the character position as if it were a field ("invalid 50").
+            where = await _json_position(request, malformed)
+            detail = f"malformed JSON{where}: {malformed.get('ctx', {}).get('error', 'not JSON')}"
+            return problem(422, "validation_error", "Invalid input", detail, {"errors": [{"field": "body", "message": detail}]})
+        errors = [{"field": _field_of(item), "message": item.get("msg", "")} for item in items]
+        if any(item.get("type") == "missing" and tuple(item.get("loc", ())) == ("body",) for item in items):
+            detail = "the request needs a JSON body (Content-Type: application/json)"
+            return problem(422, "validation_error", "Invalid input", detail, {"errors": [{"field": "body", "message": detail}]})
         fields = ", ".join(sorted({e["field"] for e in errors if e["field"]})) or "the request"
         return problem(422, "validation_error", "Invalid input", f"invalid {fields}", {"errors": errors})
 
@@ -116,6 +123,50 @@ def install(app: FastAPI) -> None:
             return database_unavailable()
         log.exception("unexpected error", exc_info=error)
         return problem(500, "internal_error", "Internal error", "an unexpected error occurred; it has been logged")
+
+
+def _field_of(item: dict) -> str:
+    return ".".join(str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path", "header"))
+
+
+async def _json_position(request: Request, item: dict) -> str:
+    """" at line L, column C" of a JSON decoding error (its location holds the character offset)."""
+    location = item.get("loc", ())
+    if len(location) < 2 or not isinstance(location[1], int):
+        return ""
+    offset = location[1]
+    text = (await request.body()).decode("utf-8", errors="replace")[:offset]
+    line = text.count("\n") + 1
+    column = offset - (text.rfind("\n") + 1) + 1
+    return f" at line {line}, column {column}"
+
+
+def refuse_unknown_query_parameters(request: Request) -> None:
+    """A query parameter the route does not take is a mistake (``/accounts?q=`` on a route
+    without ``q`` would otherwise list everyone): 422 naming it."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    known = _query_names(route)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} (this route takes: {', '.join(sorted(known)) or 'none'})",
+            errors=[{"field": name, "message": "unknown query parameter"} for name in unknown],
+        )
+
+
+def _query_names(route) -> set[str]:
+    names = getattr(route, "_licensing_query_names", None)
+    if names is None:
+        names, pending = set(), [route.dependant]
+        while pending:  # the route's own parameters and those of its dependencies
+            dependant = pending.pop()
+            names.update(parameter.alias for parameter in dependant.query_params)
+            pending.extend(dependant.dependencies)
+        route._licensing_query_names = names
+    return names
 
 
 def allowed_methods(request: Request) -> list[str]:

@@ -122,7 +122,7 @@ def invoice(row: Invoice, lines: list[InvoiceLine], grants: dict[int, Grant] | N
         "net": money_text(row.net, row.currency), "tax": money_text(row.tax, row.currency),
         "gross": money_text(row.gross, row.currency), "currency": row.currency,
         "approved_at": instant_text(row.approved_at), "created_at": instant_text(row.created_at),
-        "voided_at": instant_text(row.voided_at),
+        "voided_at": instant_text(row.voided_at), "void_reason": row.void_reason,
     }
 
 
@@ -234,14 +234,19 @@ def exact_credits(value: Fraction) -> str:
     return credits_text(round_credits(Decimal(value.numerator) / Decimal(value.denominator)))
 
 
-def liability_report(report: LiabilityReport) -> dict:
+def liability_report(report: LiabilityReport, names: dict[int, str] | None = None) -> dict:
+    """``names``: the accounts' names, shown beside their ids."""
+    names = names or {}
     return {
         "as_of": instant_text(report.as_of),
         "currencies": [
             {
                 "currency": currency, "credits": exact_credits(total.credits), "value": rounded(total.value, currency),
                 "accounts": [
-                    {"account_id": sid(account_id), "credits": exact_credits(item.credits), "value": rounded(item.value, currency)}
+                    {
+                        "account_id": sid(account_id), "account_name": names.get(account_id), "credits": exact_credits(item.credits),
+                        "value": rounded(item.value, currency),
+                    }
                     for account_id, item in sorted(accounts.items())
                 ],
             }

@@ -103,8 +103,18 @@ AmountIn = _decimal_text(_AMOUNT, "a decimal with at most 4 places")
 RateIn = _decimal_text(_RATE, "a percentage with at most 4 places")
 
 
+def _document_input(schema: dict[str, Any], cls: type) -> None:
+    """OpenAPI only: each field's description and the model's example (see the end of this module)."""
+    own = INPUT_FIELDS_OF.get(cls.__name__, {})
+    for name, prop in schema.get("properties", {}).items():
+        if "description" not in prop and (name in own or name in INPUT_FIELDS):
+            prop["description"] = own.get(name) or INPUT_FIELDS[name]
+    if cls.__name__ in INPUT_EXAMPLES:
+        schema["examples"] = [INPUT_EXAMPLES[cls.__name__]]
+
+
 class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_document_input)
 
 
 class AccountIn(Input):
@@ -145,7 +155,7 @@ class ProductIn(Input):
     name: Name
     price: AmountIn
     currency: Currency
-    tax_rate: RateIn | None = None
+    tax_rate: RateIn  # required: a forgotten rate would bill 0 % VAT without anyone noticing ("0" for none)
     credits: CreditsIn | None = None
     lifetime: Duration | None = None
     active: bool = True
@@ -288,6 +298,7 @@ class CreditNoteApproveIn(Input):
 
 class VoidIn(Input):
     credit_policy: Literal["strict", "cap_to_remaining"] = "strict"
+    reason: Text | None = None  # shown on the void invoice's document
 
 
 class Page(BaseModel):
@@ -313,3 +324,111 @@ class ApiKeyIn(Input):
     expires_at: Instant | None = None
     # Only for a bookings or read key: the accounts it is limited to (every account when absent).
     account_ids: Annotated[list[Id], Field(min_length=1, max_length=500)] | None = None
+
+
+# ---- documentation of the request schemas (OpenAPI only; validation is above) --------------
+
+# Descriptions by field name; INPUT_FIELDS_OF[model][field] where a model's field means more.
+INPUT_FIELDS = {
+    "name": "Name, one line, at most 200 characters.",
+    "email": "E-mail address, one line.",
+    "currency": "ISO 4217 currency code, e.g. `EUR`.",
+    "address": "Postal address, lines separated by newlines, at most 2,000 characters.",
+    "country": "ISO 3166-1 alpha-2 country code, e.g. `BE` (needed on e-invoices).",
+    "tax_id": "VAT or other tax identifier.",
+    "tax_exempt": "Whether the account is invoiced without tax.",
+    "kind": "What to create.",
+    "price": "Net price per unit, a decimal written as a string (at most 4 places).",
+    "tax_rate": "Tax rate in percent, a decimal string (`\"20\"` is 20 %; `\"0\"` for none).",
+    "credits": "Credits, a decimal written as a string (at most 2 places).",
+    "lifetime": "ISO 8601 duration after which granted credits expire, e.g. `P1Y`; null: never.",
+    "active": "Whether the product may be added to licences.",
+    "credits_per_unit": "Credits one unit costs, a decimal written as a string.",
+    "account_id": "The account's id.",
+    "start_date": "First day of the licence (YYYY-MM-DD).",
+    "end_date": "Last day of the first term (inclusive, YYYY-MM-DD); null: open-ended.",
+    "auto_renew": "Whether the licence renews at the end of its term.",
+    "renewal_term": "ISO 8601 duration of a renewal term; default: the length of the first term.",
+    "billing_anchor_day": "Day of the month billing periods start on (1-31).",
+    "auto_approve": "Whether the billing run approves this licence's invoices.",
+    "status": "`active`, `terminated` or `ended`.",
+    "effective_date": "The licence's last active day (inclusive, YYYY-MM-DD); periods up to it still bill.",
+    "product_id": "The product's id.",
+    "quantity": "Quantity, a decimal written as a string.",
+    "unit_price": "Net price per unit, a decimal string; null: the product's price.",
+    "schedule": "How often it bills: `one_off`, `weekly` or `monthly`.",
+    "from_date": "First day billed (YYYY-MM-DD); default the licence's start.",
+    "to_date": "Last day billed (inclusive, YYYY-MM-DD); null: as long as the licence.",
+    "business_unit_id": "The business unit whose credits are meant; null: the account's unrestricted credits.",
+    "max_rollover": "Credits of a period that may roll over to the next; null: all of them.",
+    "prorate": "Whether a plain service's partial periods are pro-rated.",
+    "prorate_credits": "Whether a credit pack's credits and price are pro-rated in partial periods.",
+    "as_of": "Bill every period due up to this day (YYYY-MM-DD); default today.",
+    "approve": "Whether to approve the invoices at once.",
+    "credit_price_id": "A credit-priced service: the credits are its `credits_per_unit` times `quantity`.",
+    "member_id": "The member (person) of the account the credits are for.",
+    "description": "Free text, at most 2,000 characters.",
+    "reference": "Your own reference, e.g. a booking id.",
+    "occurred_at": "When the credits are used, e.g. the booked event (RFC 3339); default now.",
+    "allow_overdraft": "Record a debt instead of refusing when credits are short (billing role).",
+    "event_at": "When the event takes place (RFC 3339).",
+    "deadline": "When the hold is released by itself if not captured (RFC 3339).",
+    "reason": "Why, as recorded (at most 2,000 characters).",
+    "from_account_id": "The account the credits leave.",
+    "to_account_id": "The account the credits go to.",
+    "from_business_unit_id": "The business unit the credits leave; null: unrestricted credits.",
+    "to_business_unit_id": "The business unit the credits go to; null: unrestricted.",
+    "invoice_line_id": "The invoice line to credit.",
+    "amount": "Net amount to credit, a decimal string (instead of a quantity).",
+    "invoice_id": "The invoice to credit (approved).",
+    "lines": "The lines to credit; none: the whole invoice.",
+    "credit_policy": "`strict`: refuse if the credits were used; `cap_to_remaining`: take back what is left.",
+    "role": "`admin`, `billing`, `bookings` or `read`.",
+    "expires_at": "When the key stops working (RFC 3339); null: never.",
+    "account_ids": "The accounts a bookings or read key is limited to; absent: every account.",
+    "url": "Where events are POSTed (https).",
+    "events": "Event types to deliver, e.g. `invoice.approved`, or `[\"*\"]` for all.",
+}
+
+INPUT_FIELDS_OF = {
+    "ProductIn": {"kind": "`service` or `credit_pack`.", "credits": "Credits a pack grants per unit (credit packs only)."},
+    "ProductPatch": {"credits": "Credits a pack grants per unit."},
+    "LicenceIn": {"account_id": "The account the licence is for."},
+    "ConsumptionIn": {"credits": "Credits to consume (or give `credit_price_id` and `quantity`)."},
+    "HoldIn": {"credits": "Credits to reserve (or give `credit_price_id` and `quantity`)."},
+    "TopUpIn": {"product_id": "The credit pack to buy.", "quantity": "How many packs (default 1)."},
+    "AdjustmentIn": {"kind": "`add` (a new grant) or `deduct`.", "credits": "Credits to add or deduct.", "lifetime": "For `add`: how long the credits last."},
+    "TransferIn": {"credits": "Credits to move."},
+    "CreditNoteLineIn": {"quantity": "Quantity to credit, in the invoice line's units."},
+    "CreditNoteApproveIn": {"credit_policy": "Replaces the note's own policy when given."},
+    "VoidIn": {"credit_policy": "For credits already used: `strict` refuses, `cap_to_remaining` takes back what is left.", "reason": "Why, shown on the void invoice's document."},
+    "BillingRunIn": {"approve": "Approve every invoice of this run, not only those of `auto_approve` licences."},
+    "ApiKeyIn": {"name": "A name for the key (shown as the actor of what it does)."},
+}
+
+INPUT_EXAMPLES = {
+    "AccountIn": {"name": "Acme Ltd", "email": "billing@acme.test", "currency": "EUR", "address": "1 Main Street\n1000 Brussels", "country": "BE", "tax_id": "BE0123456789"},
+    "AccountPatch": {"email": "accounts@acme.test"},
+    "BusinessUnitIn": {"name": "Cardiology"},
+    "MemberIn": {"name": "Ada Lovelace", "email": "ada@acme.test"},
+    "ProductIn": {"kind": "credit_pack", "name": "10 credits", "price": "100.00", "currency": "EUR", "tax_rate": "20", "credits": "10", "lifetime": "P1Y"},
+    "ProductPatch": {"price": "110.00"},
+    "CreditPriceIn": {"name": "Meeting room (per hour)", "credits_per_unit": "2"},
+    "LicenceIn": {"account_id": "1", "start_date": "2027-01-01", "end_date": "2027-12-31", "auto_renew": True},
+    "LicencePatch": {"auto_approve": True},
+    "TerminationIn": {"effective_date": "2027-06-30"},
+    "ServiceIn": {"product_id": "1", "quantity": "1", "schedule": "monthly"},
+    "ServicePatch": {"quantity": "2"},
+    "BillingRunIn": {"as_of": "2027-01-01"},
+    "ConsumptionIn": {"credits": "1.50", "description": "Meeting room, 45 minutes", "reference": "booking-4711"},
+    "HoldIn": {"credits": "2", "event_at": "2027-01-15T09:00:00+01:00", "reference": "booking-4712"},
+    "TopUpIn": {"product_id": "1", "quantity": "1", "approve": True},
+    "AdjustmentIn": {"kind": "add", "credits": "5", "reason": "goodwill", "lifetime": "P3M"},
+    "TransferIn": {"from_account_id": "1", "to_account_id": "2", "credits": "2", "reason": "merger"},
+    "CreditNoteLineIn": {"invoice_line_id": "1", "amount": "50.00"},
+    "CreditNoteIn": {"invoice_id": "1", "lines": [{"invoice_line_id": "1", "amount": "50.00"}], "reason": "half the pack was never delivered"},
+    "CreditNoteApproveIn": {"credit_policy": "cap_to_remaining"},
+    "VoidIn": {"credit_policy": "strict", "reason": "issued to the wrong account"},
+    "ApiKeyIn": {"name": "frontdesk", "role": "bookings", "account_ids": ["1"]},
+    "WebhookIn": {"url": "https://books.example.com/hooks/licensing", "events": ["invoice.approved", "credits.consumed"]},
+}

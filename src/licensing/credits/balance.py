@@ -206,3 +206,20 @@ def fold_debts(entries: Iterable[LedgerEntry], at: datetime) -> dict[int | None,
             debts[entry.business_unit_id] += entry.credits
     return dict(debts)
 
+
+def remaining_of(session: Session, account_ids: list[int], at: datetime) -> dict[int, Decimal]:
+    """The credits remaining at ``at`` of each account (grants valid then; the summary's
+    ``remaining``, for a list of accounts in one query). Due expiries and rollover cuts must be
+    recorded first (``settle_expiries``); grants expired by ``at`` do not count either way."""
+    if not account_ids:
+        return {}
+    rows = session.exec(
+        select(Grant.account_id, func.sum(Grant.remaining))
+        .where(
+            col(Grant.account_id).in_(account_ids), Grant.valid_from <= at,
+            or_(Grant.expires_at.is_(None), col(Grant.expires_at) > at),  # type: ignore[union-attr]
+        )
+        .group_by(Grant.account_id)
+    ).all()
+    sums = dict(rows)  # SUM keeps the column's type: exact Decimals
+    return {account_id: sums.get(account_id) or ZERO for account_id in account_ids}

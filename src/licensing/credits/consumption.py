@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, literal_column, or_
+from sqlalchemy import and_, bindparam, func, literal_column, or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
@@ -112,12 +112,34 @@ def after_future_cuts(session: Session, account: Account, candidates, *, now: da
     return [row for row in reduced if row.remaining > 0], stored
 
 
-def refuse(amount: Decimal, available: Decimal) -> InsufficientCredits:
-    return InsufficientCredits(
-        f"{amount:.2f} credits asked for, {available:.2f} available",
-        credits_requested=f"{amount:.2f}",
-        credits_available=f"{available:.2f}",
-    )
+def refuse(
+    session: Session, account: Account, amount: Decimal, available: Decimal, *, business_unit_id: int | None, at: datetime,
+    now: datetime, unit_only: bool = False,
+) -> InsufficientCredits:
+    """The refusal of a draw, naming the pool asked (a business unit with the unrestricted
+    credits, or the unrestricted pool alone) and what the account holds elsewhere, which this
+    draw may not use (an account may show 114 remaining of which 20 are its unrestricted pool)."""
+    if business_unit_id is None:
+        pool = "the account's unrestricted pool (no business unit)"
+    else:
+        name = session.get(BusinessUnit, business_unit_id).name
+        pool = f"business unit {name!r}" + ("" if unit_only else " and the account's unrestricted pool")
+    held_elsewhere = _remaining_at(session, account.id, at, now) - available
+    detail = f"{amount:.2f} credits asked for, {available:.2f} available in {pool}"
+    if held_elsewhere > 0:
+        detail += f"; the account's other pools hold {held_elsewhere:.2f} more, which this may not use"
+    return InsufficientCredits(detail, credits_requested=f"{amount:.2f}", credits_available=f"{available:.2f}")
+
+
+def _remaining_at(session: Session, account_id: int, at: datetime, now: datetime) -> Decimal:
+    """Credits of all the account's grants usable at ``at`` and not expired by ``now``."""
+    total = session.exec(
+        select(func.sum(Grant.remaining)).where(
+            Grant.account_id == account_id, Grant.valid_from <= at,
+            or_(Grant.expires_at.is_(None), col(Grant.expires_at) > max(at, now)),  # type: ignore[union-attr]
+        )
+    ).one()
+    return total or ZERO  # SUM keeps the column's type: an exact Decimal
 
 
 def take_credits(
@@ -130,7 +152,7 @@ def take_credits(
     candidates = eligible_grants(session, account.id, business_unit_id, at, unit_only=unit_only)
     planned, available = plan_draws(after_future_cuts(session, account, candidates, now=now, at=at)[0], amount)
     if available < amount:
-        raise refuse(amount, available)
+        raise refuse(session, account, amount, available, business_unit_id=business_unit_id, at=at, now=now, unit_only=unit_only)
     return planned
 
 
@@ -263,7 +285,7 @@ def consume(
     shortfall = ZERO
     if available < amount:
         if not allow_overdraft:
-            raise refuse(amount, available)
+            raise refuse(session, account, amount, available, business_unit_id=unit_id, at=moment, now=now)
         shortfall = amount - available
 
     values = {

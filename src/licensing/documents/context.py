@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, select
 
-from licensing.accounts.models import Account
+from licensing.accounts.models import Account, BusinessUnit
 from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.credits.models import Grant
@@ -85,6 +85,14 @@ def _taxes(lines: list[Line], currency: str) -> tuple[tuple[TaxSummary, ...], De
     return taxes, net, tax, net + tax
 
 
+def _unit_names(session: Session, lines: list[InvoiceLine]) -> dict[int, str]:
+    """The names of the business units ``lines`` are for, by id (as the units are named now)."""
+    ids = {line.business_unit_id for line in lines if line.business_unit_id is not None}
+    if not ids:
+        return {}
+    return {unit.id: unit.name for unit in session.exec(select(BusinessUnit).where(col(BusinessUnit.id).in_(ids))).all()}
+
+
 def invoice_document(session: Session, invoice: Invoice, settings: Settings | None = None) -> Document:
     settings = settings or get_settings()
     account = session.get(Account, invoice.account_id)
@@ -95,12 +103,14 @@ def invoice_document(session: Session, invoice: Invoice, settings: Settings | No
         grant.invoice_line_id: grant.expires_at
         for grant in session.exec(select(Grant).where(col(Grant.invoice_line_id).in_([row.id for row in rows]))).all()
     } if invoice.status != "draft" else {}
+    units = _unit_names(session, rows)
     lines = [
         Line(
             number=index, description=row.description, period_start=row.period_start, period_end=row.period_end,
             quantity=row.quantity, unit_price=_unit_price(row.net, row.quantity), tax_rate=row.tax_rate,
             tax_category=_category(treatment, row.tax_rate), net=row.net, tax=row.tax, credits=row.credits,
             credits_expire_on=local_date(expiries[row.id], settings.zone) if expiries.get(row.id) else None, invoice_line_id=row.id,
+            business_unit=units.get(row.business_unit_id),
         )
         for index, row in enumerate(rows, start=1)
     ]
@@ -112,6 +122,8 @@ def invoice_document(session: Session, invoice: Invoice, settings: Settings | No
         # the terms the dates were set with (approval sets both), not today's setting
         payment_terms=f"Payment due within {(invoice.due_date - invoice.issue_date).days} days of the issue date, by {invoice.due_date.day} {invoice.due_date:%b %Y}.",
         period_start=invoice.period_start, period_end=invoice.period_end, account_id=account.id,
+        voided_on=local_date(invoice.voided_at, settings.zone) if invoice.status == "void" and invoice.voided_at else None,
+        void_reason=invoice.void_reason if invoice.status == "void" else None,
     )
 
 
@@ -124,6 +136,7 @@ def credit_note_document(session: Session, note: CreditNote, settings: Settings 
     treatment = (_issued(invoice.buyer_details) or {}).get("tax_treatment") or treatment or tax_treatment(account, settings)
     rows = session.exec(select(CreditNoteLine).where(CreditNoteLine.credit_note_id == note.id).order_by(CreditNoteLine.id)).all()
     invoice_lines = {line.id: line for line in session.exec(select(InvoiceLine).where(col(InvoiceLine.id).in_([row.invoice_line_id for row in rows]))).all()}
+    units = _unit_names(session, list(invoice_lines.values()))
     lines = []
     for index, row in enumerate(rows, start=1):
         source = invoice_lines[row.invoice_line_id]
@@ -132,6 +145,7 @@ def credit_note_document(session: Session, note: CreditNote, settings: Settings 
             quantity=row.quantity, unit_price=_unit_price(row.net, row.quantity), tax_rate=row.tax_rate,
             tax_category=_category(treatment, row.tax_rate), net=row.net, tax=row.tax,
             credits=row.credits_taken_back if source.credits is not None else None, invoice_line_id=row.invoice_line_id,
+            business_unit=units.get(source.business_unit_id),
         ))
     taxes, net, tax, gross = _taxes(lines, note.currency)
     return Document(

@@ -12,7 +12,8 @@ What goes where (EN 16931 business terms):
 * BG-14 invoicing period: the document's period. BG-25 lines: BT-126 the line number, BT-153
   the description, BT-146 the net price, BT-129 the quantity (``C62``, one), BT-131 the line
   net, BT-151/BT-152 VAT category and rate, BG-26 the line's service period; credit pack lines
-  also carry the credits (and their expiry date) as item attributes (BG-32).
+  also carry the credits (and their expiry date) as item attributes (BG-32). A line for one of
+  the account's business units names it in a line note (BT-127, "Business unit: Cardiology").
 * BG-23 VAT breakdown per category and rate, as the Document computed it (tax on the summed net
   of the rate), with the exemption reason text and code (BT-120/BT-121) for E and AE.
 * BT-20 payment terms; BT-9 due date on invoices only (a credit note is not paid by the buyer).
@@ -181,6 +182,10 @@ def _party(target: TradeParty, party: Party) -> None:
 def _line_item(line: Line, currency: str) -> LineItem:
     item = LineItem()
     item.document.line_id = str(line.number)
+    if line.business_unit:
+        note = IncludedNote()
+        note.content = f"Business unit: {line.business_unit}"
+        item.document.notes.add(note)
     item.product.name = line.description
     if line.credits is not None:
         _attribute(item, "Credits", f"{line.credits:f}")

@@ -64,9 +64,10 @@ class Line:
     credits: Decimal | None = None  # credit packs: credits granted (or taken back by a credit note)
     credits_expire_on: date | None = None  # the date the credits stop (00:00, operator's zone)
     invoice_line_id: int | None = None
+    business_unit: str | None = None  # the name of the account's unit the line is for
 
     def __post_init__(self) -> None:
-        _clean(self, "description")
+        _clean(self, "description", "business_unit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +110,21 @@ class Document:
     reason: str | None = None
     account_id: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    voided_on: date | None = None  # a void invoice: the day it was voided (operator's zone)
+    void_reason: str | None = None  # and why, when the operator said
 
     def __post_init__(self) -> None:
-        _clean(self, "number", "status", "currency", "payment_terms", "credited_invoice_number", "reason")
+        _clean(self, "number", "status", "currency", "payment_terms", "credited_invoice_number", "reason", "void_reason")
         object.__setattr__(self, "notes", tuple(map(xml_text, self.notes)))
 
     @property
     def type_code(self) -> str:
         """UNTDID 1001: 380 commercial invoice, 381 credit note."""
         return "381" if self.kind == "credit_note" else "380"
+
+    @property
+    def is_void(self) -> bool:
+        return self.status == "void"
 
     @property
     def title(self) -> str:

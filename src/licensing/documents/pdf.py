@@ -1,7 +1,9 @@
 """PDF documents: Jinja2 HTML templates rendered by WeasyPrint (SPEC 8).
 
-* The templates live in ``templates/`` (``document.html`` and its ``assets/``); autoescaping is on,
-  so names and descriptions are shown as the text they are.
+* The templates ship inside the package, in ``licensing/templates/`` (``document.html``, its
+  ``assets/`` and ``mail/``), found with ``importlib.resources`` so that a wheel has them as well
+  as an editable install; ``LICENSING_TEMPLATES_DIR`` replaces them. Autoescaping is on, so names
+  and descriptions are shown as the text they are.
 * The renderer reads only the project's own template assets (and the operator's configured
   logo): ``AssetFetcher`` refuses every other URL, whatever a user wrote, and records what was
   asked for. A ``<link>`` or ``<img>`` smuggled into a description is escaped anyway.
@@ -21,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -30,12 +33,21 @@ from licensing.config import Settings, get_settings
 from licensing.documents.model import Document
 from licensing.money import minor_unit
 
-PROJECT_TEMPLATES = Path(__file__).resolve().parents[3] / "templates"
+
+@lru_cache(maxsize=1)
+def package_templates() -> Path:
+    """The templates shipped in the package. Jinja2 and WeasyPrint read them as files (the
+    assets by ``file://`` URL), so the package must be installed as files, as pip and uv do."""
+    resource = files("licensing") / "templates"
+    if not isinstance(resource, Path) or not resource.is_dir():
+        raise RuntimeError(f"the licensing package has no templates folder on disk ({resource}): reinstall it, or set LICENSING_TEMPLATES_DIR")
+    return resource
 
 
 def templates_dir(settings: Settings | None = None) -> Path:
+    """``LICENSING_TEMPLATES_DIR`` when it is set, else the package's own templates."""
     settings = settings or get_settings()
-    return Path(settings.templates_dir) if settings.templates_dir else PROJECT_TEMPLATES
+    return Path(settings.templates_dir) if settings.templates_dir else package_templates()
 
 
 # -- formatting -----------------------------------------------------------------------------

@@ -274,9 +274,12 @@ def take_back(
     return taken
 
 
-def void_invoice(session: Session, invoice_id: str | int, *, credit_policy: str = "strict", now: datetime, actor: str) -> Invoice:
+def void_invoice(
+    session: Session, invoice_id: str | int, *, credit_policy: str = "strict", reason: str | None = None, now: datetime, actor: str
+) -> Invoice:
     """Void an approved invoice that no credit note covers, taking back its credits (as a
-    credit note of the whole invoice would). Voiding a void invoice returns it; drafts are
+    credit note of the whole invoice would), keeping ``reason`` (shown on its document; blank is
+    none). Voiding a void invoice returns it as it is (its first reason stays); drafts are
     refused (they are deleted, not voided)."""
     if credit_policy not in POLICIES:
         raise ValidationFailed("credit_policy must be strict or cap_to_remaining", field="credit_policy")
@@ -294,6 +297,7 @@ def void_invoice(session: Session, invoice_id: str | int, *, credit_policy: str 
     line_ids = session.exec(select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id, col(InvoiceLine.credits).is_not(None))).all()
     take_back(session, account, [(line_id, Fraction(1)) for line_id in line_ids], policy=credit_policy, source_type="invoice_void", source_id=invoice.id, now=now, actor=actor)
     invoice.status, invoice.voided_at, invoice.voided_by = "void", now, actor
+    invoice.void_reason = reason.strip() if reason and reason.strip() else None
     session.add(invoice)
     record_event(session, "invoice.voided", {"invoice_id": str(invoice.id), "number": invoice.number, "account_id": str(account.id), "actor": actor}, at=now)
     session.flush()

@@ -37,6 +37,7 @@ class Invoice(SQLModel, table=True):
     approved_by: str | None = Field(default=None, max_length=200)
     voided_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     voided_by: str | None = Field(default=None, max_length=200)
+    void_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # why it was voided, shown on it
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     # The seller's and the buyer's details as issued (JSON), written on approval: an approved
     # document never changes when the operator's settings or the account change later.

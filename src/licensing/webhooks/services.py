@@ -79,6 +79,7 @@ EVENT_TYPES = (
     "credits.granted", "credits.consumed", "credits.reversed", "credits.expired", "credits.expiring",
     "credits.adjusted", "credits.transferred",
     "licence.renewed", "licence.terminated",
+    "billing.failed", "renewal.failed",
 )
 ALL = "*"
 URL_LENGTH = 2000  # the column's length

@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from licensing import clock
 from licensing.api import presenters
+from licensing.api import responses as docs
 from licensing.api.deps import (
     Billing,
     DatabaseDep,
@@ -43,7 +44,15 @@ def present(session, note: CreditNote) -> dict:
     return presenters.credit_note(note, note_lines(session, note.id), invoice.number if invoice else None)
 
 
-@router.post("/credit-notes", status_code=201)
+@router.post(
+    "/credit-notes", status_code=201,
+    summary="Create a credit note",
+    description=(
+        "A draft credit note for an approved invoice: `lines` (each an `invoice_line_id` with a `quantity` or a net "
+        "`amount`; none: the whole invoice), `reason`, `credit_policy`. Idempotent with `Idempotency-Key`."
+    ),
+    responses=docs.documented(docs.CreditNote, "The credit note created (a draft).", *docs.AUTH, "unknown_reference", "invoice_not_draft", "invoice_credited", "conflict", "idempotency_conflict", status=201),
+)
 def create(body: CreditNoteIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
         note = create_credit_note(
@@ -55,7 +64,12 @@ def create(body: CreditNoteIn, caller: Billing, database: DatabaseDep, request: 
     return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
 
 
-@router.get("/credit-notes")
+@router.get(
+    "/credit-notes",
+    summary="List credit notes",
+    description="Credit notes filtered by `invoice_id`, `account_id` and `status`.",
+    responses=docs.documented(docs.CreditNotePage, "A page of credit notes.", *docs.AUTH),
+)
 def list_credit_notes(
     caller: ReadBooks,
     database: DatabaseDep,
@@ -75,21 +89,36 @@ def list_credit_notes(
         return paginate(session, statement, CreditNote.id, page, lambda note: present(session, note))
 
 
-@router.get("/credit-notes/{note_id}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+@router.get(
+    "/credit-notes/{note_id}.pdf", response_class=Response,
+    summary="Get a credit note as PDF",
+    description="The credit note as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without).",
+    responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF."}} | docs.problems(*docs.AUTH, "not_found"),
+)
 def credit_note_pdf(note_id: str, caller: ReadBooks, database: DatabaseDep):
     """The credit note as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without)."""
     check_document_scope(database, caller, CreditNote, note_id, "credit note")
     return pdf_response(load_document(database, "credit_note", note_id))
 
 
-@router.get("/credit-notes/{note_id}.xml", response_class=Response, responses={200: {"content": {"application/xml": {}}}})
+@router.get(
+    "/credit-notes/{note_id}.xml", response_class=Response,
+    summary="Get a credit note as EN 16931 XML",
+    description="The EN 16931 Cross Industry Invoice XML of an approved credit note alone.",
+    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}, "description": "The XML."}} | docs.problems(*docs.AUTH, "not_found", "invoice_not_draft", "einvoice_unavailable"),
+)
 def credit_note_xml(note_id: str, caller: ReadBooks, database: DatabaseDep):
     check_document_scope(database, caller, CreditNote, note_id, "credit note")
     document = load_document(database, "credit_note", note_id)
     return Response(xml_of(document), media_type="application/xml", headers={"Content-Disposition": f'inline; filename="{document.number}.xml"'})
 
 
-@router.get("/credit-notes/{note_id}")
+@router.get(
+    "/credit-notes/{note_id}",
+    summary="Get a credit note",
+    description="One credit note with its lines.",
+    responses=docs.documented(docs.CreditNote, "The credit note.", *docs.AUTH, "not_found"),
+)
 def get_credit_note(note_id: str, caller: ReadBooks, database: DatabaseDep):
     with database.read() as session:
         note = get_or_404(session, CreditNote, note_id, "credit note")
@@ -97,7 +126,16 @@ def get_credit_note(note_id: str, caller: ReadBooks, database: DatabaseDep):
         return present(session, note)
 
 
-@router.post("/credit-notes/{note_id}/approve")
+@router.post(
+    "/credit-notes/{note_id}/approve",
+    summary="Approve a credit note",
+    description=(
+        "Number the note and take back its credits; `credit_policy` in the body, when given, replaces the note's own "
+        "(`strict` refuses with 409 `credits_already_consumed` when the credits were used). Idempotent with "
+        "`Idempotency-Key`."
+    ),
+    responses=docs.documented(docs.CreditNote, "The credit note, approved.", *docs.AUTH, "not_found", "invoice_not_draft", "credits_already_consumed", "conflict", "idempotency_conflict"),
+)
 def approve(note_id: str, caller: Billing, database: DatabaseDep, request: Request, body: CreditNoteApproveIn | None = None, idempotency_key: IdempotencyKey = None):
     """Number the note and take back its credits; ``credit_policy`` in the body, when given,
     replaces the note's own."""
@@ -112,7 +150,15 @@ def approve(note_id: str, caller: Billing, database: DatabaseDep, request: Reque
     return response
 
 
-@router.post("/transfers", status_code=201)
+@router.post(
+    "/transfers", status_code=201,
+    summary="Transfer credits",
+    description=(
+        "Move `credits` from one account or business unit to another (same currency), effective at once. Idempotent "
+        "with `Idempotency-Key`."
+    ),
+    responses=docs.documented(docs.Transfer, "The transfer, grant by grant.", *docs.AUTH, "unknown_reference", "insufficient_credits", "currency_mismatch", "idempotency_conflict", status=201),
+)
 def create_transfer(body: TransferIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
         moved, moves = transfer(

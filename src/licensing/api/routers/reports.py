@@ -7,9 +7,12 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlmodel import col, select
 
 from licensing import clock
+from licensing.accounts.models import Account
 from licensing.api import presenters
+from licensing.api import responses as docs
 from licensing.api.deps import DatabaseDep, ReadAllBooks
 from licensing.config import get_settings
 from licensing.credits.expiry import sweep_expiries
@@ -30,7 +33,15 @@ def _day(value: str, field: str) -> date:
         raise ValidationFailed(f"{field} is not a real date", field=field) from None
 
 
-@router.get("/liability")
+@router.get(
+    "/liability",
+    summary="Credit liability report",
+    description=(
+        "Outstanding credits and their value per currency and account at `?as_of=` (a date: the end of that day; or an "
+        "RFC 3339 instant; default now). Not for keys limited to some accounts (403)."
+    ),
+    responses=docs.documented(docs.LiabilityReport, "The liability report.", *docs.AUTH),
+)
 def liability_report(caller: ReadAllBooks, database: DatabaseDep, as_of: Annotated[str | None, Query(max_length=40)] = None):
     """``as_of``: a date (the instant that ends it, exclusive) or an RFC 3339 instant; default now."""
     settings = get_settings()
@@ -56,12 +67,23 @@ def liability_report(caller: ReadAllBooks, database: DatabaseDep, as_of: Annotat
     try:
         sweep_expiries(database, now=clock.now())
         with database.read() as session:
-            return presenters.liability_report(liability(session, moment, inclusive=inclusive))
+            report = liability(session, moment, inclusive=inclusive)
+            ids = {account_id for _total, accounts in report.currencies.values() for account_id in accounts}
+            names = dict(session.exec(select(Account.id, Account.name).where(col(Account.id).in_(ids))).all()) if ids else {}
+            return presenters.liability_report(report, names)
     except OverflowError:
         raise ValidationFailed("as_of is outside the calendar this engine can count with", field="as_of") from None
 
 
-@router.get("/revenue")
+@router.get(
+    "/revenue",
+    summary="Revenue report",
+    description=(
+        "Revenue recognised per month between `?from=` and `?to=` (dates, inclusive): consumed and expired value, with "
+        "credits sold and taken back. Not for keys limited to some accounts (403)."
+    ),
+    responses=docs.documented(docs.RevenueReport, "The revenue report.", *docs.AUTH),
+)
 def revenue_report(
     caller: ReadAllBooks,
     database: DatabaseDep,

@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints
 from sqlmodel import col, select
 
 from licensing import clock
+from licensing.api import responses as docs
 from licensing.api.deps import (
     Billing,
     DatabaseDep,
@@ -62,7 +63,17 @@ def present_delivery(delivery: WebhookDelivery) -> dict:
     }
 
 
-@router.post("/webhooks", status_code=201)
+@router.post(
+    "/webhooks", status_code=201,
+    summary="Register a webhook",
+    description=(
+        "Register a URL for events of the given types (or `[\"*\"]`); the response alone carries the `secret` that signs "
+        "each delivery. A URL that resolves to a loopback, private, link-local, unique-local, unspecified, multicast or"
+        " reserved address, or does not resolve, is 422 `webhook_url_forbidden` unless "
+        "`LICENSING_WEBHOOK_ALLOWED_NETWORKS` allows it."
+    ),
+    responses=docs.documented(docs.WebhookCreated, "The webhook, with its secret (shown only here).", *docs.AUTH, "webhook_url_forbidden", status=201),
+)
 def create_webhook(body: WebhookIn, caller: Billing, database: DatabaseDep):
     """Register a URL for events of the given types (or ``["*"]``). The response alone carries
     the ``secret`` that signs each delivery: keep it. A URL whose host is (or resolves to) a
@@ -78,14 +89,24 @@ def create_webhook(body: WebhookIn, caller: Billing, database: DatabaseDep):
     return write(database, action)
 
 
-@router.get("/webhooks")
+@router.get(
+    "/webhooks",
+    summary="List webhooks",
+    description="The webhooks not deleted, never with their secrets.",
+    responses=docs.documented(docs.WebhookPage, "A page of webhooks.", *docs.AUTH),
+)
 def list_webhooks(caller: Billing, database: DatabaseDep, page: Pagination):
     statement = select(Webhook).where(col(Webhook.deleted_at).is_(None))
     with database.read() as session:
         return paginate(session, statement, Webhook.id, page, present_webhook)
 
 
-@router.delete("/webhooks/{webhook_id}")
+@router.delete(
+    "/webhooks/{webhook_id}",
+    summary="Delete a webhook",
+    description="Stop delivering to a webhook; deliveries not made yet are given up (`failed`).",
+    responses=docs.documented(docs.Webhook, "The webhook, deleted.", *docs.AUTH, "not_found"),
+)
 def remove_webhook(webhook_id: str, caller: Billing, database: DatabaseDep):
     """Stop delivering to a webhook; deliveries not made yet are given up (``failed``)."""
 
@@ -95,7 +116,15 @@ def remove_webhook(webhook_id: str, caller: Billing, database: DatabaseDep):
     return write(database, action)
 
 
-@router.get("/events")
+@router.get(
+    "/events",
+    summary="List events",
+    description=(
+        "The event log (outbox), oldest first, each event with its deliveries to webhooks; `?type=`, `?since=` (RFC "
+        "3339)."
+    ),
+    responses=docs.documented(docs.EventPage, "A page of events.", *docs.AUTH),
+)
 def list_events(
     caller: ReadAllBooks,
     database: DatabaseDep,
