@@ -21,42 +21,24 @@ by now.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
-import os
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from croniter import croniter
-from sqlalchemy import text
 from sqlmodel import select
 
 import licensing.models  # noqa: F401 - every table, so that the jobs' queries resolve their foreign keys
 from licensing import clock
 from licensing.config import Settings, get_settings
 from licensing.db import Database
+from licensing.scheduler.jobs import TABLE
 
 log = logging.getLogger("licensing.scheduler")
 
-# Default schedules, in the operator's zone (seconds, when given, are the sixth field).
-JOBS: dict[str, str] = {
-    "renewals": "50 0 * * *",
-    "billing-run": "0 1 * * *",
-    "expiry-sweep": "5 * * * *",
-    "expiry-notices": "15 1 * * *",
-    "hold-deadlines": "*/5 * * * *",
-    "deliveries": "* * * * *",
-    "webhooks": "* * * * * */5",
-}
-
-
-class SchedulerAlreadyRunning(RuntimeError):
-    pass
+# Default schedules, in the operator's zone (the jobs themselves: ``scheduler.jobs.TABLE``).
+JOBS: dict[str, str] = {name: expression for name, (expression, _job) in TABLE.items()}
 
 
 def schedules(settings: Settings | None = None) -> dict[str, str]:
@@ -73,45 +55,9 @@ def schedules(settings: Settings | None = None) -> dict[str, str]:
 
 def run_job(database: Database, name: str, now: datetime, settings: Settings | None = None) -> str:
     """Run one job's use case at ``now``; returns a line for the log."""
-    settings = settings or get_settings()
-    if name == "billing-run":
-        from licensing.invoicing.billing import run_billing
-
-        result = run_billing(database, as_of=clock.local_date(now, settings.zone), now=now, actor="scheduler", settings=settings)
-        failed = "".join(f"; licence {failure.licence_id} not billed: {failure.error}" for failure in result.failed)
-        return f"{result.invoices_created} invoices created, {result.invoices_approved} approved{failed}"
-    if name == "renewals":
-        from licensing.licences.renewal import renew_due_licences
-
-        renewals = renew_due_licences(database, today=clock.local_date(now, settings.zone), now=now)
-        failed = "".join(f"; licence {licence_id} not renewed: {error}" for licence_id, error in renewals.failed)
-        return f"{renewals.renewed} licences renewed{failed}"
-    if name == "expiry-sweep":
-        from licensing.credits.expiry import sweep_expiries
-
-        return f"{sweep_expiries(database, now=now)} grants expired (rollover cuts recorded)"
-    if name == "expiry-notices":
-        from licensing.credits.notices import emit_expiry_notices
-
-        return f"{emit_expiry_notices(database, now=now, settings=settings)} expiry notices"
-    if name == "hold-deadlines":
-        from licensing.credits.holds import settle_hold_deadlines
-
-        return f"{settle_hold_deadlines(database, now=now, settings=settings)} holds settled"
-    if name == "deliveries":
-        from licensing.documents.delivery import send_due
-
-        run = send_due(database, now=now, settings=settings)
-        return f"{run.sent} mails sent, {run.retried} to retry, {run.failed} failed"
-    if name == "webhooks":
-        from licensing.webhooks.background import send_in_background
-        from licensing.webhooks.services import fan_out
-
-        # Only the fan-out runs in the job: the POSTs go to a background sender (one per process
-        # and database), so that a slow receiver never delays the jobs after this one.
-        fanned = fan_out(database, now=now)
-        return f"{fanned} webhook deliveries queued; {send_in_background(database, now=now, settings=settings)}"
-    raise ValueError(f"unknown job {name!r}")
+    if name not in TABLE:
+        raise ValueError(f"unknown job {name!r}")
+    return TABLE[name][1](database, now, settings or get_settings())
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,94 +139,11 @@ def run_due(
     return outcomes
 
 
-@contextmanager
-def job_lock(database: Database, name: str) -> Iterator[bool]:
-    """On PostgreSQL, a session advisory lock per job (other schedulers skip the job while it is
-    held). On SQLite, the scheduler's lock file already excludes other schedulers."""
-    if database.is_sqlite:
-        yield True
-        return
-    key = int.from_bytes(hashlib.sha256(f"licensing:job:{name}".encode()).digest()[:8], "big", signed=True)
-    with database.writer.connect() as connection:
-        acquired = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
-        connection.commit()
-        try:
-            yield bool(acquired)
-        finally:
-            if acquired:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+# The locks and the loop live in their own modules; importing them from here keeps working.
+from licensing.scheduler.locks import ProcessLock, SchedulerAlreadyRunning, job_lock  # noqa: E402
+from licensing.scheduler.loop import loop, next_moment, start_in_background  # noqa: E402
 
-
-class ProcessLock:
-    """On SQLite, one scheduler per database: an exclusive lock on ``<database>.scheduler.lock``,
-    held for the scheduler's life (released by the system if the process dies)."""
-
-    def __init__(self, database: Database) -> None:
-        self.path: Path | None = None
-        self._file = None
-        if database.is_sqlite:
-            location = database.url.split("///", 1)[-1] if "///" in database.url else ""
-            if location and location != ":memory:":
-                self.path = Path(location).with_name(Path(location).name + ".scheduler.lock")
-
-    def acquire(self) -> None:
-        if self.path is None:
-            return
-        self._file = open(self.path, "a+")  # noqa: SIM115 - held for the scheduler's life
-        try:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.seek(0)
-            holder = self._file.read().strip() or "another process"
-            self._file.close()
-            self._file = None
-            raise SchedulerAlreadyRunning(
-                f"another scheduler ({holder}) is running on this SQLite database ({self.path.with_suffix('').with_suffix('')}); "
-                "SQLite runs one scheduler at a time: stop it first (or run `licensing serve --no-scheduler` beside it), "
-                "or use PostgreSQL to run several"
-            ) from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(f"pid {os.getpid()}")
-        self._file.flush()
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-
-
-def next_moment(now: datetime, settings: Settings) -> datetime:
-    local = now.astimezone(settings.zone)
-    return min(croniter(expression, local).get_next(datetime) for expression in schedules(settings).values()).astimezone(UTC)
-
-
-def loop(database: Database, stop: threading.Event, settings: Settings | None = None) -> None:
-    """Run due jobs until ``stop`` is set, sleeping until the next scheduled moment."""
-    settings = settings or get_settings()
-    while not stop.is_set():
-        try:
-            run_due(database, settings=settings)
-        except Exception:  # noqa: BLE001 - the loop never dies: the next tick tries again
-            log.exception("scheduler tick failed")
-        wait = (next_moment(clock.now(), settings) - clock.now()).total_seconds()
-        stop.wait(min(max(wait, 0.2), 30))
-
-
-def start_in_background(database: Database) -> threading.Event:
-    """The in-process scheduler of ``licensing serve`` (refuses, like a second ``licensing
-    scheduler``, when another scheduler holds an SQLite database)."""
-    lock = ProcessLock(database)
-    lock.acquire()
-    stop = threading.Event()
-
-    def run() -> None:
-        try:
-            loop(database, stop)
-        finally:
-            lock.release()
-
-    threading.Thread(target=run, name="licensing-scheduler", daemon=True).start()
-    return stop
+__all__ = [
+    "JOBS", "JobOutcome", "ProcessLock", "SchedulerAlreadyRunning", "due_jobs", "job_lock", "latest_moment", "loop",
+    "next_moment", "run_due", "run_job", "schedules", "start_in_background",
+]
