@@ -168,24 +168,107 @@ def raw_connection(url: str):
 
 def seed_licences(database: Database, count: int) -> None:
     with database.write() as session:
-        products = insert_rows(session, Product.__table__, [
-            {"kind": "service", "name": "Hot desk", "price": Decimal("250.00"), "currency": "EUR", "tax_rate": Decimal("20"), "credits": None, "lifetime": None, "active": True, "created_at": SETUP},
-            {"kind": "credit_pack", "name": "Meeting credits (monthly)", "price": Decimal("90.00"), "currency": "EUR", "tax_rate": Decimal("20"), "credits": Decimal("20"), "lifetime": "P1M", "active": True, "created_at": SETUP},
-            {"kind": "credit_pack", "name": "Day passes (weekly)", "price": Decimal("30.00"), "currency": "EUR", "tax_rate": Decimal("20"), "credits": Decimal("5"), "lifetime": "P2W", "active": True, "created_at": SETUP},
-        ], return_ids=True)
-        accounts = insert_rows(session, Account.__table__, [
-            {"name": f"Member {n}", "email": f"member{n}@example.test", "currency": "EUR", "address": "", "country": "FR", "tax_exempt": False, "balance": Decimal(0), "debt": Decimal(0), "created_at": SETUP}
-            for n in range(count)
-        ], return_ids=True)
-        licences = insert_rows(session, Licence.__table__, [
-            {"account_id": account_id, "start_date": BILLING_DAY, "end_date": None, "auto_renew": False, "renewal_term": None, "billing_anchor_day": 1, "auto_approve": False, "status": "active", "terminated_on": None, "created_at": SETUP}
-            for account_id in accounts
-        ], return_ids=True)
-        insert_rows(session, ContractService.__table__, [
-            {"licence_id": licence_id, "product_id": product_id, "quantity": Decimal(1), "unit_price": None, "schedule": schedule, "from_date": BILLING_DAY, "to_date": None, "business_unit_id": None, "max_rollover": None, "prorate": True, "prorate_credits": False, "created_at": SETUP}
-            for licence_id in licences
-            for product_id, schedule in zip(products, ("monthly", "monthly", "weekly"), strict=True)
-        ])
+        products = insert_rows(
+            session,
+            Product.__table__,
+            [
+                {
+                    "kind": "service",
+                    "name": "Hot desk",
+                    "price": Decimal("250.00"),
+                    "currency": "EUR",
+                    "tax_rate": Decimal("20"),
+                    "credits": None,
+                    "lifetime": None,
+                    "active": True,
+                    "created_at": SETUP,
+                },
+                {
+                    "kind": "credit_pack",
+                    "name": "Meeting credits (monthly)",
+                    "price": Decimal("90.00"),
+                    "currency": "EUR",
+                    "tax_rate": Decimal("20"),
+                    "credits": Decimal("20"),
+                    "lifetime": "P1M",
+                    "active": True,
+                    "created_at": SETUP,
+                },
+                {
+                    "kind": "credit_pack",
+                    "name": "Day passes (weekly)",
+                    "price": Decimal("30.00"),
+                    "currency": "EUR",
+                    "tax_rate": Decimal("20"),
+                    "credits": Decimal("5"),
+                    "lifetime": "P2W",
+                    "active": True,
+                    "created_at": SETUP,
+                },
+            ],
+            return_ids=True,
+        )
+        accounts = insert_rows(
+            session,
+            Account.__table__,
+            [
+                {
+                    "name": f"Member {n}",
+                    "email": f"member{n}@example.test",
+                    "currency": "EUR",
+                    "address": "",
+                    "country": "FR",
+                    "tax_exempt": False,
+                    "balance": Decimal(0),
+                    "debt": Decimal(0),
+                    "created_at": SETUP,
+                }
+                for n in range(count)
+            ],
+            return_ids=True,
+        )
+        licences = insert_rows(
+            session,
+            Licence.__table__,
+            [
+                {
+                    "account_id": account_id,
+                    "start_date": BILLING_DAY,
+                    "end_date": None,
+                    "auto_renew": False,
+                    "renewal_term": None,
+                    "billing_anchor_day": 1,
+                    "auto_approve": False,
+                    "status": "active",
+                    "terminated_on": None,
+                    "created_at": SETUP,
+                }
+                for account_id in accounts
+            ],
+            return_ids=True,
+        )
+        insert_rows(
+            session,
+            ContractService.__table__,
+            [
+                {
+                    "licence_id": licence_id,
+                    "product_id": product_id,
+                    "quantity": Decimal(1),
+                    "unit_price": None,
+                    "schedule": schedule,
+                    "from_date": BILLING_DAY,
+                    "to_date": None,
+                    "business_unit_id": None,
+                    "max_rollover": None,
+                    "prorate": True,
+                    "prorate_credits": False,
+                    "created_at": SETUP,
+                }
+                for licence_id in licences
+                for product_id, schedule in zip(products, ("monthly", "monthly", "weekly"), strict=True)
+            ],
+        )
 
 
 def written_rows(url: str) -> dict[str, tuple[list[str], list[tuple]]]:
@@ -214,7 +297,9 @@ def floor_write(url: str, rows: dict[str, tuple[list[str], list[tuple]]]) -> flo
         columns, values = rows[table]
         if values:
             cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})", values)  # noqa: S608
-    cursor.executemany(f"UPDATE accounts SET balance = {mark} WHERE id = {mark}", [(balance, account_id) for account_id, balance in rows["accounts"][1]])
+    cursor.executemany(
+        f"UPDATE accounts SET balance = {mark} WHERE id = {mark}", [(balance, account_id) for account_id, balance in rows["accounts"][1]]
+    )
     connection.commit() if not sqlite else connection.execute("COMMIT")
     elapsed = time.perf_counter() - started
     connection.close()
@@ -376,7 +461,7 @@ def bench_consumption_http(report: Report, databases: Databases, kind: str, size
     try:
         _wait_for(base)
         consume_path = f"/api/v1/accounts/{account_id}/consumptions"
-        body = '{"credits": "0.01", "business_unit_id": "%d"}' % units[0]
+        body = f'{{"credits": "0.01", "business_unit_id": "{units[0]:d}"}}'
         bare, ours = http_rates(base, secret, [("GET", f"/api/v1/accounts/{account_id}", None), ("POST", consume_path, body)],
                                 sizes.http_seconds, sizes.http_runs)
     finally:
@@ -470,7 +555,17 @@ def one_page_invoice(databases: Databases):
                                  address="Finance department\n12 Harbour Road\n75011 Paris", country="FR", tax_id="FR40123456824", at=SETUP)
         desk = create_product(session, kind="service", name="Dedicated desk", price=Decimal("310.00"), currency="EUR", tax_rate=Decimal(20), at=SETUP)
         mailbox = create_product(session, kind="service", name="Mailbox", price=Decimal("45.00"), currency="EUR", tax_rate=Decimal(20), at=SETUP)
-        pack = create_product(session, kind="credit_pack", name="Meeting credits", price=Decimal("100.00"), currency="EUR", tax_rate=Decimal(20), credits=Decimal(10), lifetime="P1M", at=SETUP)
+        pack = create_product(
+            session,
+            kind="credit_pack",
+            name="Meeting credits",
+            price=Decimal("100.00"),
+            currency="EUR",
+            tax_rate=Decimal(20),
+            credits=Decimal(10),
+            lifetime="P1M",
+            at=SETUP,
+        )
         licence = create_licence(session, account_id=account.id, start_date=BILLING_DAY, at=SETUP)
         for product in (desk, mailbox, pack):
             add_service(session, licence.id, product_id=product.id, schedule="monthly", quantity=Decimal(1), at=SETUP)
@@ -618,7 +713,11 @@ def main() -> int:
     if output:
         write_markdown(report, "quick" if arguments.quick else "full", postgres_version(postgres_url), output)
     missed = [figure for figure in report.figures if figure.met is False]
-    where = "not written (some parts only; --output to write)" if output is None else f"written to {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}"
+    where = (
+        "not written (some parts only; --output to write)"
+        if output is None
+        else f"written to {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}"
+    )
     print(f"{where}; {len(missed)} target(s) missed")
     return 0
 

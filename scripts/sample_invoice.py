@@ -42,9 +42,23 @@ def main(void: bool = False) -> None:
                 address="Finance department\n12 Harbour Road\n75011 Paris", country="FR", tax_id="FR40123456824", at=AT,
             )
             cardiology = create_business_unit(session, account.id, name="Cardiology", at=AT)
-            desk = create_product(session, kind="service", name="Dedicated desk, 2nd floor", price=Decimal("310.00"), currency="EUR", tax_rate=Decimal(20), at=AT)
-            mailbox = create_product(session, kind="service", name="Business address and mailbox", price=Decimal("45.00"), currency="EUR", tax_rate=Decimal(20), at=AT)
-            pack = create_product(session, kind="credit_pack", name="Meeting room credits", price=Decimal("100.00"), currency="EUR", tax_rate=Decimal(20), credits=Decimal(10), lifetime="P2M", at=AT)
+            desk = create_product(
+                session, kind="service", name="Dedicated desk, 2nd floor", price=Decimal("310.00"), currency="EUR", tax_rate=Decimal(20), at=AT
+            )
+            mailbox = create_product(
+                session, kind="service", name="Business address and mailbox", price=Decimal("45.00"), currency="EUR", tax_rate=Decimal(20), at=AT
+            )
+            pack = create_product(
+                session,
+                kind="credit_pack",
+                name="Meeting room credits",
+                price=Decimal("100.00"),
+                currency="EUR",
+                tax_rate=Decimal(20),
+                credits=Decimal(10),
+                lifetime="P2M",
+                at=AT,
+            )
             licence = create_licence(session, account_id=account.id, start_date=date(2027, 3, 16), end_date=date(2028, 3, 15), auto_renew=True, at=AT)
             add_service(session, licence.id, product_id=desk.id, schedule="monthly", quantity=Decimal(2), at=AT)
             add_service(session, licence.id, product_id=mailbox.id, schedule="monthly", quantity=Decimal(1), at=AT)

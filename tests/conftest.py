@@ -21,6 +21,10 @@ from licensing.config import get_settings
 from licensing.db import Database
 from licensing.migrate import upgrade
 
+# The shared helpers assert too (a response's status, a billing run's counts): pytest rewrites
+# their asserts as it does a test module's, so that a failure there shows the values.
+pytest.register_assert_rewrite("tests.support")
+
 POSTGRES_URL = os.environ.get("LICENSING_TEST_POSTGRES_URL")
 POSTGRES_SKIP = os.environ.get("LICENSING_TEST_POSTGRES_SKIP") or (
     "LICENSING_TEST_POSTGRES_URL is not set: run the suite with scripts/test, which starts PostgreSQL"

@@ -32,11 +32,26 @@ def member(database: Database, account_id: int, name: str = "Ada Lovelace"):
         return create_member(session, account_id, name=name, email="ada@acme.test", at=SETUP_TIME)
 
 
-def credit_pack(database: Database, credits: str = "10", lifetime: str | None = "P1M", price: str = "100.00", currency: str = "EUR", tax_rate: str = "20", name: str | None = None):
+def credit_pack(
+    database: Database,
+    credits: str = "10",
+    lifetime: str | None = "P1M",
+    price: str = "100.00",
+    currency: str = "EUR",
+    tax_rate: str = "20",
+    name: str | None = None,
+):
     with database.write() as session:
         return create_product(
-            session, kind="credit_pack", name=name or f"{credits} credits ({lifetime})", price=Decimal(price),
-            currency=currency, tax_rate=Decimal(tax_rate), credits=Decimal(credits), lifetime=lifetime, at=SETUP_TIME,
+            session,
+            kind="credit_pack",
+            name=name or f"{credits} credits ({lifetime})",
+            price=Decimal(price),
+            currency=currency,
+            tax_rate=Decimal(tax_rate),
+            credits=Decimal(credits),
+            lifetime=lifetime,
+            at=SETUP_TIME,
         )
 
 

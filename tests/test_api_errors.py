@@ -149,7 +149,15 @@ def test_more_credits_than_the_account_holds_is_insufficient_credits_and_draws_n
 
 
 def pack_body(**changes) -> dict:
-    body = {"kind": "credit_pack", "name": "10 credits a month", "price": "100.00", "currency": "EUR", "tax_rate": "20", "credits": "10", "lifetime": "P1M"}
+    body = {
+        "kind": "credit_pack",
+        "name": "10 credits a month",
+        "price": "100.00",
+        "currency": "EUR",
+        "tax_rate": "20",
+        "credits": "10",
+        "lifetime": "P1M",
+    }
     body.update(changes)
     return body
 

@@ -11,9 +11,7 @@ database and the app are made here at module level, in a temporary directory.
 Only ``not_a_server_error`` is checked. schemathesis's other default checks fail on deliberate
 choices of the contract, not on bugs: problem+json error bodies and the 401/404/409 statuses are
 not declared per operation in FastAPI's generated document (ST105, ST103); a schema-valid but
-foreign ``cursor`` is refused with 422, cursors being opaque (ST202); and the 405 for an
-undeclared method lacks ``Allow`` (ST204), a real but minor flaw that tests/test_api_errors.py
-pins as a strict xfail.
+foreign ``cursor`` is refused with 422, cursors being opaque (ST202).
 """
 
 from __future__ import annotations
@@ -74,7 +72,9 @@ def _seeded_database() -> tuple[Database, str]:
             session, kind="credit_pack", name="10 credits", price=Decimal("100.00"), currency="EUR", tax_rate=Decimal(20),
             credits=Decimal(10), lifetime=None, at=SEEDED_AT,
         )
-        desk = create_product(session, kind="service", name="Dedicated desk", price=Decimal("310.00"), currency="EUR", tax_rate=Decimal(20), at=SEEDED_AT)
+        desk = create_product(
+            session, kind="service", name="Dedicated desk", price=Decimal("310.00"), currency="EUR", tax_rate=Decimal(20), at=SEEDED_AT
+        )
         create_credit_price(session, name="Meeting room (per hour)", credits_per_unit=Decimal(2), at=SEEDED_AT)
         licence = create_licence(session, account_id=account.id, start_date=date(2026, 11, 1), end_date=date(2027, 10, 31), at=SEEDED_AT)
         add_service(session, licence.id, product_id=pack.id, schedule="monthly", quantity=Decimal(1), at=SEEDED_AT)
@@ -129,9 +129,8 @@ def _seeded_body(context, body):
 
 FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
-# Operations on which the fuzzer finds a 500 today; each is fuzzed on its own below, as a strict
-# xfail (kept out of the schemathesis-parametrized sweep: the schemathesis pytest plugin crashes
-# with an INTERNALERROR when one of its own items is an XPASS(strict), i.e. once the bug is fixed).
+# Operations on which the fuzzer once found a 500: each is fuzzed on its own below, in a test named
+# after the bug, rather than in the schemathesis-parametrized sweep.
 KNOWN_SERVER_ERRORS = ["PATCH /api/v1/accounts/{account_id}"]
 
 

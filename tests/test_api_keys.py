@@ -383,7 +383,10 @@ def test_the_command_line_lists_keys_without_their_secrets(cli, api_keys):
     lines = result.stdout.splitlines()
     assert lines[0].split("\t") == ["id", "name", "role", "status", "created_at", "expires_at", "accounts"]
     assert [line.split("\t")[1:4] for line in lines[1:]] == [
-        ["test-admin", "admin", "active"], ["test-billing", "billing", "active"], ["test-bookings", "bookings", "active"], ["test-read", "read", "active"],
+        ["test-admin", "admin", "active"],
+        ["test-billing", "billing", "active"],
+        ["test-bookings", "bookings", "active"],
+        ["test-read", "read", "active"],
     ]
     for secret in api_keys.values():
         assert secret not in result.output and hash_key(secret) not in result.output

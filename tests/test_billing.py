@@ -519,7 +519,7 @@ def test_weekly_service_bills_the_weeks_starting_in_the_period_and_its_active_ra
     ]
     (march_line,) = lines_of(database, march.id)
     assert march_line.period_start == date(2027, 3, 3)
-    every_line = february_lines + [march_line]
+    every_line = [*february_lines, march_line]
     assert {(line.contract_service_id, line.net, line.credits) for line in every_line} == {(weekly.id, Decimal("25.00"), Decimal("5.00"))}
     assert (february.net, march.net) == (Decimal("75.00"), Decimal("25.00"))
     assert window(grant_of_line(database, february_lines[2].id)) == (utc(2027, 2, 24), utc(2027, 3, 3))
@@ -568,7 +568,7 @@ def test_licences_on_the_same_plan_are_priced_alike_but_billed_on_their_own_serv
         assert desk_line.net == Decimal(desk_net)
         assert (desk_line.business_unit_id, pack_line.business_unit_id) == (None, unit.id)
         assert (pack_line.credits, pack_line.net, pack_line.period_start) == (Decimal("10.00"), Decimal("100.00"), licence.start_date)
-    first_licence, _unit, (first_desk, _pack) = licences[0]
+    first_licence, _unit, (_first_desk, _pack) = licences[0]
     late_service = factories.service(database, first_licence.id, desk.id, from_date=date(2027, 1, 16))
 
     result = bill(database, date(2027, 1, 16))

@@ -38,7 +38,14 @@ class BillingMachine(RuleBasedStateMachine):
             self.products = {
                 kind: create_product(session, at=SETUP, **values).id
                 for kind, values in {
-                    "pack": {"kind": "credit_pack", "name": "10 credits", "price": Decimal("100"), "currency": "EUR", "credits": Decimal(10), "lifetime": "P1M"},
+                    "pack": {
+                        "kind": "credit_pack",
+                        "name": "10 credits",
+                        "price": Decimal("100"),
+                        "currency": "EUR",
+                        "credits": Decimal(10),
+                        "lifetime": "P1M",
+                    },
                     "desk": {"kind": "service", "name": "Desk", "price": Decimal("310"), "currency": "EUR"},
                 }.items()
             }
@@ -49,7 +56,9 @@ class BillingMachine(RuleBasedStateMachine):
             self.licence_id = licence.id
             # A monthly desk and a weekly pack from the start: there is something to bill at once.
             self.services = [
-                add_service(session, licence.id, product_id=self.products[product], schedule=schedule, quantity=Decimal(1), from_date=START, at=SETUP).id
+                add_service(
+                    session, licence.id, product_id=self.products[product], schedule=schedule, quantity=Decimal(1), from_date=START, at=SETUP
+                ).id
                 for product, schedule in (("desk", "monthly"), ("pack", "weekly"))
             ]
 

@@ -131,7 +131,9 @@ def assert_one_line(result: Result, code: int, *expected: str) -> str:
 def test_an_unreachable_database_is_one_line_and_exit_1(cli, tmp_path, command):
     port = closed_port()
     down = cli(*command, url=f"postgresql://licensing:hunter2@127.0.0.1:{port}/licensing")
-    line = assert_one_line(down, 1, f"the database at postgresql+psycopg://licensing:***@127.0.0.1:{port}/licensing cannot be reached", "Connection refused")
+    line = assert_one_line(
+        down, 1, f"the database at postgresql+psycopg://licensing:***@127.0.0.1:{port}/licensing cannot be reached", "Connection refused"
+    )
     assert "hunter2" not in down.stderr and len(line) < 300
 
     missing = tmp_path / "no" / "such" / "folder"

@@ -237,7 +237,8 @@ class CreditMachine(RuleBasedStateMachine):
         # and matches the rules: grants valid now count, pending ones are listed, expired ones vanish
         valid = [grant for grant in self.model.grants.values() if grant.valid_at(self.now)]
         pending = sorted(
-            (grant for grant in self.model.grants.values() if grant.valid_from > self.now and not grant.expired_by(self.now)),
+            (grant for grant in self.model.grants.values()
+             if grant.valid_from > self.now and not grant.expired_by(self.now) and grant.remaining > 0),  # a booking ahead may empty one
             key=lambda grant: (grant.valid_from, grant.id),
         )
         assert summary.total.granted == sum((grant.credits for grant in valid), ZERO)

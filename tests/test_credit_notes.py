@@ -41,8 +41,8 @@ from licensing.invoicing.models import CreditNote, Invoice, InvoiceLine
 from licensing.outbox import Event
 from licensing.reports import liability
 from tests import factories
-from tests import test_worked_examples_api as over_http
-from tests.test_worked_examples import (
+from tests.support import over_http
+from tests.support.use_cases import (
     ACTOR,
     bill,
     bill_and_approve,
@@ -439,8 +439,12 @@ def test_over_http_crediting_by_amount_and_by_quantity(api):
     line = line_of(invoice, pack_id)
     assert (line["quantity"], line["credits"], line["net"]) == ("3", "30.00", "300.00")
 
-    by_amount = created(api, "/api/v1/credit-notes", {"invoice_id": invoice["id"], "lines": [{"invoice_line_id": line["id"], "amount": "25.00"}]}, CORRECTED_TEXT)
-    by_quantity = created(api, "/api/v1/credit-notes", {"invoice_id": invoice["id"], "lines": [{"invoice_line_id": line["id"], "quantity": "1"}]}, CORRECTED_TEXT)
+    by_amount = created(
+        api, "/api/v1/credit-notes", {"invoice_id": invoice["id"], "lines": [{"invoice_line_id": line["id"], "amount": "25.00"}]}, CORRECTED_TEXT
+    )
+    by_quantity = created(
+        api, "/api/v1/credit-notes", {"invoice_id": invoice["id"], "lines": [{"invoice_line_id": line["id"], "quantity": "1"}]}, CORRECTED_TEXT
+    )
     assert [(note["lines"][0]["quantity"], note["net"], note["tax"], note["gross"]) for note in (by_amount, by_quantity)] == [
         ("0.25", "25.00", "5.00", "30.00"), ("1", "100.00", "20.00", "120.00")
     ]
@@ -644,7 +648,9 @@ def test_over_http_drafts_have_no_number_and_approving_twice_answers_the_same_no
     account_id, invoice, _ = january_invoice_over_http(api, (pack_id, "1"))
     line = line_of(invoice, pack_id)
     notes = [
-        created(api, "/api/v1/credit-notes", {"invoice_id": invoice["id"], "lines": [{"invoice_line_id": line["id"], "amount": "10.00"}]}, CORRECTED_TEXT)
+        created(
+            api, "/api/v1/credit-notes", {"invoice_id": invoice["id"], "lines": [{"invoice_line_id": line["id"], "amount": "10.00"}]}, CORRECTED_TEXT
+        )
         for _ in range(2)
     ]
     assert [note["number"] for note in notes] == [None, None]
@@ -717,7 +723,9 @@ def test_over_http_malformed_or_misdirected_credit_notes_are_refused_and_write_n
 
     assert problem(posted({"invoice_id": "999999"}), 422, "unknown_reference")
     assert problem(posted({"invoice_id": "not-an-id"}), 422, "unknown_reference")
-    assert problem(posted({"invoice_id": january["id"], "lines": [{"invoice_line_id": february_line["id"], "quantity": "1"}]}), 422, "unknown_reference")
+    assert problem(
+        posted({"invoice_id": january["id"], "lines": [{"invoice_line_id": february_line["id"], "quantity": "1"}]}), 422, "unknown_reference"
+    )
     assert problem(posted({"invoice_id": january["id"], "lines": [{"invoice_line_id": "999999", "quantity": "1"}]}), 422, "unknown_reference")
     for request in (
         {"quantity": "1", "amount": "100.00"},  # both
@@ -917,7 +925,9 @@ def test_over_http_an_invoice_with_a_credit_note_is_not_voided_but_credited(api)
     pack_id = over_http.credit_pack(api, "10", "P1M")
     account_id, invoice, _ = january_invoice_over_http(api, (pack_id, "1"))
     line = line_of(invoice, pack_id)
-    note = created(api, "/api/v1/credit-notes", {"invoice_id": invoice["id"], "lines": [{"invoice_line_id": line["id"], "quantity": "0.5"}]}, CORRECTED_TEXT)
+    note = created(
+        api, "/api/v1/credit-notes", {"invoice_id": invoice["id"], "lines": [{"invoice_line_id": line["id"], "quantity": "0.5"}]}, CORRECTED_TEXT
+    )
     assert call(api, "POST", f"/api/v1/credit-notes/{note['id']}/approve", CORRECTED_TEXT).status_code == 200
     before = http_state(api, account_id, invoice["id"])
 
@@ -952,5 +962,7 @@ def test_approving_a_credit_note_and_voiding_an_invoice_are_recorded_as_events(d
         {"invoice_id": str(voided.id), "number": "INV-2027-000002", "account_id": str(other_account.id), "actor": ACTOR}
     ]
     with database.read() as session:
-        moments = session.exec(select(Event.created_at).where(col(Event.type).in_(["credit_note.approved", "invoice.voided"])).order_by(Event.id)).all()
+        moments = session.exec(
+            select(Event.created_at).where(col(Event.type).in_(["credit_note.approved", "invoice.voided"])).order_by(Event.id)
+        ).all()
     assert moments == [CORRECTED, CORRECTED]

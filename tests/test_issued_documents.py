@@ -42,8 +42,8 @@ from licensing.invoicing.models import CreditNote, Invoice, InvoiceLine
 from licensing.invoicing.top_ups import top_up
 from tests import factories
 from tests.pdf_pages import RENDERINGS, attachments, page_png, page_texts
-from tests.test_einvoice import read, schematron
-from tests.test_worked_examples import ACTOR, bill_and_approve, instant
+from tests.support.einvoice import read, schematron
+from tests.support.use_cases import ACTOR, bill_and_approve, instant
 
 D = Decimal
 JANUARY_16 = instant("2027-01-16 09:00")  # billed and approved

@@ -25,7 +25,7 @@ from licensing.documents import delivery as delivery_module
 from licensing.documents.delivery import DeliveryRun, MailSettings, build_message, send_due
 from licensing.invoicing.billing import run_billing
 from tests import factories
-from tests.test_delivery import (
+from tests.support.mail import (
     SOON,
     MailServer,
     customer,
@@ -36,7 +36,7 @@ from tests.test_delivery import (
     outbox_numbers,
     read_eml,
 )
-from tests.test_worked_examples import ACTOR, instant
+from tests.support.use_cases import ACTOR, instant
 
 # Account names that try to add a recipient, each with the address the invoice must go to.
 NASTY_NAMES = [

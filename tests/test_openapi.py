@@ -134,7 +134,9 @@ def test_every_operation_is_documented(document):
                 else:
                     if not _has_example(document, media):
                         offenders.append(f"{label}: {status} has no example")
-                    offenders += [f"{label}: response field {field} has no description" for field in _undescribed(document, schema, "response", set())]
+                    offenders += [
+                        f"{label}: response field {field} has no description" for field in _undescribed(document, schema, "response", set())
+                    ]
 
         required = {"422", "503"}
         if operation.get("security"):
@@ -158,7 +160,9 @@ def test_every_operation_is_documented(document):
             else:
                 if not _has_example(document, media):
                     offenders.append(f"{label}: request body has no example")
-                offenders += [f"{label}: request field {field} has no description" for field in _undescribed(document, media["schema"], "request", set())]
+                offenders += [
+                    f"{label}: request field {field} has no description" for field in _undescribed(document, media["schema"], "request", set())
+                ]
 
     assert not offenders, f"{len(offenders)} gaps in the OpenAPI document:\n" + "\n".join(offenders)
 

@@ -7,6 +7,7 @@ No database: every test calls ``licensing.licences.periods`` directly and assert
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 from fractions import Fraction
 
@@ -120,7 +121,7 @@ def test_billing_periods_from_an_anchor_date_never_drift_across_february(anchor,
 @pytest.mark.parametrize(("anchor", "year", "expected"), ANCHOR_CASES)
 def test_consecutive_periods_leave_no_gap_and_no_overlap(anchor, year, expected):
     periods = [period_for_month(year, month, anchor) for month in (1, 2, 3, 4)]
-    for earlier, later in zip(periods, periods[1:]):
+    for earlier, later in itertools.pairwise(periods):
         assert later.start == earlier.end + timedelta(days=1)
 
 
@@ -180,7 +181,7 @@ def test_nominal_days_of_the_period_starting_on_a_clamped_february_28_with_ancho
 
 def test_licence_starting_january_16_with_anchor_1_has_a_partial_first_period_of_16_31():
     periods = list(billing_periods(D(2027, 1, 16), 1, last_day=None, until=D(2027, 2, 1)))
-    first, second = periods
+    first, _second = periods
     assert first == Period(D(2027, 1, 16), D(2027, 1, 31), D(2027, 1, 1), D(2027, 1, 31))
     assert first.is_partial
     assert first.nominal_days == 31
@@ -306,7 +307,7 @@ def test_weekly_service_starting_on_any_weekday_of_the_first_week_of_february_20
     starts = week_starts(from_date, *FEB_2027)
     assert starts == [from_date + timedelta(days=7 * k) for k in range(4)]
     assert all(FEB_2027[0] <= s <= FEB_2027[1] for s in starts)
-    assert all((b - a).days == 7 for a, b in zip(starts, starts[1:]))
+    assert all((b - a).days == 7 for a, b in itertools.pairwise(starts))
 
 
 # from-date in the first week of February 2027 -> expected week starts in March 2027 (31 days).
@@ -483,7 +484,7 @@ def test_two_months_from_the_clamped_february_28_with_anchor_30_lands_on_april_3
 def test_one_month_lifetime_with_anchor_ends_on_the_next_period_start_for_every_anchor_31_period():
     lifetime = parse_lifetime("P1M")
     periods = list(billing_periods(D(2027, 1, 31), 31, last_day=None, until=D(2027, 12, 31)))
-    for period, following in zip(periods, periods[1:]):
+    for period, following in itertools.pairwise(periods):
         assert lifetime.end(period.nominal_start, anchor_day=31) == following.nominal_start
 
 

@@ -59,7 +59,7 @@ from licensing.invoicing.models import CreditNoteLine, Invoice, InvoiceLine
 from licensing.invoicing.top_ups import top_up
 from licensing.reports import Liability, liability, revenue, totals
 from tests import factories
-from tests.test_worked_examples import ACTOR, bill_and_approve, grants_of, instant
+from tests.support.use_cases import ACTOR, bill_and_approve, grants_of, instant
 
 D = Decimal
 PROBLEM = "application/problem+json"
@@ -118,7 +118,9 @@ def only_invoice_of(database, account_id: int) -> Invoice:
 
 def entries_of_kind(database, account_id: int, kind: str) -> list[LedgerEntry]:
     with database.read() as session:
-        return list(session.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id, LedgerEntry.kind == kind).order_by(LedgerEntry.id)).all())
+        return list(
+            session.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id, LedgerEntry.kind == kind).order_by(LedgerEntry.id)).all()
+        )
 
 
 def credited(database, invoice_id: int, request: CreditRequest, at: datetime, policy: str = "strict") -> CreditNoteLine:
@@ -314,7 +316,9 @@ def test_liability_at_a_past_moment_is_computed_as_the_ledger_stood_then(databas
         capture_hold(session, books["hold_id"], now=instant("2027-02-10 11:00"), actor=ACTOR)
     consumed(database, books["acme_id"], "3", instant("2027-02-11 10:00"))
     beta_top_up = only_invoice_of(database, books["beta_id"])
-    note_line = credited(database, beta_top_up.id, CreditRequest(line_of(database, beta_top_up.id).id, quantity=D("0.5")), instant("2027-02-12 10:00"))
+    note_line = credited(
+        database, beta_top_up.id, CreditRequest(line_of(database, beta_top_up.id).id, quantity=D("0.5")), instant("2027-02-12 10:00")
+    )
     assert note_line.credits_taken_back == D("1.50")
     reversed_at(database, books["acme_consumption"], instant("2027-02-13 10:00"))
     sweep_expiries(database, now=instant("2027-03-02 00:00"))
@@ -721,8 +725,12 @@ class BooksMachine(RuleBasedStateMachine):
         next_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
         run_billing(self.database, as_of=next_month, now=self.now, actor=ACTOR)
         with self.database.read() as session:
-            drafts = session.exec(select(Invoice.id).where(Invoice.licence_id == self.licence_id, Invoice.status == "draft").order_by(Invoice.id)).all()
-            lines = session.exec(select(InvoiceLine.invoice_id, InvoiceLine.id).where(col(InvoiceLine.invoice_id).in_(drafts)).order_by(InvoiceLine.id)).all()
+            drafts = session.exec(
+                select(Invoice.id).where(Invoice.licence_id == self.licence_id, Invoice.status == "draft").order_by(Invoice.id)
+            ).all()
+            lines = session.exec(
+                select(InvoiceLine.invoice_id, InvoiceLine.id).where(col(InvoiceLine.invoice_id).in_(drafts)).order_by(InvoiceLine.id)
+            ).all()
         for invoice_id in drafts:
             with self.database.write() as session:
                 approve_invoice(session, invoice_id, at=self.now, actor=ACTOR)
@@ -756,7 +764,16 @@ class BooksMachine(RuleBasedStateMachine):
         before = self.snapshot()
         try:
             with self.database.write() as session:
-                adjust(session, self.account_id, kind=kind, credits=credits, reason="goodwill", lifetime=lifetime if kind == "add" else None, now=self.now, actor=ACTOR)
+                adjust(
+                    session,
+                    self.account_id,
+                    kind=kind,
+                    credits=credits,
+                    reason="goodwill",
+                    lifetime=lifetime if kind == "add" else None,
+                    now=self.now,
+                    actor=ACTOR,
+                )
         except InsufficientCredits:
             assert kind == "deduct"
             assert self.snapshot() == before, "a refused deduction changed something"
@@ -782,7 +799,9 @@ class BooksMachine(RuleBasedStateMachine):
         if (quantity if by == "quantity" else amount) <= 0:  # nothing left to credit
             return
         with self.database.write() as session:
-            note = create_credit_note(session, invoice_id=invoice_id, lines=[request], reason="correction", credit_policy=policy, now=self.now, actor=ACTOR)
+            note = create_credit_note(
+                session, invoice_id=invoice_id, lines=[request], reason="correction", credit_policy=policy, now=self.now, actor=ACTOR
+            )
             note_id = note.id
         with self.database.read() as session:
             [note_line] = session.exec(select(CreditNoteLine).where(CreditNoteLine.credit_note_id == note_id)).all()

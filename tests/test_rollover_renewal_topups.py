@@ -34,7 +34,7 @@ from licensing.licences.renewal import renew_due_licences
 from licensing.licences.services import terminate_licence
 from licensing.outbox import Event
 from tests import factories
-from tests.test_worked_examples import (
+from tests.support.use_cases import (
     ACTOR,
     D,
     approve_drafts,
@@ -242,9 +242,8 @@ def test_a_booking_made_in_january_for_february_cannot_use_the_credits_the_febru
     booked_on, event = instant("2027-01-25 10:00"), instant("2027-02-02 10:00")
 
     # On Feb 2 only 5 of January's credits will be left beside February's 10: 16 is refused now.
-    with pytest.raises(InsufficientCredits) as refusal:
-        with database.write() as session:
-            consume(session, account.id, credits=D("16"), occurred_at=event, now=booked_on, actor=ACTOR)
+    with pytest.raises(InsufficientCredits) as refusal, database.write() as session:
+        consume(session, account.id, credits=D("16"), occurred_at=event, now=booked_on, actor=ACTOR)
     assert refusal.value.extra == {"credits_requested": "16.00", "credits_available": "15.00"}
     assert snapshot(database, account.id) == before
 
@@ -764,7 +763,14 @@ def test_refused_top_ups_write_nothing(api, database):
         (api, path, {"product_id": "999999", "approve": True}, 422, "unknown_reference", "product_id"),
         (api, path, {"product_id": str(pack.id), "quantity": "0", "approve": True}, 422, "validation_error", "quantity"),
         (api, path, {"product_id": str(pack.id), "quantity": "-1", "approve": True}, 422, "validation_error", "quantity"),
-        (api, path, {"product_id": str(pack.id), "business_unit_id": str(others_unit.id), "approve": True}, 422, "unknown_reference", "business_unit_id"),
+        (
+            api,
+            path,
+            {"product_id": str(pack.id), "business_unit_id": str(others_unit.id), "approve": True},
+            422,
+            "unknown_reference",
+            "business_unit_id",
+        ),
         (api, "/api/v1/accounts/999999/top-ups", {"product_id": str(pack.id), "approve": True}, 404, "not_found", None),
         (api.as_role("bookings"), path, {"product_id": str(pack.id), "approve": True}, 403, "forbidden", None),
         (api.as_role("read"), path, {"product_id": str(pack.id), "approve": True}, 403, "forbidden", None),

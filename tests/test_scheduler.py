@@ -57,7 +57,7 @@ def space(database):
 
 
 def test_a_year_of_ticks_bills_grants_expires_and_notices_everything_exactly_once(database):
-    account, monthly, weekly, one_off = space(database)
+    _account, monthly, weekly, one_off = space(database)
 
     for moment in ticks(at("2026-12-31 18:00"), at("2028-01-02 06:00"), timedelta(hours=12)):
         outcomes = run_due(database, now=moment, only=BILLING_JOBS)
@@ -182,10 +182,12 @@ def test_a_second_scheduler_on_an_sqlite_database_refuses_to_start_and_says_why(
     first, second = ProcessLock(database), ProcessLock(database)
     first.acquire()
     try:
-        with pytest.raises(SchedulerAlreadyRunning, match="another scheduler .* is running on this SQLite database"):
+        with pytest.raises(SchedulerAlreadyRunning, match=r"another scheduler .* is running on this SQLite database"):
             second.acquire()
         environment = os.environ | {"LICENSING_DATABASE_URL": url}
-        result = subprocess.run([sys.executable, "-m", "licensing.cli", "scheduler", "--once"], env=environment, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "licensing.cli", "scheduler", "--once"], env=environment, capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 3
         assert "SQLite runs one scheduler at a time" in result.stderr
     finally:
@@ -210,11 +212,27 @@ def test_two_scheduler_processes_on_postgresql_bill_500_licences_once(database, 
              "auto_approve": True, "status": "active", "terminated_on": None, "created_at": factories.SETUP_TIME}
             for _ in range(500)
         ], return_ids=True)
-        insert_rows(session, ContractService.__table__, [
-            {"licence_id": licence_id, "product_id": pack.id, "quantity": D(1), "unit_price": None, "schedule": "monthly", "from_date": start,
-             "to_date": None, "business_unit_id": None, "max_rollover": None, "prorate": True, "prorate_credits": False, "created_at": factories.SETUP_TIME}
-            for licence_id in licence_ids
-        ])
+        insert_rows(
+            session,
+            ContractService.__table__,
+            [
+                {
+                    "licence_id": licence_id,
+                    "product_id": pack.id,
+                    "quantity": D(1),
+                    "unit_price": None,
+                    "schedule": "monthly",
+                    "from_date": start,
+                    "to_date": None,
+                    "business_unit_id": None,
+                    "max_rollover": None,
+                    "prorate": True,
+                    "prorate_credits": False,
+                    "created_at": factories.SETUP_TIME,
+                }
+                for licence_id in licence_ids
+            ],
+        )
     environment = os.environ | {
         "LICENSING_DATABASE_URL": database_url, "LICENSING_MAIL_OUTBOX": str(tmp_path / "outbox"),
         "LICENSING_SCHEDULE": json.dumps({"billing-run": "* * * * *"}),

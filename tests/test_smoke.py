@@ -20,7 +20,7 @@ def test_licence_bills_grants_and_consumes(database):
     result = run_billing(database, as_of=date(2027, 1, 1), now=now, actor="test")
     assert (result.invoices_created, result.invoices_approved) == (1, 1)
     with database.write() as session:
-        consumption, draws = consume(session, acct.id, credits=Decimal("3"), now=now, actor="test")
+        _consumption, _draws = consume(session, acct.id, credits=Decimal("3"), now=now, actor="test")
     with database.read() as session:
         summary = credit_summary(session, session.get(Account, acct.id), now)
         invoice = session.exec(select(Invoice)).one()

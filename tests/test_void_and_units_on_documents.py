@@ -26,8 +26,8 @@ from licensing.documents.service import load_document, pdf_of, xml_of
 from licensing.invoicing.credit_notes import CreditRequest, approve_credit_note, create_credit_note
 from licensing.invoicing.models import CreditNote
 from tests.pdf_pages import RENDERINGS, attachments, page_png, page_texts
-from tests.test_einvoice import NAMESPACES, schematron
-from tests.test_worked_examples import instant
+from tests.support.einvoice import NAMESPACES, schematron
+from tests.support.use_cases import instant
 
 D = Decimal
 SETUP = "2026-12-01T09:00:00Z"
@@ -150,7 +150,11 @@ def test_a_blank_reason_is_no_reason_and_voiding_again_keeps_the_first(client):
 def test_a_void_reason_with_control_characters_is_refused(client, character):
     invoice, _units = approved_invoice(client)
     body = json.dumps({"reason": f"Wrong{character}department"})
-    problem = refused(call(client, "POST", f"/api/v1/invoices/{invoice['id']}/void", VOIDED, content=body, headers={"Content-Type": "application/json"}), 422, "validation_error")
+    problem = refused(
+        call(client, "POST", f"/api/v1/invoices/{invoice['id']}/void", VOIDED, content=body, headers={"Content-Type": "application/json"}),
+        422,
+        "validation_error",
+    )
     assert [error["field"] for error in problem["errors"]] == ["reason"]
     # nothing happened: the invoice is still approved, and says what is due
     assert call(client, "GET", f"/api/v1/invoices/{invoice['id']}", VOIDED).json()["status"] == "approved"
@@ -222,7 +226,9 @@ def test_a_credit_note_line_names_the_unit_of_the_invoice_line_it_credits(client
 
 def test_lines_without_a_unit_show_none(client, database):
     account = created(client, "/api/v1/accounts", {"name": "Acme Ltd", "email": "a@acme.test", "currency": "EUR", "country": "FR"})["id"]
-    desk = created(client, "/api/v1/products", {"kind": "service", "name": "Dedicated desk", "price": "310.00", "currency": "EUR", "tax_rate": "20"})["id"]
+    desk = created(client, "/api/v1/products", {"kind": "service", "name": "Dedicated desk", "price": "310.00", "currency": "EUR", "tax_rate": "20"})[
+        "id"
+    ]
     licence = created(client, "/api/v1/licences", {"account_id": account, "start_date": "2027-01-01", "end_date": "2027-12-31"})["id"]
     created(client, f"/api/v1/licences/{licence}/services", {"product_id": desk, "quantity": "1", "schedule": "monthly", "from_date": "2027-01-01"})
     call(client, "POST", "/api/v1/billing-runs", BILLED, json={"as_of": "2027-01-01", "approve": True})

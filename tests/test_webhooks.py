@@ -42,7 +42,7 @@ from licensing.webhooks.services import (
     verify,
 )
 from tests import factories
-from tests.test_worked_examples import bill, bill_and_approve, instant, use
+from tests.support.use_cases import bill, bill_and_approve, instant, use
 
 PROBLEM = "application/problem+json"
 REGISTERED = "2026-12-20T09:00:00Z"

@@ -8,10 +8,28 @@ Expected values are worked out by hand from SPEC.md, in the default operator zon
 from __future__ import annotations
 
 import pytest
-from freezegun import freeze_time
 
-SETUP = "2026-12-01T09:00:00Z"
-PROBLEM = "application/problem+json"
+from tests.support.over_http import (
+    account,
+    approve,
+    bill_and_approve,
+    billing_run,
+    business_unit,
+    call,
+    consume,
+    consumed,
+    created,
+    credit_pack,
+    credits_at,
+    grants,
+    invoices,
+    ledger,
+    licence,
+    monthly_pack_licence,
+    refused,
+    service,
+    snapshot,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -19,117 +37,6 @@ def routes_resolved_before_the_clock_is_frozen(client):
     """FastAPI resolves a route's annotations on the first request; under freezegun ``datetime``
     is a fake class that pydantic refuses, so one unfrozen request (a 404) resolves them all."""
     assert client.get("/api/v1/no-such-resource").status_code == 404
-
-
-def call(client, method: str, path: str, moment: str, **kwargs):
-    with freeze_time(moment):
-        return client.request(method, path, **kwargs)
-
-
-def created(client, path: str, body: dict, moment: str = SETUP) -> dict:
-    response = call(client, "POST", path, moment, json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def account(client, name: str = "Acme Ltd") -> str:
-    return created(client, "/api/v1/accounts", {"name": name, "email": "billing@acme.test", "currency": "EUR"})["id"]
-
-
-def business_unit(client, account_id: str, name: str) -> str:
-    return created(client, f"/api/v1/accounts/{account_id}/business-units", {"name": name})["id"]
-
-
-def credit_pack(client, credits: str, lifetime: str, price: str = "100.00") -> str:
-    body = {"kind": "credit_pack", "name": f"{credits} credits ({lifetime})", "price": price, "currency": "EUR",
-            "tax_rate": "20", "credits": credits, "lifetime": lifetime}
-    return created(client, "/api/v1/products", body)["id"]
-
-
-def licence(client, account_id: str, start: str = "2027-01-01", end: str = "2027-12-31") -> str:
-    return created(client, "/api/v1/licences", {"account_id": account_id, "start_date": start, "end_date": end})["id"]
-
-
-def service(client, licence_id: str, product_id: str, schedule: str, from_date: str, to_date: str | None = None, **values) -> str:
-    body = {"product_id": product_id, "quantity": "1", "schedule": schedule, "from_date": from_date, "to_date": to_date, **values}
-    return created(client, f"/api/v1/licences/{licence_id}/services", body)["id"]
-
-
-def billing_run(client, as_of: str, moment: str) -> dict:
-    response = call(client, "POST", "/api/v1/billing-runs", moment, json={"as_of": as_of})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def invoices(client, licence_id: str, moment: str, status: str | None = None) -> list[dict]:
-    params = {"licence_id": licence_id} | ({"status": status} if status else {})
-    response = call(client, "GET", "/api/v1/invoices", moment, params=params)
-    assert response.status_code == 200, response.text
-    return response.json()["items"]
-
-
-def approve(client, invoice_id: str, moment: str) -> dict:
-    response = call(client, "POST", f"/api/v1/invoices/{invoice_id}/approve", moment)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def bill_and_approve(client, licence_id: str, as_of: str, moment: str) -> dict:
-    """Bill one period (exactly one new invoice) and approve it at ``moment``."""
-    assert billing_run(client, as_of, moment) == {"as_of": as_of, "invoices_created": 1, "invoices_approved": 0, "failed": []}
-    (draft,) = invoices(client, licence_id, moment, status="draft")
-    return approve(client, draft["id"], moment)
-
-
-def consume(client, account_id: str, credits: str, moment: str, business_unit_id: str | None = None):
-    body = {"credits": credits} | ({"business_unit_id": business_unit_id} if business_unit_id else {})
-    return call(client, "POST", f"/api/v1/accounts/{account_id}/consumptions", moment, json=body)
-
-
-def consumed(client, account_id: str, credits: str, moment: str, business_unit_id: str | None = None) -> list[dict]:
-    response = consume(client, account_id, credits, moment, business_unit_id)
-    assert response.status_code == 201, response.text
-    return response.json()["draws"]
-
-
-def refused(client, account_id: str, credits: str, moment: str, business_unit_id: str | None = None) -> dict:
-    response = consume(client, account_id, credits, moment, business_unit_id)
-    assert response.status_code == 409, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    problem = response.json()
-    assert problem["code"] == "insufficient_credits"
-    return {"credits_requested": problem["credits_requested"], "credits_available": problem["credits_available"]}
-
-
-def grants(client, account_id: str, moment: str) -> list[dict]:
-    response = call(client, "GET", f"/api/v1/accounts/{account_id}/grants", moment)
-    assert response.status_code == 200, response.text
-    return response.json()["items"]
-
-
-def ledger(client, account_id: str, moment: str, **params) -> list[dict]:
-    response = call(client, "GET", f"/api/v1/accounts/{account_id}/ledger", moment, params=params)
-    assert response.status_code == 200, response.text
-    return response.json()["items"]
-
-
-def credits_at(client, account_id: str, at: str) -> dict:
-    response = call(client, "GET", f"/api/v1/accounts/{account_id}/credits", at, params={"at": at})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def snapshot(client, account_id: str, moment: str) -> tuple[list[dict], list[dict]]:
-    return ledger(client, account_id, moment), grants(client, account_id, moment)
-
-
-def monthly_pack_licence(client, lifetime: str) -> tuple[str, str]:
-    """SPEC 10.1/10.2: a pack of 10 credits, a monthly service from 2027-01-01 to 2027-12-31."""
-    account_id = account(client)
-    pack_id = credit_pack(client, "10", lifetime)
-    licence_id = licence(client, account_id)
-    service(client, licence_id, pack_id, "monthly", "2027-01-01", "2027-12-31")
-    return account_id, licence_id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +59,12 @@ def test_example_1_ten_credits_a_month_for_twelve_months(client):
         approved = bill_and_approve(client, licence_id, as_of=start, moment=f"{start}T00:00:00Z")
         numbers.append(approved["number"])
         assert approved["status"] == "approved"
-    assert billing_run(client, "2027-12-31", "2027-12-31T12:00:00Z") == {"as_of": "2027-12-31", "invoices_created": 0, "invoices_approved": 0, "failed": []}
+    assert billing_run(client, "2027-12-31", "2027-12-31T12:00:00Z") == {
+        "as_of": "2027-12-31",
+        "invoices_created": 0,
+        "invoices_approved": 0,
+        "failed": [],
+    }
 
     assert numbers == [f"INV-2027-{n:06d}" for n in range(1, 13)]
     billed = invoices(client, licence_id, "2027-12-31T12:00:00Z")
@@ -181,7 +93,7 @@ def test_example_1_january_credits_can_be_used_until_the_last_minute_of_january(
     bill_and_approve(client, licence_id, "2027-01-01", "2027-01-01T00:00:00Z")
     # February's invoice is approved ahead of its period: its credits are pending until Feb 1.
     bill_and_approve(client, licence_id, "2027-02-01", "2027-01-25T09:00:00Z")
-    january, february = grants(client, account_id, "2027-01-25T09:00:00Z")
+    january, _february = grants(client, account_id, "2027-01-25T09:00:00Z")
 
     response = consume(client, account_id, "10", "2027-01-31T23:59:00Z")
 
@@ -252,7 +164,7 @@ def test_example_2_january_credits_are_gone_on_march_1(client):
     account_id, licence_id = monthly_pack_licence(client, "P2M")
     bill_and_approve(client, licence_id, "2027-01-01", "2027-01-01T00:00:00Z")
     bill_and_approve(client, licence_id, "2027-02-01", "2027-02-01T00:00:00Z")
-    january, february = grants(client, account_id, "2027-02-10T10:00:00Z")
+    january, _february = grants(client, account_id, "2027-02-10T10:00:00Z")
     assert consumed(client, account_id, "5", "2027-02-10T10:00:00Z") == [{"grant_id": january["id"], "credits": "5.00"}]
     # March's invoice is approved ahead of its period.
     bill_and_approve(client, licence_id, "2027-03-01", "2027-02-25T09:00:00Z")
@@ -285,7 +197,12 @@ def test_example_3_one_off_allowance(client):
     service(client, licence_id, pack_id, "one_off", "2027-03-15")
 
     # January and February have no billable line, so no invoice; March carries the one-off.
-    assert billing_run(client, "2027-03-15", "2027-03-15T09:00:00Z") == {"as_of": "2027-03-15", "invoices_created": 1, "invoices_approved": 0, "failed": []}
+    assert billing_run(client, "2027-03-15", "2027-03-15T09:00:00Z") == {
+        "as_of": "2027-03-15",
+        "invoices_created": 1,
+        "invoices_approved": 0,
+        "failed": [],
+    }
     (draft,) = invoices(client, licence_id, "2027-03-15T09:00:00Z")
     approved = approve(client, draft["id"], "2027-03-15T10:00:00Z")
 

@@ -254,7 +254,10 @@ def _check_schema(url: str, revision: str | None, *, latest: bool) -> None:
         _fail(_no_schema(url))
     head = head_revision()
     if revision != head:
-        _fail(f"the database at {_shown(url)} has an older schema (revision {revision}; this version of licensing needs {head}): run `licensing migrate`")
+        _fail(
+            f"the database at {_shown(url)} has an older schema (revision {revision}; "
+            f"this version of licensing needs {head}): run `licensing migrate`"
+        )
 
 
 def _announce() -> str:
@@ -294,7 +297,8 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, help="worker processes; more than one needs PostgreSQL and runs no scheduler (run `licensing scheduler`)")
+        int,
+        typer.Option("--workers", min=1, help="worker processes; more than one needs PostgreSQL and runs no scheduler (run `licensing scheduler`)"),
     ] = 1,
     no_scheduler: Annotated[bool, typer.Option("--no-scheduler", help="do not run the scheduled jobs in this process")] = False,
 ) -> None:
@@ -422,11 +426,13 @@ def api_key_create(
 
     expiry = _instant_option(expires_at, "--expires-at") if expires_at is not None else None
     database = _database()
-    with _api_key_errors():
-        with database.write() as session:
-            key, secret = create_api_key(session, name=name, role=role, at=clock.now(), expires_at=expiry, account_ids=account_ids or None)
+    with _api_key_errors(), database.write() as session:
+        key, secret = create_api_key(session, name=name, role=role, at=clock.now(), expires_at=expiry, account_ids=account_ids or None)
     limits = "".join(
-        [f", expiring at {key.expires_at.isoformat()}" if key.expires_at else "", f", limited to accounts {key.account_ids}" if key.account_ids else ""]
+        [
+            f", expiring at {key.expires_at.isoformat()}" if key.expires_at else "",
+            f", limited to accounts {key.account_ids}" if key.account_ids else "",
+        ]
     )
     typer.echo(f"created API key {key.id} named {key.name!r} with role {key.role}{limits}; it is shown only once:")
     typer.echo(secret)
@@ -439,9 +445,8 @@ def api_key_list() -> None:
 
     now = clock.now()
     database = _database()
-    with _api_key_errors():
-        with database.read() as session:
-            keys = list_api_keys(session)
+    with _api_key_errors(), database.read() as session:
+        keys = list_api_keys(session)
     if not keys:
         typer.echo("no API keys")
         return
@@ -462,9 +467,8 @@ def api_key_revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="the
 
     now = clock.now()
     database = _database()
-    with _api_key_errors():
-        with database.write() as session:
-            key = revoke_api_key(session, key_id, at=now)
+    with _api_key_errors(), database.write() as session:
+        key = revoke_api_key(session, key_id, at=now)
     if key.revoked_at == now:
         typer.echo(f"revoked API key {key.id} named {key.name!r}")
     else:

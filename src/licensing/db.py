@@ -75,15 +75,13 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back on any error."""
-        with Session(self.writer, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+        with Session(self.writer, expire_on_commit=False) as session, session.begin():
+            yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.reader, expire_on_commit=False) as session:
-            with session.begin():
-                yield session
+        with Session(self.reader, expire_on_commit=False) as session, session.begin():
+            yield session
 
     def dispose(self) -> None:
         self.writer.dispose()

@@ -77,17 +77,65 @@ def load_demo(database: Database, *, now: datetime) -> str:
         )
         create_member(session, freelancer.id, name="Ada Lovelace", email="ada@lovelace.example", at=setup)
         hot_desk = create_product(session, kind="service", name="Hot desk", price=Decimal("250.00"), currency="EUR", tax_rate=Decimal("20"), at=setup)
-        office = create_product(session, kind="service", name="Private office (4 desks)", price=Decimal("1800.00"), currency="EUR", tax_rate=Decimal("20"), at=setup)
-        monthly_credits = create_product(session, kind="credit_pack", name="Meeting credits (monthly)", price=Decimal("90.00"), currency="EUR", tax_rate=Decimal("20"), credits=Decimal("20"), lifetime="P1M", at=setup)
-        rolling_credits = create_product(session, kind="credit_pack", name="Meeting credits (rolling two months)", price=Decimal("200.00"), currency="EUR", tax_rate=Decimal("20"), credits=Decimal("40"), lifetime="P2M", at=setup)
-        welcome = create_product(session, kind="credit_pack", name="Welcome allowance", price=Decimal("0.00"), currency="EUR", tax_rate=Decimal("20"), credits=Decimal("10"), lifetime="P12M", at=setup)
+        office = create_product(
+            session, kind="service", name="Private office (4 desks)", price=Decimal("1800.00"), currency="EUR", tax_rate=Decimal("20"), at=setup
+        )
+        monthly_credits = create_product(
+            session,
+            kind="credit_pack",
+            name="Meeting credits (monthly)",
+            price=Decimal("90.00"),
+            currency="EUR",
+            tax_rate=Decimal("20"),
+            credits=Decimal("20"),
+            lifetime="P1M",
+            at=setup,
+        )
+        rolling_credits = create_product(
+            session,
+            kind="credit_pack",
+            name="Meeting credits (rolling two months)",
+            price=Decimal("200.00"),
+            currency="EUR",
+            tax_rate=Decimal("20"),
+            credits=Decimal("40"),
+            lifetime="P2M",
+            at=setup,
+        )
+        welcome = create_product(
+            session,
+            kind="credit_pack",
+            name="Welcome allowance",
+            price=Decimal("0.00"),
+            currency="EUR",
+            tax_rate=Decimal("20"),
+            credits=Decimal("10"),
+            lifetime="P12M",
+            at=setup,
+        )
         meeting_room = create_credit_price(session, name="Meeting room (per hour)", credits_per_unit=Decimal("2"), at=setup)
         create_credit_price(session, name="Boardroom (per hour)", credits_per_unit=Decimal("5"), at=setup)
 
         hospital_licence = create_licence(session, account_id=hospital.id, start_date=start, auto_approve=True, at=setup)
         add_service(session, hospital_licence.id, product_id=office.id, quantity=Decimal(1), schedule="monthly", at=setup)
-        add_service(session, hospital_licence.id, product_id=rolling_credits.id, quantity=Decimal(1), schedule="monthly", business_unit_id=cardiology.id, at=setup)
-        add_service(session, hospital_licence.id, product_id=monthly_credits.id, quantity=Decimal(1), schedule="monthly", business_unit_id=neurology.id, at=setup)
+        add_service(
+            session,
+            hospital_licence.id,
+            product_id=rolling_credits.id,
+            quantity=Decimal(1),
+            schedule="monthly",
+            business_unit_id=cardiology.id,
+            at=setup,
+        )
+        add_service(
+            session,
+            hospital_licence.id,
+            product_id=monthly_credits.id,
+            quantity=Decimal(1),
+            schedule="monthly",
+            business_unit_id=neurology.id,
+            at=setup,
+        )
         add_service(session, hospital_licence.id, product_id=monthly_credits.id, quantity=Decimal(1), schedule="monthly", at=setup)
 
         freelance_start = start + timedelta(days=14)

@@ -26,7 +26,8 @@ from licensing.scheduler.models import JobRun
 from licensing.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
-    "Account", "Adjustment", "Delivery", "ExpiryNotice", "JobRun", "Webhook", "WebhookDelivery", "CreditNote", "CreditNoteLine", "Hold", "Transfer", "ApiKey", "BusinessUnit", "Consumption", "ContractService", "CreditPrice", "Event",
-    "Grant", "IdempotencyRecord", "Invoice", "InvoiceLine", "LedgerEntry", "Licence", "Member",
-    "NumberSeries", "Product",
+    "Account", "Adjustment", "ApiKey", "BusinessUnit", "Consumption", "ContractService",
+    "CreditNote", "CreditNoteLine", "CreditPrice", "Delivery", "Event", "ExpiryNotice", "Grant",
+    "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "LedgerEntry", "Licence",
+    "Member", "NumberSeries", "Product", "Transfer", "Webhook", "WebhookDelivery",
 ]

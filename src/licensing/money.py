@@ -60,7 +60,7 @@ def check_line_size(quantity: Decimal, unit_price: Decimal, credits: Decimal | N
 
 def D(value: str | int | Decimal) -> Decimal:
     """A Decimal from a string, an int or a Decimal; floats and garbage are refused."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise TypeError("floats are not money: pass a str or a Decimal")
     if isinstance(value, Decimal):
         result = value

@@ -150,7 +150,12 @@ def revenue(session: Session, start: date, end: date, settings: Settings | None 
     kinds = CONSUMED + EXPIRED + TAKEN_BACK + ("grant",)
     rows = session.exec(
         select(LedgerEntry.kind, LedgerEntry.credits, LedgerEntry.occurred_at, LedgerEntry.source_type, LedgerEntry.grant_id)
-        .where(col(LedgerEntry.kind).in_(kinds), LedgerEntry.occurred_at >= since, LedgerEntry.occurred_at < until, col(LedgerEntry.grant_id).is_not(None))
+        .where(
+            col(LedgerEntry.kind).in_(kinds),
+            LedgerEntry.occurred_at >= since,
+            LedgerEntry.occurred_at < until,
+            col(LedgerEntry.grant_id).is_not(None),
+        )
         .order_by(LedgerEntry.id)
     ).all()
     grants = unit_values(session) if rows else {}

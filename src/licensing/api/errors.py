@@ -57,7 +57,9 @@ def database_unavailable() -> JSONResponse:
 def problem(http_status: int, code: str, title: str, detail: str, extra: dict | None = None) -> JSONResponse:
     """An RFC 9457 body; ``extra`` members never replace the standard ones."""
     body = dict(extra or {})
-    body.update({"type": f"https://licensing.dev/problems/{code.replace('_', '-')}", "title": title, "status": http_status, "detail": detail, "code": code})
+    body.update(
+        {"type": f"https://licensing.dev/problems/{code.replace('_', '-')}", "title": title, "status": http_status, "detail": detail, "code": code}
+    )
     return JSONResponse(body, status_code=http_status, media_type=PROBLEM)
 
 
@@ -100,7 +102,13 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, error: StarletteHTTPException):
         if error.status_code == 400 and error.detail == BODY_NOT_PARSED:
             # FastAPI's answer to a body that is not text at all (malformed UTF-8): bad input.
-            return problem(422, "validation_error", "Invalid input", "the request body is not valid UTF-8 JSON", {"errors": [{"field": "body", "message": "not valid UTF-8 JSON"}]})
+            return problem(
+                422,
+                "validation_error",
+                "Invalid input",
+                "the request body is not valid UTF-8 JSON",
+                {"errors": [{"field": "body", "message": "not valid UTF-8 JSON"}]},
+            )
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}.get(error.status_code, "http_error")
         response = problem(error.status_code, code, str(error.detail), str(error.detail))
         response.headers.update(error.headers or {})

@@ -168,9 +168,13 @@ def figures(values: Figures) -> dict:
 
 def summary(result: Summary) -> dict:
     return {
-        "account_id": sid(result.account_id), "at": instant_text(result.at), **figures(result.total),
+        "account_id": sid(result.account_id),
+        "at": instant_text(result.at),
+        **figures(result.total),
         "expiring": [{"credits": credits_text(credits), "expires_at": instant_text(at)} for credits, at in result.expiring],
-        "pending": [{"grant_id": sid(grant_id), "credits": credits_text(credits), "valid_from": instant_text(at)} for grant_id, credits, at in result.pending],
+        "pending": [
+            {"grant_id": sid(grant_id), "credits": credits_text(credits), "valid_from": instant_text(at)} for grant_id, credits, at in result.pending
+        ],
         "unrestricted": figures(result.unrestricted),
         "business_units": [{"business_unit_id": sid(unit_id), "name": name, **figures(values)} for unit_id, name, values in result.business_units],
     }

@@ -896,8 +896,8 @@ def finish_document(document: dict[str, Any]) -> dict[str, Any]:
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem_schema.pop("$defs", {}))
     schemas["Problem"] = problem_schema
-    for path, operations in document.get("paths", {}).items():
-        for method, operation in operations.items():
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             answers = operation["responses"]

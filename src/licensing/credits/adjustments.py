@@ -25,6 +25,7 @@ from licensing.config import Settings, get_settings
 from licensing.credits import ledger
 from licensing.credits.consumption import check_unit_and_member, take_credits
 from licensing.credits.grants import NewGrant, create_grants
+from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Adjustment, Grant, Transfer
 from licensing.errors import CurrencyMismatch, ValidationFailed
 from licensing.licences.periods import parse_lifetime
@@ -81,17 +82,17 @@ def adjust(
         touched = []
         for row, take in planned:
             grant = lock(session, Grant, row.id, "grant")
-            grant.remaining -= take
-            grant.used += take
-            session.add(grant)
-            ledger.post(
-                session, account, kind="adjust_deduct", credits=-take, grant=grant, source_type="adjustment",
+            ledger.move(
+                session, account, grant, LedgerKind.ADJUST_DEDUCT, -take, source_type="adjustment",
                 source_id=adjustment_id, actor=actor, occurred_at=now, recorded_at=now,
             )
             touched.append((grant.id, take))
     record_event(
         session, "credits.adjusted",
-        {"account_id": str(account.id), "adjustment_id": str(adjustment_id), "kind": kind, "credits": f"{credits:.2f}", "reason": reason, "actor": actor},
+        {
+            "account_id": str(account.id), "adjustment_id": str(adjustment_id), "kind": kind, "credits": f"{credits:.2f}",
+            "reason": reason, "actor": actor,
+        },
         at=now,
     )
     session.flush()
@@ -140,11 +141,8 @@ def transfer(
     for row, take in planned:
         grant = lock(session, Grant, row.id, "grant")
         moved_value = (grant.value * take / grant.credits).quantize(VALUE_PLACES, ROUND_HALF_UP)
-        grant.remaining -= take
-        grant.removed += take
-        session.add(grant)
-        ledger.post(
-            session, source, kind="transfer_out", credits=-take, grant=grant, source_type="transfer", source_id=transfer_id,
+        ledger.move(
+            session, source, grant, LedgerKind.TRANSFER_OUT, -take, source_type="transfer", source_id=transfer_id,
             actor=actor, occurred_at=now, recorded_at=now,
         )
         new_grants.append(NewGrant(
@@ -157,7 +155,10 @@ def transfer(
     moves = [(origin, new_id, grant.credits) for origin, new_id, grant in zip(origins, new_ids, new_grants, strict=True)]
     record_event(
         session, "credits.transferred",
-        {"transfer_id": str(transfer_id), "from_account_id": str(source.id), "to_account_id": str(target.id), "credits": f"{credits:.2f}", "reason": reason, "actor": actor},
+        {
+            "transfer_id": str(transfer_id), "from_account_id": str(source.id), "to_account_id": str(target.id),
+            "credits": f"{credits:.2f}", "reason": reason, "actor": actor,
+        },
         at=now,
     )
     return session.get(Transfer, transfer_id), moves

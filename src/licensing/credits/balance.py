@@ -25,17 +25,19 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit
+from licensing.credits.kinds import CREATING, kinds_moving
 from licensing.credits.models import Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts
 from licensing.money import ZERO
 
 EXPIRING_WINDOW = timedelta(days=30)
 
-USED_KINDS = {"consume", "consume_reversal", "adjust_deduct", "debt_settlement"}
-HELD_KINDS = {"hold", "hold_release"}
-REMOVED_KINDS = {"credit_note_reversal", "rollover_cut", "transfer_out"}
-EXPIRED_KINDS = {"expire"}
-CREATED_KINDS = {"grant", "adjust_add", "transfer_in"}
+# Which counter each kind of entry moves: the table of ``credits.kinds``.
+USED_KINDS = kinds_moving("used")
+HELD_KINDS = kinds_moving("held")
+REMOVED_KINDS = kinds_moving("removed")
+EXPIRED_KINDS = kinds_moving("expired")
+CREATED_KINDS = frozenset(kind.value for kind in CREATING)
 
 
 @dataclass(slots=True)
@@ -148,7 +150,8 @@ def credit_summary(session: Session, account: Account, at: datetime, *, now: dat
     moment, whether or not it has been recorded)."""
     cuts = future_cuts(session, account, now=now, until=at) if now is not None and at > now else {}
     units, unit_debts = {}, {}
-    for unit_id, name, debt in session.exec(select(BusinessUnit.id, BusinessUnit.name, BusinessUnit.debt).where(BusinessUnit.account_id == account.id)).all():
+    unit_rows = session.exec(select(BusinessUnit.id, BusinessUnit.name, BusinessUnit.debt).where(BusinessUnit.account_id == account.id))
+    for unit_id, name, debt in unit_rows.all():
         units[unit_id] = name
         if debt:
             unit_debts[unit_id] = debt

@@ -24,6 +24,7 @@ from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
 from licensing.credits.debt import change_debt, debts_of
 from licensing.credits.expiry import expire_grant, record_due_expiries
+from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Consumption, Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts, rollover_due
 from licensing.errors import (
@@ -300,7 +301,8 @@ def consume(
         consumption_id = insert_row(session, Consumption.__table__, values, id_=consumption_id)
         consumption = Consumption(id=consumption_id, **values)
         update_rows(session, Grant.__table__, [
-            {"id": grant.id, "remaining": stored.get(grant.id, grant.remaining) - take, "used": grant.used + take} for grant, take in planned
+            {"id": grant.id} | ledger.moved(_Counters(stored.get(grant.id, grant.remaining), grant.used), LedgerKind.CONSUME, -take)
+            for grant, take in planned
         ])
         entries = []
         balance = account.balance
@@ -325,6 +327,13 @@ def consume(
         draws = [Draw(grant.id, take) for grant, take in planned]
         consumed_event(session, account, consumption, draws, now=now)
     return consumption, draws
+
+
+class _Counters(NamedTuple):
+    """The counters a booking moves, as the grant stands (before a cut to come)."""
+
+    remaining: Decimal
+    used: Decimal
 
 
 def _plan_with_cuts(session: Session, account: Account, rows, amount: Decimal, *, now: datetime, at: datetime):
@@ -379,11 +388,8 @@ def reverse_consumption(session: Session, consumption_id: str | int, *, now: dat
         change_debt(session, account, consumption.business_unit_id, -consumption.debt)
     for draw in draws:
         grant = lock(session, Grant, draw.grant_id, "grant")
-        grant.remaining += draw.credits
-        grant.used -= draw.credits
-        session.add(grant)
-        ledger.post(
-            session, account, kind="consume_reversal", credits=draw.credits, grant=grant,
+        ledger.move(
+            session, account, grant, LedgerKind.CONSUME_REVERSAL, draw.credits,
             source_type="consumption", source_id=consumption.id, actor=actor, occurred_at=now, recorded_at=now,
         )
         if grant.expires_at is not None and grant.expires_at <= now:

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from licensing.accounts.models import Account
 from licensing.bulk import reading
 from licensing.credits import ledger
+from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
 from licensing.credits.rollover import record_due_cuts, rollover_due
 from licensing.db import Database
@@ -34,11 +35,8 @@ def expire_grant(
     breakage = grant.remaining
     if breakage <= 0:
         return
-    grant.remaining -= breakage
-    grant.expired += breakage
-    session.add(grant)
-    ledger.post(
-        session, account, kind="expire", credits=-breakage, grant=grant, source_type="grant",
+    ledger.move(
+        session, account, grant, LedgerKind.EXPIRE, -breakage, source_type="grant",
         source_id=grant.id, actor=SYSTEM, occurred_at=occurred_at or grant.expires_at, recorded_at=now,
     )
     record_event(

@@ -13,10 +13,18 @@ from licensing.accounts.models import Account
 from licensing.bulk import insert_rows, update_rows
 from licensing.credits import ledger
 from licensing.credits.debt import change_debt, debts_of
+from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
 from licensing.outbox import event_row, record_events
 
 ZERO = Decimal(0)
+
+
+class _Fresh(NamedTuple):
+    """The counters a debt settlement moves, on a grant just made: all its credits remaining."""
+
+    remaining: Decimal
+    used: Decimal = Decimal(0)
 
 
 class NewGrant(NamedTuple):
@@ -48,7 +56,8 @@ def create_grants(
         {
             "account_id": grant.account_id, "business_unit_id": grant.business_unit_id,
             "source_type": grant.source_type, "source_id": grant.source_id,
-            "contract_service_id": grant.contract_service_id, "invoice_line_id": grant.invoice_line_id, "credits": grant.credits, "remaining": grant.credits,
+            "contract_service_id": grant.contract_service_id, "invoice_line_id": grant.invoice_line_id,
+            "credits": grant.credits, "remaining": grant.credits,
             "used": ZERO, "held": ZERO, "removed": ZERO, "expired": ZERO, "value": grant.value,
             "currency": currencies[grant.account_id], "valid_from": grant.valid_from,
             "expires_at": grant.expires_at, "created_at": at,
@@ -81,7 +90,7 @@ def create_grants(
             take = min(owed, credits)
             debts[account_id][unit_id] = owed - take
             change_debt(session, accounts[account_id], unit_id, -take)
-            settled.append({"id": grant_id, "remaining": credits - take, "used": take})
+            settled.append({"id": grant_id} | ledger.moved(_Fresh(remaining=credits), LedgerKind.DEBT_SETTLEMENT, -take))
             entries.append(
                 ledger.entry_row(
                     account_id, balance_after=balance, kind="debt_settlement", credits=-take, grant_id=grant_id,
@@ -105,7 +114,9 @@ def create_grants(
     ledger.append(session, entries)
     update_rows(session, Grant.__table__, settled)
     # One event per account and call: the grants an approval (or an adjustment) placed there.
-    record_events(session, [event_row("credits.granted", {"account_id": str(account_id), "grants": items}, at=at) for account_id, items in granted.items()])
+    record_events(session, [
+        event_row("credits.granted", {"account_id": str(account_id), "grants": items}, at=at) for account_id, items in granted.items()
+    ])
     ledger.store_balances(session, [(accounts[account_id], balances[account_id]) for account_id in granted])
     return ids
 

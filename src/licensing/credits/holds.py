@@ -29,6 +29,7 @@ from licensing.credits.consumption import (
     take_credits,
 )
 from licensing.credits.expiry import expire_grant, record_due_expiries
+from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Consumption, Grant, Hold, LedgerEntry
 from licensing.db import Database
 from licensing.errors import HoldNotOpen, ValidationFailed
@@ -85,11 +86,8 @@ def place_hold(
     [hold_id] = insert_rows(session, Hold.__table__, [values], return_ids=True)
     for row, take in planned:
         grant = lock(session, Grant, row.id, "grant")
-        grant.remaining -= take
-        grant.held += take
-        session.add(grant)
-        ledger.post(
-            session, account, kind="hold", credits=-take, grant=grant, source_type="hold", source_id=hold_id,
+        ledger.move(
+            session, account, grant, LedgerKind.HOLD, -take, source_type="hold", source_id=hold_id,
             actor=actor, occurred_at=now, recorded_at=now,
         )
     session.flush()
@@ -115,15 +113,13 @@ def capture_hold(session: Session, hold_id: str | int, *, now: datetime, actor: 
     [consumption_id] = insert_rows(session, Consumption.__table__, [values], return_ids=True)
     for draw in draws:
         grant = lock(session, Grant, draw.grant_id, "grant")
-        grant.held -= draw.credits
-        grant.used += draw.credits
-        session.add(grant)
-        ledger.post(
-            session, account, kind="hold_release", credits=draw.credits, grant=grant, source_type="hold", source_id=hold.id,
+        # The held credits become used: released from the hold and consumed, in two entries.
+        ledger.move(
+            session, account, grant, LedgerKind.HOLD_RELEASE, draw.credits, source_type="hold", source_id=hold.id,
             actor=actor, occurred_at=now, recorded_at=now,
         )
-        ledger.post(
-            session, account, kind="consume", credits=-draw.credits, grant=grant, source_type="consumption",
+        ledger.move(
+            session, account, grant, LedgerKind.CONSUME, -draw.credits, source_type="consumption",
             source_id=consumption_id, actor=actor, occurred_at=now, recorded_at=now,
         )
     hold.status, hold.consumption_id, hold.closed_at = "captured", consumption_id, now
@@ -145,11 +141,8 @@ def release_hold(session: Session, hold_id: str | int, *, now: datetime, actor: 
     record_due_expiries(session, account, now=now)
     for draw in draws:
         grant = lock(session, Grant, draw.grant_id, "grant")
-        grant.held -= draw.credits
-        grant.remaining += draw.credits
-        session.add(grant)
-        ledger.post(
-            session, account, kind="hold_release", credits=draw.credits, grant=grant, source_type="hold", source_id=hold.id,
+        ledger.move(
+            session, account, grant, LedgerKind.HOLD_RELEASE, draw.credits, source_type="hold", source_id=hold.id,
             actor=actor, occurred_at=now, recorded_at=now,
         )
         if grant.expires_at is not None and grant.expires_at <= now:

@@ -16,7 +16,8 @@ from sqlmodel import Session
 
 from licensing.accounts.models import Account
 from licensing.bulk import insert_rows, update_rows
-from licensing.credits.models import LedgerEntry
+from licensing.credits.kinds import COUNTER, LedgerKind
+from licensing.credits.models import Grant, LedgerEntry
 
 
 def entry_row(
@@ -62,6 +63,23 @@ def store_balances(session: Session, balances: list[tuple[Account, Decimal]]) ->
     update_rows(session, Account.__table__, [{"id": account.id, "balance": balance} for account, balance in balances])
     for account, balance in balances:
         set_committed_value(account, "balance", balance)
+
+
+def move(session: Session, account: Account, grant: Grant, kind: LedgerKind, credits: Decimal, **values: Any) -> None:
+    """The one way to move a grant's credits: ``credits`` (signed) into ``remaining`` and out of
+    the counter of ``kind`` (``kinds.COUNTER``), and the ledger entry that records it, with the
+    account's running balance. The caller holds the account's lock and the grant's row."""
+    for name, value in moved(grant, kind, credits).items():
+        setattr(grant, name, value)
+    session.add(grant)
+    post(session, account, kind=kind.value, credits=credits, grant=grant, **values)
+
+
+def moved(grant, kind: LedgerKind, credits: Decimal) -> dict[str, Decimal]:
+    """The counters of ``grant`` (an ORM object or a row) after moving ``credits`` by ``kind``:
+    what ``move`` sets, and what a batch writes with one multi-row update."""
+    counter = COUNTER[kind]
+    return {"remaining": grant.remaining + credits, counter: getattr(grant, counter) - credits}
 
 
 def post(session: Session, account: Account, *, grant=None, business_unit_id: int | None = None, **values: Any) -> None:

@@ -6,6 +6,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from licensing.credits.kinds import KIND_CHECK
 from licensing.types import Amount, Credits, UTCDateTime
 
 
@@ -63,6 +64,7 @@ class LedgerEntry(SQLModel, table=True):
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
+        CheckConstraint(KIND_CHECK, name="ledger_kind"),
         Index("ix_ledger_account_id", "account_id", "id"),
         Index("ix_ledger_account_occurred", "account_id", "occurred_at"),
         Index("ix_ledger_source", "source_type", "source_id"),

@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
 from licensing.credits import ledger
+from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
 from licensing.money import ZERO
 
@@ -109,11 +110,8 @@ def record_due_cuts(session: Session, account: Account, *, now: datetime) -> int
         for grant_id, cut in cuts_of(new.rollover_cap, [(grant.id, grant.remaining) for grant in earlier.values()]):
             grant = earlier[grant_id]
             cut_total += cut
-            grant.remaining -= cut
-            grant.removed += cut
-            session.add(grant)
-            ledger.post(
-                session, account, kind="rollover_cut", credits=-cut, grant=grant, source_type="grant", source_id=new.id,
+            ledger.move(
+                session, account, grant, LedgerKind.ROLLOVER_CUT, -cut, source_type="grant", source_id=new.id,
                 actor=SYSTEM, occurred_at=new.valid_from, recorded_at=now,
             )
         new.rollover_pending = False

@@ -116,12 +116,28 @@ def invoice_document(session: Session, invoice: Invoice, settings: Settings | No
     ]
     taxes, net, tax, gross = _taxes(lines, invoice.currency)
     return Document(
-        kind="invoice", id=invoice.id, number=invoice.number, status=invoice.status, issue_date=invoice.issue_date,
-        due_date=invoice.due_date, currency=invoice.currency, seller=seller_party, buyer=buyer_party, lines=tuple(lines),
-        taxes=taxes, net=net, tax=tax, gross=gross,
+        kind="invoice",
+        id=invoice.id,
+        number=invoice.number,
+        status=invoice.status,
+        issue_date=invoice.issue_date,
+        due_date=invoice.due_date,
+        currency=invoice.currency,
+        seller=seller_party,
+        buyer=buyer_party,
+        lines=tuple(lines),
+        taxes=taxes,
+        net=net,
+        tax=tax,
+        gross=gross,
         # the terms the dates were set with (approval sets both), not today's setting
-        payment_terms=f"Payment due within {(invoice.due_date - invoice.issue_date).days} days of the issue date, by {invoice.due_date.day} {invoice.due_date:%b %Y}.",
-        period_start=invoice.period_start, period_end=invoice.period_end, account_id=account.id,
+        payment_terms=(
+            f"Payment due within {(invoice.due_date - invoice.issue_date).days} days of the issue date, "
+            f"by {invoice.due_date.day} {invoice.due_date:%b %Y}."
+        ),
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        account_id=account.id,
         voided_on=local_date(invoice.voided_at, settings.zone) if invoice.status == "void" and invoice.voided_at else None,
         void_reason=invoice.void_reason if invoice.status == "void" else None,
     )
@@ -135,7 +151,9 @@ def credit_note_document(session: Session, note: CreditNote, settings: Settings 
     # the note takes back the invoice's lines: under the treatment the invoice was issued under
     treatment = (_issued(invoice.buyer_details) or {}).get("tax_treatment") or treatment or tax_treatment(account, settings)
     rows = session.exec(select(CreditNoteLine).where(CreditNoteLine.credit_note_id == note.id).order_by(CreditNoteLine.id)).all()
-    invoice_lines = {line.id: line for line in session.exec(select(InvoiceLine).where(col(InvoiceLine.id).in_([row.invoice_line_id for row in rows]))).all()}
+    invoice_lines = {
+        line.id: line for line in session.exec(select(InvoiceLine).where(col(InvoiceLine.id).in_([row.invoice_line_id for row in rows]))).all()
+    }
     units = _unit_names(session, list(invoice_lines.values()))
     lines = []
     for index, row in enumerate(rows, start=1):

@@ -190,7 +190,9 @@ def send_due(
             deliver(message, document, mail=mail, recipient=delivery.recipient)
         except Exception as error:  # noqa: BLE001 - any failure is recorded and retried
             log.warning("delivery %s (%s %s) failed: %s", delivery.id, delivery.document_type, delivery.document_id, describe(error))
-            outcome = _record_failure(database, delivery.id, error=describe(error), now=now, claimed_until=claimed_until, max_attempts=mail.max_attempts)
+            outcome = _record_failure(
+                database, delivery.id, error=describe(error), now=now, claimed_until=claimed_until, max_attempts=mail.max_attempts
+            )
             failed += outcome == "failed"
             retried += outcome == "pending"
             continue

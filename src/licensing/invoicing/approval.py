@@ -48,7 +48,9 @@ from licensing.repository import get_or_404, lock_all, lock_rows
 def seller_fields(settings: Settings) -> dict:
     """The seller as documents show it, from the operator's settings: the fields of
     ``documents.model.Party`` (which ``documents.context`` builds from this dict)."""
-    return _party_fields(settings.operator_name, settings.operator_address, settings.operator_country, settings.operator_tax_id, settings.operator_email)
+    return _party_fields(
+        settings.operator_name, settings.operator_address, settings.operator_country, settings.operator_tax_id, settings.operator_email
+    )
 
 
 def buyer_fields(account: Account) -> dict:
@@ -117,7 +119,9 @@ def approve_invoices(
     settings = settings or get_settings()
     invoices = {
         invoice.id: invoice
-        for invoice in lock_rows(session, Invoice, invoice_ids, Invoice.id, Invoice.account_id, Invoice.licence_id, Invoice.status, Invoice.gross, Invoice.currency)
+        for invoice in lock_rows(
+            session, Invoice, invoice_ids, Invoice.id, Invoice.account_id, Invoice.licence_id, Invoice.status, Invoice.gross, Invoice.currency
+        )
     }
     for invoice in invoices.values():
         if invoice.status == "void":
@@ -142,7 +146,16 @@ def approve_invoices(
     ])
     queue_deliveries(session, "invoice", [(invoice.id, accounts[invoice.account_id]) for invoice in drafts], at=at)
     events = [
-        event_row("invoice.approved", {"invoice_id": str(invoice.id), "number": number, "account_id": str(invoice.account_id), "gross": str(round_money(invoice.gross, invoice.currency))}, at=at)
+        event_row(
+            "invoice.approved",
+            {
+                "invoice_id": str(invoice.id),
+                "number": number,
+                "account_id": str(invoice.account_id),
+                "gross": str(round_money(invoice.gross, invoice.currency)),
+            },
+            at=at,
+        )
         for invoice, number in zip(drafts, numbers, strict=True)
     ]
 
@@ -167,14 +180,26 @@ def approve_invoices(
     if lines:
         lifetimes = {
             product_id: parse_lifetime(lifetime) if lifetime else None
-            for product_id, lifetime in session.exec(select(Product.id, Product.lifetime).where(col(Product.id).in_({line["product_id"] for line in lines}))).all()
+            for product_id, lifetime in session.exec(
+                select(Product.id, Product.lifetime).where(col(Product.id).in_({line["product_id"] for line in lines}))
+            ).all()
         }
         licence_of = {invoice.id: invoice.licence_id for invoice in drafts}
-        anchors = dict(session.exec(select(Licence.id, Licence.billing_anchor_day).where(col(Licence.id).in_({lid for lid in licence_of.values() if lid}))).all())
+        anchors = dict(
+            session.exec(select(Licence.id, Licence.billing_anchor_day).where(col(Licence.id).in_({lid for lid in licence_of.values() if lid}))).all()
+        )
         service_ids = {line["contract_service_id"] for line in lines if line["contract_service_id"] is not None}
-        caps = dict(session.exec(
-            select(ContractService.id, ContractService.max_rollover).where(col(ContractService.id).in_(service_ids), col(ContractService.max_rollover).is_not(None))
-        ).all()) if service_ids else {}
+        caps = (
+            dict(
+                session.exec(
+                    select(ContractService.id, ContractService.max_rollover).where(
+                        col(ContractService.id).in_(service_ids), col(ContractService.max_rollover).is_not(None)
+                    )
+                ).all()
+            )
+            if service_ids
+            else {}
+        )
         new_grants = []
         windows: dict[tuple, tuple[datetime, datetime | None]] = {}  # licences share their dates
         for line in lines:

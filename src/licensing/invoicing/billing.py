@@ -89,15 +89,16 @@ def lines_for_period(licence: Licence, services: list[ContractService], period: 
             covered = overlap(period.start, period.end, active_start, active_end)
             if covered is None:
                 continue
-            fraction = WHOLE if (covered[0], covered[1]) == (period.nominal_start, period.nominal_end) else day_fraction(covered[0], covered[1], period)
+            fraction = (
+                WHOLE if (covered[0], covered[1]) == (period.nominal_start, period.nominal_end) else day_fraction(covered[0], covered[1], period)
+            )
             specs.append(LineSpec(service, f"P{period.nominal_start.isoformat()}", covered[0], covered[1], period.nominal_start, fraction))
         elif service.schedule == "weekly":
             last = period.end if active_end is None else min(period.end, active_end)
             for week in week_starts(service.from_date, max(period.start, active_start), last):
                 specs.append(LineSpec(service, f"W{week.isoformat()}", week, week + timedelta(days=6), week, WHOLE))
-        elif service.schedule == "one_off":
-            if period.start <= active_start <= period.end:
-                specs.append(LineSpec(service, "ONCE", active_start, active_start, active_start, WHOLE))
+        elif service.schedule == "one_off" and period.start <= active_start <= period.end:
+            specs.append(LineSpec(service, "ONCE", active_start, active_start, active_start, WHOLE))
     return specs
 
 
@@ -211,16 +212,31 @@ def bill_licences(
     if not services_of:
         return result
     service_ids = [service.id for services in services_of.values() for service in services]
-    billed = set(session.exec(select(InvoiceLine.contract_service_id, InvoiceLine.billing_slot).where(col(InvoiceLine.contract_service_id).in_(service_ids))).all())
+    billed = set(
+        session.exec(
+            select(InvoiceLine.contract_service_id, InvoiceLine.billing_slot).where(col(InvoiceLine.contract_service_id).in_(service_ids))
+        ).all()
+    )
     accounts = {
         row.id: (row.id, row.currency, charges_no_tax(row, settings))
         for row in session.exec(
-            select(Account.id, Account.currency, Account.tax_exempt, Account.tax_id, Account.country).where(col(Account.id).in_({licence.account_id for licence in licences}))
+            select(Account.id, Account.currency, Account.tax_exempt, Account.tax_id, Account.country).where(
+                col(Account.id).in_({licence.account_id for licence in licences})
+            )
         ).all()
     }
-    products = {product.id: product for product in session.exec(select(Product).where(col(Product.id).in_({s.product_id for services in services_of.values() for s in services}))).all()}
+    products = {
+        product.id: product
+        for product in session.exec(
+            select(Product).where(col(Product.id).in_({s.product_id for services in services_of.values() for s in services}))
+        ).all()
+    }
     existing: dict[tuple[int, date], list[Invoice]] = defaultdict(list)
-    for invoice in session.exec(select(Invoice.id, Invoice.licence_id, Invoice.period_start, Invoice.status).where(col(Invoice.licence_id).in_(licence_ids)).order_by(Invoice.id)):
+    for invoice in session.exec(
+        select(Invoice.id, Invoice.licence_id, Invoice.period_start, Invoice.status)
+        .where(col(Invoice.licence_id).in_(licence_ids))
+        .order_by(Invoice.id)
+    ):
         existing[(invoice.licence_id, invoice.period_start)].append(invoice)
 
     today = local_date(now, settings.zone)
@@ -273,10 +289,17 @@ def bill_licences(
             invoice["id"] = invoice_id
             result.invoices_created.append(invoice_id)
             result.licence_of[invoice_id] = invoice["licence_id"]
-        record_events(session, [
-            event_row("invoice.generated", {"invoice_id": str(invoice["id"]), "account_id": str(invoice["account_id"]), "licence_id": str(invoice["licence_id"])}, at=now)
-            for invoice in new_invoices
-        ])
+        record_events(
+            session,
+            [
+                event_row(
+                    "invoice.generated",
+                    {"invoice_id": str(invoice["id"]), "account_id": str(invoice["account_id"]), "licence_id": str(invoice["licence_id"])},
+                    at=now,
+                )
+                for invoice in new_invoices
+            ],
+        )
     if new_lines:
         for target, line in new_lines:
             line["invoice_id"] = target["id"] if isinstance(target, dict) else target

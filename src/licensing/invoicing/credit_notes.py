@@ -35,6 +35,7 @@ from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.credits import ledger
 from licensing.credits.expiry import record_due_expiries
+from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
 from licensing.documents.queue import queue_deliveries
 from licensing.errors import (
@@ -107,7 +108,9 @@ def create_credit_note(
     invoice = lock(session, Invoice, invoice.id, "invoice")
     if invoice.status != "approved":
         raise InvoiceNotDraft(f"invoice {invoice.id} is {invoice.status}: only approved invoices can be credited", invoice_status=invoice.status)
-    invoice_lines = {line.id: line for line in session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.id)).all()}
+    invoice_lines = {
+        line.id: line for line in session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.id)).all()
+    }
     credited = credited_so_far(session, invoice.id, approved_only=False)
     places = Decimal(1).scaleb(-minor_unit(invoice.currency))
     rows = []
@@ -115,7 +118,13 @@ def create_credit_note(
         for line in invoice_lines.values():
             net_left, quantity_left = _left(line, credited)
             if net_left > 0 or (line.net == 0 and quantity_left > 0):
-                rows.append((line, quantity_left if line.net == 0 else (line.quantity * net_left / line.net).quantize(QUANTITY_PLACES, ROUND_HALF_UP), net_left))
+                rows.append(
+                    (
+                        line,
+                        quantity_left if line.net == 0 else (line.quantity * net_left / line.net).quantize(QUANTITY_PLACES, ROUND_HALF_UP),
+                        net_left,
+                    )
+                )
         if not rows:
             raise ValidationFailed(f"invoice {invoice.id} has nothing left to credit", field="lines")
     seen = set()
@@ -134,7 +143,9 @@ def create_credit_note(
             if request.quantity <= 0:
                 raise ValidationFailed("quantity must be greater than zero", field=f"{field}.quantity")
             if request.quantity > quantity_left:
-                raise ValidationFailed(f"quantity {request.quantity} is more than the {quantity_left} left to credit on line {line.id}", field=f"{field}.quantity")
+                raise ValidationFailed(
+                    f"quantity {request.quantity} is more than the {quantity_left} left to credit on line {line.id}", field=f"{field}.quantity"
+                )
             quantity = request.quantity
             net = round_money(line.net * quantity / line.quantity, invoice.currency)
             net = min(net, net_left)
@@ -195,7 +206,9 @@ def approve_credit_note(
     if invoice.status != "approved":
         raise InvoiceNotDraft(f"invoice {invoice.id} is {invoice.status}: only approved invoices can be credited", invoice_status=invoice.status)
     lines = note_lines(session, note.id)
-    invoice_lines = {line.id: line for line in session.exec(select(InvoiceLine).where(col(InvoiceLine.id).in_([line.invoice_line_id for line in lines]))).all()}
+    invoice_lines = {
+        line.id: line for line in session.exec(select(InvoiceLine).where(col(InvoiceLine.id).in_([line.invoice_line_id for line in lines]))).all()
+    }
     credited = credited_so_far(session, invoice.id, approved_only=True, excluding=note.id)
     for line in lines:
         net_left, quantity_left = _left(invoice_lines[line.invoice_line_id], credited)
@@ -234,7 +247,15 @@ def credited_share(note_line: CreditNoteLine, line: InvoiceLine) -> Fraction:
 
 
 def take_back(
-    session: Session, account: Account, shares: list[tuple[int, Fraction]], *, policy: str, source_type: str, source_id: int, now: datetime, actor: str
+    session: Session,
+    account: Account,
+    shares: list[tuple[int, Fraction]],
+    *,
+    policy: str,
+    source_type: str,
+    source_id: int,
+    now: datetime,
+    actor: str,
 ) -> dict[int, Decimal]:
     """Take back ``share`` of the grant of each invoice line (lines without a grant are plain
     services: nothing to take back). Refused with the remaining count when too few remain,
@@ -264,11 +285,8 @@ def take_back(
         taken[line_id] = take
         if take <= 0:
             continue
-        grant.remaining -= take
-        grant.removed += take
-        session.add(grant)
-        ledger.post(
-            session, account, kind="credit_note_reversal", credits=-take, grant=grant, source_type=source_type,
+        ledger.move(
+            session, account, grant, LedgerKind.CREDIT_NOTE_REVERSAL, -take, source_type=source_type,
             source_id=source_id, actor=actor, occurred_at=now, recorded_at=now,
         )
     return taken
@@ -292,14 +310,28 @@ def void_invoice(
         raise InvoiceNotDraft(f"invoice {invoice.id} is a {invoice.status}: drafts are deleted, not voided", invoice_status=invoice.status)
     notes = session.exec(select(CreditNote.id).where(CreditNote.invoice_id == invoice.id)).all()
     if notes:
-        raise InvoiceCredited(f"invoice {invoice.id} is covered by credit note(s) {', '.join(map(str, notes))}: credit the rest instead", credit_note_ids=[str(n) for n in notes])
+        raise InvoiceCredited(
+            f"invoice {invoice.id} is covered by credit note(s) {', '.join(map(str, notes))}: credit the rest instead",
+            credit_note_ids=[str(n) for n in notes],
+        )
     record_due_expiries(session, account, now=now)
     line_ids = session.exec(select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id, col(InvoiceLine.credits).is_not(None))).all()
-    take_back(session, account, [(line_id, Fraction(1)) for line_id in line_ids], policy=credit_policy, source_type="invoice_void", source_id=invoice.id, now=now, actor=actor)
+    take_back(
+        session,
+        account,
+        [(line_id, Fraction(1)) for line_id in line_ids],
+        policy=credit_policy,
+        source_type="invoice_void",
+        source_id=invoice.id,
+        now=now,
+        actor=actor,
+    )
     invoice.status, invoice.voided_at, invoice.voided_by = "void", now, actor
     invoice.void_reason = reason.strip() if reason and reason.strip() else None
     session.add(invoice)
-    record_event(session, "invoice.voided", {"invoice_id": str(invoice.id), "number": invoice.number, "account_id": str(account.id), "actor": actor}, at=now)
+    record_event(
+        session, "invoice.voided", {"invoice_id": str(invoice.id), "number": invoice.number, "account_id": str(account.id), "actor": actor}, at=now
+    )
     session.flush()
     return invoice
 

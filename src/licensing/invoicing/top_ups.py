@@ -72,7 +72,9 @@ def top_up(
         credits=pricing.line_credits(product.credits, quantity),
     ))
     session.flush()
-    record_event(session, "invoice.generated", {"invoice_id": str(invoice.id), "account_id": str(account.id), "licence_id": None, "kind": "top_up"}, at=now)
+    record_event(
+        session, "invoice.generated", {"invoice_id": str(invoice.id), "account_id": str(account.id), "licence_id": None, "kind": "top_up"}, at=now
+    )
     if approve:
         approve_invoices(session, [invoice.id], at=now, actor=actor, settings=settings)
         session.refresh(invoice)

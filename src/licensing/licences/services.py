@@ -13,8 +13,8 @@ from licensing.catalog.models import Product
 from licensing.errors import (
     CurrencyMismatch,
     LicenceAlreadyBilled,
-    ServiceAlreadyBilled,
     NotFound,
+    ServiceAlreadyBilled,
     UnknownReference,
     ValidationFailed,
 )

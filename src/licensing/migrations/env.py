@@ -14,7 +14,9 @@ target_metadata = SQLModel.metadata
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=normalise_url(config.get_main_option("sqlalchemy.url")), target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=normalise_url(config.get_main_option("sqlalchemy.url")), target_metadata=target_metadata, literal_binds=True, render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 

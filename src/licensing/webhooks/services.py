@@ -333,7 +333,9 @@ def post(sender: Sender, claim: Claim, *, at: datetime) -> tuple[int | None, str
         # Not read: a receiver's answer is its status, whatever the size of its body.
         status_code = sender.post(claim.url, claim.body, headers)
     except guard.ForbiddenAddress:
-        log.warning("webhook delivery %s (event %s to %s) refused: the host resolves to a forbidden address", claim.delivery_id, claim.event_id, claim.url)
+        log.warning(
+            "webhook delivery %s (event %s to %s) refused: the host resolves to a forbidden address", claim.delivery_id, claim.event_id, claim.url
+        )
         return None, "forbidden address"
     except Exception as error:  # noqa: BLE001 - any failure to deliver is recorded and retried
         log.warning("webhook delivery %s (event %s to %s) failed: %s", claim.delivery_id, claim.event_id, claim.url, describe(error))

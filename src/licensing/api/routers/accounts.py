@@ -43,21 +43,19 @@ from licensing.api.schemas import (
 )
 from licensing.credits.adjustments import adjust
 from licensing.credits.balance import credit_summary, remaining_of
-from licensing.credits.rollover import rollover_due
 from licensing.credits.consumption import consume
 from licensing.credits.expiry import settle_expiries
 from licensing.credits.holds import hold_draws, place_hold
+from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant, Hold, LedgerEntry
+from licensing.credits.rollover import rollover_due
 from licensing.errors import ValidationFailed
 from licensing.invoicing.top_ups import top_up
 from licensing.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 
-LEDGER_KINDS = {
-    "grant", "consume", "consume_reversal", "expire", "rollover_cut", "credit_note_reversal", "adjust_add",
-    "adjust_deduct", "transfer_out", "transfer_in", "hold", "hold_release", "debt", "debt_settlement",
-}
+LEDGER_KINDS = frozenset(kind.value for kind in LedgerKind)
 
 
 @router.post(
@@ -164,7 +162,9 @@ def list_business_units(account_id: str, caller: ReadAny, database: DatabaseDep,
     responses=docs.documented(docs.Member, "The member created.", *docs.AUTH, "not_found", status=201),
 )
 def create_member(account_id: str, body: MemberIn, caller: Billing, database: DatabaseDep):
-    return write(database, lambda s: (201, presenters.member(accounts.create_member(s, account_id, name=body.name, email=body.email, at=clock.now()))))
+    return write(
+        database, lambda s: (201, presenters.member(accounts.create_member(s, account_id, name=body.name, email=body.email, at=clock.now())))
+    )
 
 
 @router.get(
@@ -225,7 +225,13 @@ def list_grants(account_id: str, caller: ReadAny, database: DatabaseDep, page: P
         "Ledger entries, oldest first, filtered by `?kind=`, `?since=` and `?until=` (RFC 3339 instants); `?format=csv`"
         " answers every matching entry as one CSV file."
     ),
-    responses=docs.documented(docs.LedgerPage, "A page of ledger entries (JSON), or CSV.", *docs.AUTH, "not_found", csv="Every matching row as one CSV file (`?format=csv`), not paginated."),
+    responses=docs.documented(
+        docs.LedgerPage,
+        "A page of ledger entries (JSON), or CSV.",
+        *docs.AUTH,
+        "not_found",
+        csv="Every matching row as one CSV file (`?format=csv`), not paginated.",
+    ),
 )
 def list_ledger(
     account_id: str,
@@ -263,14 +269,24 @@ def list_ledger(
 
 
 @router.post(
-    "/{account_id}/consumptions", status_code=201,
+    "/{account_id}/consumptions",
+    status_code=201,
     summary="Consume credits",
     description=(
         "Use `credits`, or (`credit_price_id`, `quantity`), drawn from the grants that expire first; `allow_overdraft` "
         "(billing role) records a debt instead of refusing with 409 `insufficient_credits`. Idempotent with "
         "`Idempotency-Key`."
     ),
-    responses=docs.documented(docs.Consumption, "The consumption, with the grants drawn from.", *docs.AUTH, "not_found", "unknown_reference", "insufficient_credits", "idempotency_conflict", status=201),
+    responses=docs.documented(
+        docs.Consumption,
+        "The consumption, with the grants drawn from.",
+        *docs.AUTH,
+        "not_found",
+        "unknown_reference",
+        "insufficient_credits",
+        "idempotency_conflict",
+        status=201,
+    ),
 )
 def create_consumption(
     account_id: str, body: ConsumptionIn, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None
@@ -292,13 +308,23 @@ def create_consumption(
 
 
 @router.post(
-    "/{account_id}/holds", status_code=201,
+    "/{account_id}/holds",
+    status_code=201,
     summary="Place a hold",
     description=(
         "Reserve `credits`, or (`credit_price_id`, `quantity`), for an event at `event_at`; capture or release it "
         "later. Idempotent with `Idempotency-Key`."
     ),
-    responses=docs.documented(docs.Hold, "The hold, with the grants it reserves from.", *docs.AUTH, "not_found", "unknown_reference", "insufficient_credits", "idempotency_conflict", status=201),
+    responses=docs.documented(
+        docs.Hold,
+        "The hold, with the grants it reserves from.",
+        *docs.AUTH,
+        "not_found",
+        "unknown_reference",
+        "insufficient_credits",
+        "idempotency_conflict",
+        status=201,
+    ),
 )
 def create_hold(account_id: str, body: HoldIn, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     check_account(caller, account_id)
@@ -319,7 +345,9 @@ def create_hold(account_id: str, body: HoldIn, caller: Bookings, database: Datab
     description="The account's holds, optionally only those of a `?status=`.",
     responses=docs.documented(docs.HoldPage, "A page of holds.", *docs.AUTH, "not_found"),
 )
-def list_holds(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination, status: Literal["open", "captured", "released"] | None = None):
+def list_holds(
+    account_id: str, caller: ReadAny, database: DatabaseDep, page: Pagination, status: Literal["open", "captured", "released"] | None = None
+):
     check_account(caller, account_id)
     with database.read() as session:
         account = get_or_404(session, Account, account_id, "account")
@@ -330,13 +358,16 @@ def list_holds(account_id: str, caller: ReadAny, database: DatabaseDep, page: Pa
 
 
 @router.post(
-    "/{account_id}/top-ups", status_code=201,
+    "/{account_id}/top-ups",
+    status_code=201,
     summary="Buy a credit pack",
     description=(
         "Invoice `quantity` of a credit pack (`product_id`) at once, approved (and its credits granted) when `approve` "
         "is true. Idempotent with `Idempotency-Key`."
     ),
-    responses=docs.documented(docs.Invoice, "The invoice issued.", *docs.AUTH, "not_found", "unknown_reference", "currency_mismatch", "idempotency_conflict", status=201),
+    responses=docs.documented(
+        docs.Invoice, "The invoice issued.", *docs.AUTH, "not_found", "unknown_reference", "currency_mismatch", "idempotency_conflict", status=201
+    ),
 )
 def create_top_up(account_id: str, body: TopUpIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
@@ -350,15 +381,27 @@ def create_top_up(account_id: str, body: TopUpIn, caller: Billing, database: Dat
 
 
 @router.post(
-    "/{account_id}/adjustments", status_code=201,
+    "/{account_id}/adjustments",
+    status_code=201,
     summary="Adjust credits",
     description=(
         "Add credits (a new grant, with an optional `lifetime`) or deduct them, effective at once; a deduction past the"
         " available credits is 409 `insufficient_credits`. Idempotent with `Idempotency-Key`."
     ),
-    responses=docs.documented(docs.Adjustment, "The adjustment, with the grants made or drawn from.", *docs.AUTH, "not_found", "unknown_reference", "insufficient_credits", "idempotency_conflict", status=201),
+    responses=docs.documented(
+        docs.Adjustment,
+        "The adjustment, with the grants made or drawn from.",
+        *docs.AUTH,
+        "not_found",
+        "unknown_reference",
+        "insufficient_credits",
+        "idempotency_conflict",
+        status=201,
+    ),
 )
-def create_adjustment(account_id: str, body: AdjustmentIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+def create_adjustment(
+    account_id: str, body: AdjustmentIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None
+):
     def action(session):
         adjustment, touched = adjust(
             session, account_id, kind=body.kind, credits=body.credits, reason=body.reason, lifetime=body.lifetime,
@@ -372,7 +415,9 @@ def create_adjustment(account_id: str, body: AdjustmentIn, caller: Billing, data
 def _ledger_csv(entries: list[LedgerEntry], account_id: int) -> Response:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["id", "kind", "credits", "balance_after", "grant_id", "business_unit_id", "source_type", "source_id", "actor", "occurred_at", "recorded_at"])
+    writer.writerow(
+        ["id", "kind", "credits", "balance_after", "grant_id", "business_unit_id", "source_type", "source_id", "actor", "occurred_at", "recorded_at"]
+    )
     for entry in entries:
         row = presenters.ledger_entry(entry)
         writer.writerow([row["id"], row["kind"], row["credits"], row["balance_after"], row["grant_id"] or "", row["business_unit_id"] or "",

@@ -79,7 +79,13 @@ def update_product(product_id: str, body: ProductPatch, caller: Billing, databas
     responses=docs.documented(docs.CreditPrice, "The credit price created.", *docs.AUTH, status=201),
 )
 def create_credit_price(body: CreditPriceIn, caller: Billing, database: DatabaseDep):
-    return write(database, lambda s: (201, presenters.credit_price(catalog.create_credit_price(s, name=body.name, credits_per_unit=body.credits_per_unit, at=clock.now()))))
+    return write(
+        database,
+        lambda s: (
+            201,
+            presenters.credit_price(catalog.create_credit_price(s, name=body.name, credits_per_unit=body.credits_per_unit, at=clock.now())),
+        ),
+    )
 
 
 @router.get(

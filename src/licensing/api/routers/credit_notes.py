@@ -45,13 +45,24 @@ def present(session, note: CreditNote) -> dict:
 
 
 @router.post(
-    "/credit-notes", status_code=201,
+    "/credit-notes",
+    status_code=201,
     summary="Create a credit note",
     description=(
         "A draft credit note for an approved invoice: `lines` (each an `invoice_line_id` with a `quantity` or a net "
         "`amount`; none: the whole invoice), `reason`, `credit_policy`. Idempotent with `Idempotency-Key`."
     ),
-    responses=docs.documented(docs.CreditNote, "The credit note created (a draft).", *docs.AUTH, "unknown_reference", "invoice_not_draft", "invoice_credited", "conflict", "idempotency_conflict", status=201),
+    responses=docs.documented(
+        docs.CreditNote,
+        "The credit note created (a draft).",
+        *docs.AUTH,
+        "unknown_reference",
+        "invoice_not_draft",
+        "invoice_credited",
+        "conflict",
+        "idempotency_conflict",
+        status=201,
+    ),
 )
 def create(body: CreditNoteIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
@@ -90,10 +101,12 @@ def list_credit_notes(
 
 
 @router.get(
-    "/credit-notes/{note_id}.pdf", response_class=Response,
+    "/credit-notes/{note_id}.pdf",
+    response_class=Response,
     summary="Get a credit note as PDF",
     description="The credit note as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without).",
-    responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF."}} | docs.problems(*docs.AUTH, "not_found"),
+    responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF."}}
+    | docs.problems(*docs.AUTH, "not_found"),
 )
 def credit_note_pdf(note_id: str, caller: ReadBooks, database: DatabaseDep):
     """The credit note as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without)."""
@@ -102,10 +115,12 @@ def credit_note_pdf(note_id: str, caller: ReadBooks, database: DatabaseDep):
 
 
 @router.get(
-    "/credit-notes/{note_id}.xml", response_class=Response,
+    "/credit-notes/{note_id}.xml",
+    response_class=Response,
     summary="Get a credit note as EN 16931 XML",
     description="The EN 16931 Cross Industry Invoice XML of an approved credit note alone.",
-    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}, "description": "The XML."}} | docs.problems(*docs.AUTH, "not_found", "invoice_not_draft", "einvoice_unavailable"),
+    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}, "description": "The XML."}}
+    | docs.problems(*docs.AUTH, "not_found", "invoice_not_draft", "einvoice_unavailable"),
 )
 def credit_note_xml(note_id: str, caller: ReadBooks, database: DatabaseDep):
     check_document_scope(database, caller, CreditNote, note_id, "credit note")
@@ -134,9 +149,25 @@ def get_credit_note(note_id: str, caller: ReadBooks, database: DatabaseDep):
         "(`strict` refuses with 409 `credits_already_consumed` when the credits were used). Idempotent with "
         "`Idempotency-Key`."
     ),
-    responses=docs.documented(docs.CreditNote, "The credit note, approved.", *docs.AUTH, "not_found", "invoice_not_draft", "credits_already_consumed", "conflict", "idempotency_conflict"),
+    responses=docs.documented(
+        docs.CreditNote,
+        "The credit note, approved.",
+        *docs.AUTH,
+        "not_found",
+        "invoice_not_draft",
+        "credits_already_consumed",
+        "conflict",
+        "idempotency_conflict",
+    ),
 )
-def approve(note_id: str, caller: Billing, database: DatabaseDep, request: Request, body: CreditNoteApproveIn | None = None, idempotency_key: IdempotencyKey = None):
+def approve(
+    note_id: str,
+    caller: Billing,
+    database: DatabaseDep,
+    request: Request,
+    body: CreditNoteApproveIn | None = None,
+    idempotency_key: IdempotencyKey = None,
+):
     """Number the note and take back its credits; ``credit_policy`` in the body, when given,
     replaces the note's own."""
     body = body or CreditNoteApproveIn()
@@ -151,13 +182,22 @@ def approve(note_id: str, caller: Billing, database: DatabaseDep, request: Reque
 
 
 @router.post(
-    "/transfers", status_code=201,
+    "/transfers",
+    status_code=201,
     summary="Transfer credits",
     description=(
-        "Move `credits` from one account or business unit to another (same currency), effective at once. Idempotent "
-        "with `Idempotency-Key`."
+        "Move `credits` from one account or business unit to another (same currency), effective at once. Idempotent with `Idempotency-Key`."
     ),
-    responses=docs.documented(docs.Transfer, "The transfer, grant by grant.", *docs.AUTH, "unknown_reference", "insufficient_credits", "currency_mismatch", "idempotency_conflict", status=201),
+    responses=docs.documented(
+        docs.Transfer,
+        "The transfer, grant by grant.",
+        *docs.AUTH,
+        "unknown_reference",
+        "insufficient_credits",
+        "currency_mismatch",
+        "idempotency_conflict",
+        status=201,
+    ),
 )
 def create_transfer(body: TransferIn, caller: Billing, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlmodel import select
 
 from licensing import clock
+from licensing.accounts.models import Account
 from licensing.api import presenters
 from licensing.api import responses as docs
 from licensing.api.deps import (
@@ -30,11 +31,10 @@ from licensing.api.schemas import BillingRunIn, Day, VoidIn
 from licensing.clock import local_date
 from licensing.config import get_settings
 from licensing.documents.service import load_document, pdf_of, xml_of
+from licensing.errors import ValidationFailed
 from licensing.invoicing.approval import approve_invoice
 from licensing.invoicing.billing import run_billing
 from licensing.invoicing.credit_notes import void_invoice
-from licensing.accounts.models import Account
-from licensing.errors import ValidationFailed
 from licensing.invoicing.models import Invoice
 from licensing.invoicing.queries import lines_and_grants
 from licensing.repository import get_or_404
@@ -60,7 +60,9 @@ def present(session, invoice: Invoice) -> dict:
         "Invoices filtered by `account_id`, `licence_id`, `status` and issue dates; `?format=csv` answers every "
         "matching invoice as one CSV file, oldest first."
     ),
-    responses=docs.documented(docs.InvoicePage, "A page of invoices (JSON), or CSV.", *docs.AUTH, csv="Every matching row as one CSV file (`?format=csv`), not paginated."),
+    responses=docs.documented(
+        docs.InvoicePage, "A page of invoices (JSON), or CSV.", *docs.AUTH, csv="Every matching row as one CSV file (`?format=csv`), not paginated."
+    ),
 )
 def list_invoices(
     caller: ReadBooks,
@@ -114,10 +116,12 @@ def _invoices_csv(session, statement) -> Response:
 
 
 @router.get(
-    "/invoices/{invoice_id}.pdf", response_class=Response,
+    "/invoices/{invoice_id}.pdf",
+    response_class=Response,
     summary="Get an invoice as PDF",
     description="The invoice as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without), named by its number.",
-    responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF."}} | docs.problems(*docs.AUTH, "not_found"),
+    responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}, "description": "The PDF."}}
+    | docs.problems(*docs.AUTH, "not_found"),
 )
 def invoice_pdf(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
     """The invoice as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without)."""
@@ -126,10 +130,12 @@ def invoice_pdf(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
 
 
 @router.get(
-    "/invoices/{invoice_id}.xml", response_class=Response,
+    "/invoices/{invoice_id}.xml",
+    response_class=Response,
     summary="Get an invoice as EN 16931 XML",
     description="The EN 16931 Cross Industry Invoice XML alone (approved invoices; a draft is 409 `invoice_not_draft`).",
-    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}, "description": "The XML."}} | docs.problems(*docs.AUTH, "not_found", "invoice_not_draft", "einvoice_unavailable"),
+    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}, "description": "The XML."}}
+    | docs.problems(*docs.AUTH, "not_found", "invoice_not_draft", "einvoice_unavailable"),
 )
 def invoice_xml(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
     """The EN 16931 Cross Industry Invoice XML alone (approved invoices)."""
@@ -188,9 +194,20 @@ def approve(invoice_id: str, caller: Billing, database: DatabaseDep, request: Re
         "Void an approved invoice that no credit note covers, taking back its credits (`credit_policy`), with an "
         "optional `reason` shown on its document; a draft is 409 `invoice_not_draft` (drafts are deleted instead)."
     ),
-    responses=docs.documented(docs.Invoice, "The invoice, void.", *docs.AUTH, "not_found", "invoice_not_draft", "invoice_credited", "credits_already_consumed", "idempotency_conflict"),
+    responses=docs.documented(
+        docs.Invoice,
+        "The invoice, void.",
+        *docs.AUTH,
+        "not_found",
+        "invoice_not_draft",
+        "invoice_credited",
+        "credits_already_consumed",
+        "idempotency_conflict",
+    ),
 )
-def void(invoice_id: str, caller: Billing, database: DatabaseDep, request: Request, body: VoidIn | None = None, idempotency_key: IdempotencyKey = None):
+def void(
+    invoice_id: str, caller: Billing, database: DatabaseDep, request: Request, body: VoidIn | None = None, idempotency_key: IdempotencyKey = None
+):
     body = body or VoidIn()
 
     def action(session):

@@ -56,7 +56,9 @@ def create_licence(body: LicenceIn, caller: Billing, database: DatabaseDep):
 def list_licences(caller: ReadBooks, database: DatabaseDep, page: Pagination, account_id: str | None = None):
     statement = in_scope(select(Licence), caller, Licence.account_id)
     if account_id is not None:
-        statement = statement.where(Licence.account_id == (int(account_id) if account_id.isascii() and account_id.isdigit() and len(account_id) < 19 else -1))
+        statement = statement.where(
+            Licence.account_id == (int(account_id) if account_id.isascii() and account_id.isdigit() and len(account_id) < 19 else -1)
+        )
     with database.read() as session:
         return paginate(session, statement, Licence.id, page, presenters.licence)
 
@@ -98,18 +100,23 @@ def terminate(licence_id: str, body: TerminationIn, caller: Billing, database: D
     """End the licence after ``effective_date`` (its last active day, inclusive)."""
     return write(
         database,
-        lambda s: (200, presenters.licence(licences.terminate_licence(s, licence_id, effective_date=body.effective_date, at=clock.now(), actor=caller.actor))),
+        lambda s: (
+            200,
+            presenters.licence(licences.terminate_licence(s, licence_id, effective_date=body.effective_date, at=clock.now(), actor=caller.actor)),
+        ),
     )
 
 
 @router.post(
-    "/{licence_id}/services", status_code=201,
+    "/{licence_id}/services",
+    status_code=201,
     summary="Add a contract service",
     description=(
-        "Bill a product on the licence: `quantity`, `unit_price` (default the product's), `schedule`, dates, business "
-        "unit, rollover and pro-rating."
+        "Bill a product on the licence: `quantity`, `unit_price` (default the product's), `schedule`, dates, business unit, rollover and pro-rating."
     ),
-    responses=docs.documented(docs.Service, "The contract service added.", *docs.AUTH, "not_found", "unknown_reference", "currency_mismatch", status=201),
+    responses=docs.documented(
+        docs.Service, "The contract service added.", *docs.AUTH, "not_found", "unknown_reference", "currency_mismatch", status=201
+    ),
 )
 def add_service(licence_id: str, body: ServiceIn, caller: Billing, database: DatabaseDep):
     values = body.model_dump()
@@ -142,7 +149,9 @@ def list_services(licence_id: str, caller: ReadBooks, database: DatabaseDep, pag
     "/{licence_id}/services/{service_id}",
     summary="Update a contract service",
     description="Change the fields given; a change that would bill billed lines again is 409 `service_already_billed`.",
-    responses=docs.documented(docs.Service, "The contract service as updated.", *docs.AUTH, "not_found", "unknown_reference", "service_already_billed"),
+    responses=docs.documented(
+        docs.Service, "The contract service as updated.", *docs.AUTH, "not_found", "unknown_reference", "service_already_billed"
+    ),
 )
 def update_service(licence_id: str, service_id: str, body: ServicePatch, caller: Billing, database: DatabaseDep):
     changes = body.model_dump(exclude_unset=True)

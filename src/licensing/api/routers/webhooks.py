@@ -64,15 +64,18 @@ def present_delivery(delivery: WebhookDelivery) -> dict:
 
 
 @router.post(
-    "/webhooks", status_code=201,
+    "/webhooks",
+    status_code=201,
     summary="Register a webhook",
     description=(
-        "Register a URL for events of the given types (or `[\"*\"]`); the response alone carries the `secret` that signs "
+        'Register a URL for events of the given types (or `["*"]`); the response alone carries the `secret` that signs '
         "each delivery. A URL that resolves to a loopback, private, link-local, unique-local, unspecified, multicast or"
         " reserved address, or does not resolve, is 422 `webhook_url_forbidden` unless "
         "`LICENSING_WEBHOOK_ALLOWED_NETWORKS` allows it."
     ),
-    responses=docs.documented(docs.WebhookCreated, "The webhook, with its secret (shown only here).", *docs.AUTH, "webhook_url_forbidden", status=201),
+    responses=docs.documented(
+        docs.WebhookCreated, "The webhook, with its secret (shown only here).", *docs.AUTH, "webhook_url_forbidden", status=201
+    ),
 )
 def create_webhook(body: WebhookIn, caller: Billing, database: DatabaseDep):
     """Register a URL for events of the given types (or ``["*"]``). The response alone carries
@@ -150,7 +153,13 @@ def list_events(
             ).all():
                 deliveries[delivery.event_id].append(present_delivery(delivery))
     result["items"] = [
-        {"id": sid(event.id), "type": event.type, "created_at": instant_text(event.created_at), "data": json.loads(event.data), "deliveries": deliveries[event.id]}
+        {
+            "id": sid(event.id),
+            "type": event.type,
+            "created_at": instant_text(event.created_at),
+            "data": json.loads(event.data),
+            "deliveries": deliveries[event.id],
+        }
         for event in events
     ]
     return result
