@@ -45,17 +45,17 @@ from sqlalchemy import create_engine, text
 
 from licensing.accounts.models import Account, BusinessUnit
 from licensing.auth.services import create_api_key
-from licensing.bulk import insert_rows
 from licensing.catalog.models import Product
 from licensing.credits.balance import credit_summary
 from licensing.credits.consumption import consume
 from licensing.credits.grants import NewGrant, create_grants
 from licensing.credits.models import LedgerEntry
 from licensing.db import Database, normalise_url
+from licensing.db.bulk import insert_rows
+from licensing.db.repository import lock
 from licensing.invoicing.billing import run_billing
 from licensing.licences.models import ContractService, Licence
 from licensing.migrate import upgrade
-from licensing.repository import lock
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

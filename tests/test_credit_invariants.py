@@ -32,8 +32,8 @@ from licensing.credits.consumption import consume, reverse_consumption
 from licensing.credits.expiry import sweep_expiries
 from licensing.credits.grants import create_grant
 from licensing.credits.models import Consumption, Grant, LedgerEntry
+from licensing.db.repository import lock
 from licensing.errors import InsufficientCredits
-from licensing.repository import lock
 
 START = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
 ZERO = Decimal(0)

@@ -28,6 +28,7 @@ from licensing.errors import (
     UnknownReference,
     ValidationFailed,
 )
+from licensing.events import Event
 from licensing.invoicing.approval import approve_invoice
 from licensing.invoicing.credit_notes import (
     CreditRequest,
@@ -38,7 +39,6 @@ from licensing.invoicing.credit_notes import (
     void_invoice,
 )
 from licensing.invoicing.models import CreditNote, Invoice, InvoiceLine
-from licensing.outbox import Event
 from licensing.reports import liability
 from tests import factories
 from tests.support import over_http

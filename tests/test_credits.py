@@ -20,8 +20,8 @@ from licensing.credits.consumption import FIRST_READ, consume, reverse_consumpti
 from licensing.credits.expiry import sweep_expiries
 from licensing.credits.grants import create_grant
 from licensing.credits.models import Consumption, Grant, LedgerEntry
+from licensing.db.repository import lock
 from licensing.errors import InsufficientCredits
-from licensing.repository import lock
 from tests import factories
 
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)

@@ -38,9 +38,9 @@ from licensing.documents.delivery import (
     smtp_server,
 )
 from licensing.documents.models import Delivery
+from licensing.events import Event
 from licensing.invoicing.billing import run_billing
 from licensing.invoicing.credit_notes import approve_credit_note, create_credit_note
-from licensing.outbox import Event
 from tests import factories
 from tests.support.mail import (
     SOON,

@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from licensing.db import Database
-from licensing.outbox import Event
+from licensing.events import Event
 from licensing.scheduler import JOBS
 from tests import factories
 

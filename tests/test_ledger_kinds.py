@@ -65,7 +65,7 @@ def test_a_move_changes_remaining_and_its_kinds_counter_by_the_entrys_credits(da
     from licensing.credits import ledger
     from licensing.credits.grants import create_grant
     from licensing.credits.models import Grant, LedgerEntry
-    from licensing.repository import lock
+    from licensing.db.repository import lock
 
     now = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
     acme = factories.account(database)

@@ -26,13 +26,13 @@ from licensing.credits.consumption import Draw, consume
 from licensing.credits.expiry import settle_expiries, sweep_expiries
 from licensing.credits.models import Grant, LedgerEntry
 from licensing.errors import InsufficientCredits
+from licensing.events import Event
 from licensing.invoicing.billing import run_billing
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.top_ups import top_up
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.renewal import renew_due_licences
 from licensing.licences.services import terminate_licence
-from licensing.outbox import Event
 from tests import factories
 from tests.support.use_cases import (
     ACTOR,

@@ -18,9 +18,9 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import func, select
 
 from licensing.credits.models import ExpiryNotice, Grant, LedgerEntry
+from licensing.events import Event
 from licensing.invoicing import billing
 from licensing.invoicing.models import Invoice, InvoiceLine
-from licensing.outbox import Event
 from licensing.scheduler import ProcessLock, SchedulerAlreadyRunning, due_jobs, run_due
 from licensing.scheduler.models import JobRun
 from tests import factories
@@ -203,7 +203,7 @@ def test_two_scheduler_processes_on_postgresql_bill_500_licences_once(database, 
     account = factories.account(database)
     pack = factories.credit_pack(database, credits="10", lifetime="P1M")
     start = date.today().replace(day=1)
-    from licensing.bulk import insert_rows
+    from licensing.db.bulk import insert_rows
     from licensing.licences.models import ContractService, Licence
 
     with database.write() as session:

@@ -10,11 +10,11 @@ from sqlmodel import select
 
 from licensing.credits.consumption import consume
 from licensing.credits.models import Grant
+from licensing.events import Event
 from licensing.invoicing.billing import run_billing
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.licences.models import Licence
 from licensing.licences.services import terminate_licence
-from licensing.outbox import Event
 from tests import factories
 
 JAN_1 = date(2027, 1, 1)

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlmodel import select
 
-from licensing.outbox import record_event
+from licensing.events import record_event
 from licensing.scheduler import run_due
 from licensing.webhooks import background, guard
 from licensing.webhooks.models import Webhook, WebhookDelivery

@@ -28,7 +28,7 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import select
 
-from licensing.outbox import Event, record_event
+from licensing.events import Event, record_event
 from licensing.webhooks import background
 from licensing.webhooks.models import Webhook, WebhookDelivery
 from licensing.webhooks.services import (
@@ -497,7 +497,7 @@ def test_fan_out_keeps_a_cursor_that_trails_the_newest_event(database, receiver)
         webhook, _secret = register_webhook(session, url=receiver.url(), events=["credits.expired"], now=instant("2027-01-01 00:00"))
     rows = [{"type": "credits.adjusted", "data": "{}", "created_at": instant("2027-01-01 00:00")}] * (2 * LOOKBACK + 500)
     with database.write() as session:
-        from licensing.bulk import insert_rows
+        from licensing.db.bulk import insert_rows
 
         insert_rows(session, Event.__table__, rows)
         record_event(session, "credits.expired", {"grant_id": "1"}, at=instant("2027-01-01 00:00"))

@@ -13,6 +13,7 @@ from licensing.credits.models import (
     Transfer,
 )
 from licensing.documents.models import Delivery
+from licensing.events import Event
 from licensing.invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -21,7 +22,6 @@ from licensing.invoicing.models import (
     NumberSeries,
 )
 from licensing.licences.models import ContractService, Licence
-from licensing.outbox import Event
 from licensing.scheduler.models import JobRun
 from licensing.webhooks.models import Webhook, WebhookDelivery
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from licensing.types import Credits, UTCDateTime
+from licensing.db.types import Credits, UTCDateTime
 
 
 class Account(SQLModel, table=True):

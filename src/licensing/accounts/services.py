@@ -8,9 +8,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
+from licensing.db.repository import apply, get_or_404
 from licensing.errors import Conflict, ValidationFailed
 from licensing.money import is_currency
-from licensing.repository import apply, get_or_404
 
 ACCOUNT_FIELDS = ("name", "email", "currency", "address", "country", "tax_id", "tax_exempt")
 

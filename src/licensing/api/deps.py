@@ -21,8 +21,8 @@ from licensing.api.errors import Forbidden, Unauthorized
 from licensing.auth.models import IdempotencyRecord
 from licensing.auth.services import authenticate, scope_of
 from licensing.db import Database
+from licensing.db.repository import get_or_404
 from licensing.errors import IdempotencyConflict, NotFound, ValidationFailed
-from licensing.repository import get_or_404
 
 bearer = HTTPBearer(auto_error=False, description="An API key made with `licensing api-key create`")
 

@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 
 from licensing.accounts.models import Account
 from licensing.auth.models import ApiKey
+from licensing.db.repository import get_reference, lock
 from licensing.errors import ValidationFailed
-from licensing.repository import get_reference, lock
 from licensing.text import unprintable
 
 ROLES = ("admin", "billing", "bookings", "read")

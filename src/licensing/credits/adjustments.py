@@ -19,7 +19,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlmodel import Session
 
 from licensing.accounts.models import Account
-from licensing.bulk import insert_rows
 from licensing.clock import local_date, start_of_day
 from licensing.config import Settings, get_settings
 from licensing.credits import ledger
@@ -27,11 +26,12 @@ from licensing.credits.consumption import check_unit_and_member, take_credits
 from licensing.credits.grants import NewGrant, create_grants
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Adjustment, Grant, Transfer
+from licensing.db.bulk import insert_rows
+from licensing.db.repository import get_reference, lock, lock_all
 from licensing.errors import CurrencyMismatch, ValidationFailed
+from licensing.events import record_event
 from licensing.licences.periods import parse_lifetime
 from licensing.money import ZERO
-from licensing.outbox import record_event
-from licensing.repository import get_reference, lock, lock_all
 
 VALUE_PLACES = Decimal("0.0001")  # grant values are stored with 4 places
 

@@ -19,7 +19,6 @@ from sqlalchemy import and_, bindparam, func, literal_column, or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
-from licensing.bulk import insert_row, pipelined, reading, reserve_id, update_rows
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
 from licensing.credits.debt import change_debt, debts_of
@@ -27,6 +26,9 @@ from licensing.credits.expiry import expire_grant, record_due_expiries
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Consumption, Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts, rollover_due
+from licensing.db.bulk import insert_row, pipelined, reading, reserve_id, update_rows
+from licensing.db.repository import _as_id, get_or_404, get_reference, lock
+from licensing.db.types import UTCDateTime
 from licensing.errors import (
     Conflict,
     InsufficientCredits,
@@ -34,10 +36,8 @@ from licensing.errors import (
     UnknownReference,
     ValidationFailed,
 )
+from licensing.events import record_event
 from licensing.money import MAX_LINE_CREDITS, ZERO, round_credits
-from licensing.outbox import record_event
-from licensing.repository import _as_id, get_or_404, get_reference, lock
-from licensing.types import UTCDateTime
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,15 +14,15 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
-from licensing.bulk import reading
 from licensing.credits import ledger
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
 from licensing.credits.rollover import record_due_cuts, rollover_due
 from licensing.db import Database
-from licensing.outbox import record_event
-from licensing.repository import get_or_404, lock
-from licensing.types import UTCDateTime
+from licensing.db.bulk import reading
+from licensing.db.repository import get_or_404, lock
+from licensing.db.types import UTCDateTime
+from licensing.events import record_event
 
 SYSTEM = "system"
 

@@ -10,12 +10,12 @@ from typing import NamedTuple
 from sqlmodel import Session
 
 from licensing.accounts.models import Account
-from licensing.bulk import insert_rows, update_rows
 from licensing.credits import ledger
 from licensing.credits.debt import change_debt, debts_of
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
-from licensing.outbox import event_row, record_events
+from licensing.db.bulk import insert_rows, update_rows
+from licensing.events import event_row, record_events
 
 ZERO = Decimal(0)
 

@@ -18,7 +18,6 @@ from decimal import Decimal
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
-from licensing.bulk import insert_rows
 from licensing.config import Settings, get_settings
 from licensing.credits import ledger
 from licensing.credits.consumption import (
@@ -32,9 +31,10 @@ from licensing.credits.expiry import expire_grant, record_due_expiries
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Consumption, Grant, Hold, LedgerEntry
 from licensing.db import Database
+from licensing.db.bulk import insert_rows
+from licensing.db.repository import get_or_404, lock
 from licensing.errors import HoldNotOpen, ValidationFailed
-from licensing.outbox import record_event
-from licensing.repository import get_or_404, lock
+from licensing.events import record_event
 
 SYSTEM = "system"
 

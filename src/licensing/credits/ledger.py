@@ -15,9 +15,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from licensing.accounts.models import Account
-from licensing.bulk import insert_rows, update_rows
 from licensing.credits.kinds import COUNTER, LedgerKind
 from licensing.credits.models import Grant, LedgerEntry
+from licensing.db.bulk import insert_rows, update_rows
 
 
 def entry_row(

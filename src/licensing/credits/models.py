@@ -7,7 +7,7 @@ from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from licensing.credits.kinds import KIND_CHECK
-from licensing.types import Amount, Credits, UTCDateTime
+from licensing.db.types import Amount, Credits, UTCDateTime
 
 
 class Grant(SQLModel, table=True):

@@ -17,7 +17,7 @@ from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.credits.models import ExpiryNotice, Grant
 from licensing.db import Database
-from licensing.outbox import record_event
+from licensing.events import record_event
 
 BATCH = 500
 

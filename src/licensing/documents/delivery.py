@@ -68,13 +68,13 @@ from licensing import clock
 from licensing.attempts import count_failure, describe
 from licensing.config import Settings, get_settings
 from licensing.db import Database
+from licensing.db.repository import lock
 from licensing.documents.context import credit_note_document, invoice_document
 from licensing.documents.model import Document
 from licensing.documents.models import Delivery
 from licensing.documents.pdf import render_mail, render_pdf
+from licensing.events import record_event
 from licensing.invoicing.models import CreditNote, Invoice
-from licensing.outbox import record_event
-from licensing.repository import lock
 
 log = logging.getLogger("licensing.delivery")
 

@@ -5,7 +5,7 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from licensing.types import UTCDateTime
+from licensing.db.types import UTCDateTime
 
 
 class Delivery(SQLModel, table=True):

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from licensing.accounts.models import Account
-from licensing.bulk import insert_rows
+from licensing.db.bulk import insert_rows
 from licensing.documents.models import Delivery
 
 

@@ -9,11 +9,11 @@ from dataclasses import replace
 from sqlmodel import Session, select
 
 from licensing.db import Database
+from licensing.db.repository import get_or_404
 from licensing.documents.context import credit_note_document, invoice_document
 from licensing.documents.model import Document
 from licensing.errors import EInvoiceUnavailable, InvoiceNotDraft, NotFound
 from licensing.invoicing.models import CreditNote, Invoice
-from licensing.repository import get_or_404
 
 log = logging.getLogger("licensing.documents")
 

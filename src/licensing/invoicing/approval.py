@@ -27,22 +27,22 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
-from licensing.bulk import update_rows
 from licensing.catalog.models import Product
 from licensing.clock import local_date, start_of_day
 from licensing.config import Settings, get_settings
 from licensing.credits.expiry import record_due_expiries_of
 from licensing.credits.grants import NewGrant, create_grants
+from licensing.db.bulk import update_rows
+from licensing.db.repository import get_or_404, lock_all, lock_rows
 from licensing.documents.queue import queue_deliveries
 from licensing.errors import InvoiceNotDraft
+from licensing.events import event_row, record_events
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.invoicing.tax import tax_treatment
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import Lifetime, parse_lifetime
 from licensing.money import round_money
-from licensing.outbox import event_row, record_events
-from licensing.repository import get_or_404, lock_all, lock_rows
 
 
 def seller_fields(settings: Settings) -> dict:

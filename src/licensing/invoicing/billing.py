@@ -27,11 +27,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
-from licensing.bulk import insert_rows
 from licensing.catalog.models import Product
 from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.db import Database, describe_failure, is_outage
+from licensing.db.bulk import insert_rows
+from licensing.db.repository import lock_rows
+from licensing.events import event_row, record_event, record_events
 from licensing.invoicing import pricing
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.tax import charges_no_tax
@@ -44,8 +46,6 @@ from licensing.licences.periods import (
     week_starts,
 )
 from licensing.licences.renewal import needs_renewal, renew_licence
-from licensing.outbox import event_row, record_event, record_events
-from licensing.repository import lock_rows
 
 BATCH_SIZE = 250
 log = logging.getLogger("licensing.billing")

@@ -37,6 +37,7 @@ from licensing.credits import ledger
 from licensing.credits.expiry import record_due_expiries
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
+from licensing.db.repository import get_or_404, get_reference, lock
 from licensing.documents.queue import queue_deliveries
 from licensing.errors import (
     Conflict,
@@ -45,13 +46,12 @@ from licensing.errors import (
     UnknownReference,
     ValidationFailed,
 )
+from licensing.events import record_event
 from licensing.invoicing import pricing
 from licensing.invoicing.approval import buyer_details, seller_details
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.money import ZERO, minor_unit, round_money
-from licensing.outbox import record_event
-from licensing.repository import get_or_404, get_reference, lock
 
 POLICIES = ("strict", "cap_to_remaining")
 QUANTITY_PLACES = Decimal("0.0001")

@@ -6,7 +6,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from licensing.types import Amount, Credits, UTCDateTime
+from licensing.db.types import Amount, Credits, UTCDateTime
 
 
 class Invoice(SQLModel, table=True):

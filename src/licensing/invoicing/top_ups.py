@@ -18,14 +18,14 @@ from licensing.catalog.models import Product
 from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.credits.consumption import check_unit_and_member
+from licensing.db.repository import get_or_404, get_reference
 from licensing.errors import CurrencyMismatch, ValidationFailed
+from licensing.events import record_event
 from licensing.invoicing import pricing
 from licensing.invoicing.approval import approve_invoices
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.tax import charges_no_tax
 from licensing.money import check_line_size
-from licensing.outbox import record_event
-from licensing.repository import get_or_404, get_reference
 
 
 def top_up(

@@ -22,10 +22,10 @@ from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, select
 
 from licensing.db import Database, describe_failure, is_outage
+from licensing.db.repository import lock
+from licensing.events import record_event
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import Lifetime, parse_lifetime
-from licensing.outbox import record_event
-from licensing.repository import lock
 
 log = logging.getLogger("licensing.renewals")
 

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from licensing.accounts.models import Account, BusinessUnit
 from licensing.catalog.models import Product
+from licensing.db.repository import apply, get_or_404, get_reference, lock, patched
 from licensing.errors import (
     CurrencyMismatch,
     LicenceAlreadyBilled,
@@ -18,12 +19,11 @@ from licensing.errors import (
     UnknownReference,
     ValidationFailed,
 )
+from licensing.events import record_event
 from licensing.invoicing.models import InvoiceLine
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.periods import parse_lifetime
 from licensing.money import check_line_size
-from licensing.outbox import record_event
-from licensing.repository import apply, get_or_404, get_reference, lock, patched
 
 LICENCE_FIELDS = ("start_date", "end_date", "auto_renew", "renewal_term", "billing_anchor_day", "auto_approve", "status")
 SERVICE_FIELDS = (

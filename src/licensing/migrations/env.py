@@ -7,7 +7,7 @@ from sqlmodel import SQLModel
 
 import licensing.models  # noqa: F401 - registers every table
 from licensing.db import _make_engine, normalise_url
-from licensing.types import ScaledDecimal, UTCDateTime
+from licensing.db.types import ScaledDecimal, UTCDateTime
 
 config = context.config
 target_metadata = SQLModel.metadata

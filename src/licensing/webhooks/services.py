@@ -63,9 +63,9 @@ from licensing import __version__, clock
 from licensing.attempts import count_failure, describe
 from licensing.config import Settings, get_settings
 from licensing.db import Database
+from licensing.db.repository import get_or_404, lock
 from licensing.errors import NotFound, ValidationFailed
-from licensing.outbox import Event
-from licensing.repository import get_or_404, lock
+from licensing.events import Event
 from licensing.webhooks import guard
 from licensing.webhooks.models import Webhook, WebhookDelivery
 from licensing.webhooks.transport import Sender

@@ -49,9 +49,9 @@ from licensing.credits.holds import hold_draws, place_hold
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant, Hold, LedgerEntry
 from licensing.credits.rollover import rollover_due
+from licensing.db.repository import get_or_404
 from licensing.errors import ValidationFailed
 from licensing.invoicing.top_ups import top_up
-from licensing.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 

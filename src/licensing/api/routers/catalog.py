@@ -19,7 +19,7 @@ from licensing.api.deps import (
 from licensing.api.schemas import CreditPriceIn, ProductIn, ProductPatch
 from licensing.catalog import services as catalog
 from licensing.catalog.models import CreditPrice, Product
-from licensing.repository import get_or_404
+from licensing.db.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 

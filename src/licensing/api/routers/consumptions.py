@@ -10,7 +10,7 @@ from licensing.api import responses as docs
 from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_account, check_owner, write
 from licensing.credits.consumption import draws_of, reverse_consumption
 from licensing.credits.models import Consumption
-from licensing.repository import get_or_404
+from licensing.db.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1/consumptions", tags=["consumptions"])
 

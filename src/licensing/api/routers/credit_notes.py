@@ -26,6 +26,7 @@ from licensing.api.deps import (
 from licensing.api.routers.invoices import _id_filter, check_document_scope, pdf_response
 from licensing.api.schemas import CreditNoteApproveIn, CreditNoteIn, TransferIn
 from licensing.credits.adjustments import transfer
+from licensing.db.repository import get_or_404
 from licensing.documents.service import load_document, xml_of
 from licensing.invoicing.credit_notes import (
     CreditRequest,
@@ -34,7 +35,6 @@ from licensing.invoicing.credit_notes import (
     note_lines,
 )
 from licensing.invoicing.models import CreditNote, Invoice
-from licensing.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["corrections"])
 

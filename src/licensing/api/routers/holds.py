@@ -10,7 +10,7 @@ from licensing.api import responses as docs
 from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_account, check_owner, write
 from licensing.credits.holds import capture_hold, hold_draws, release_hold
 from licensing.credits.models import Hold
-from licensing.repository import get_or_404
+from licensing.db.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1/holds", tags=["holds"])
 

@@ -30,6 +30,7 @@ from licensing.api.deps import (
 from licensing.api.schemas import BillingRunIn, Day, VoidIn
 from licensing.clock import local_date
 from licensing.config import get_settings
+from licensing.db.repository import get_or_404
 from licensing.documents.service import load_document, pdf_of, xml_of
 from licensing.errors import ValidationFailed
 from licensing.invoicing.approval import approve_invoice
@@ -37,7 +38,6 @@ from licensing.invoicing.billing import run_billing
 from licensing.invoicing.credit_notes import void_invoice
 from licensing.invoicing.models import Invoice
 from licensing.invoicing.queries import lines_and_grants
-from licensing.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["invoices"])
 

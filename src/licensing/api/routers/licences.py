@@ -26,9 +26,9 @@ from licensing.api.schemas import (
     ServicePatch,
     TerminationIn,
 )
+from licensing.db.repository import get_or_404
 from licensing.licences import services as licences
 from licensing.licences.models import ContractService, Licence
-from licensing.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1/licences", tags=["licences"])
 

@@ -24,7 +24,7 @@ from licensing.api.deps import (
 from licensing.api.presenters import sid
 from licensing.api.schemas import Input, instant_text
 from licensing.errors import ValidationFailed
-from licensing.outbox import Event
+from licensing.events import Event
 from licensing.webhooks.models import Webhook, WebhookDelivery
 from licensing.webhooks.services import (
     EVENT_TYPES,

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Column, Text
 from sqlmodel import Field, Session, SQLModel
 
-from licensing.bulk import insert_rows
-from licensing.types import UTCDateTime
+from licensing.db.bulk import insert_rows
+from licensing.db.types import UTCDateTime
 
 
 class Event(SQLModel, table=True):
