@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
 from functools import lru_cache
 from ipaddress import ip_network
 from pathlib import Path
@@ -47,7 +49,7 @@ class Settings(BaseSettings):
     # multicast addresses unless they fall in one of these networks (comma-separated CIDRs).
     webhook_allowed_networks: str = ""
     # The hard wall-clock deadline of one webhook delivery (connect, send, read the answer).
-    webhook_deadline_seconds: float = 10.0
+    webhook_deadline_seconds: Decimal = Decimal(10)
     # Mail approved documents as soon as the approval commits (else only the scheduler's
     # deliveries job sends them, every minute).
     mail_on_approval: bool = True
@@ -165,10 +167,15 @@ class Settings(BaseSettings):
 
     @field_validator("webhook_deadline_seconds")
     @classmethod
-    def _deadline(cls, value: float) -> float:
+    def _deadline(cls, value: Decimal) -> Decimal:
         if not 0 < value <= 300:
             raise ValueError("must be a number of seconds greater than 0 and at most 300")
         return value
+
+    @property
+    def webhook_deadline(self) -> timedelta:
+        """``webhook_deadline_seconds`` as a duration (to the microsecond)."""
+        return timedelta(microseconds=int(self.webhook_deadline_seconds * 1_000_000))
 
 
 def setting_errors(error: ValidationError) -> list[str]:

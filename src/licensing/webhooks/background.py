@@ -82,8 +82,9 @@ def _send(database: Database, now: datetime, settings: Settings) -> None:
         log.exception("webhook sender failed")
 
 
-def wait(database: Database | None = None, timeout: float | None = None) -> bool:
-    """Wait for the sender of ``database`` (or every sender); whether none is still at work."""
+def wait(database: Database | None = None, timeout: int | None = None) -> bool:
+    """Wait up to ``timeout`` seconds each for the sender of ``database`` (or every sender);
+    whether none is still at work."""
     with _lock:
         threads = [thread for url, thread in _senders.items() if database is None or url == database.url]
     for thread in threads:

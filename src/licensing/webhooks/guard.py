@@ -32,6 +32,7 @@ import ipaddress
 import logging
 import socket
 import threading
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -45,6 +46,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # the well-known prefix: the last 32 bits are IPv4
+# A lookup is given at least this long, however little of a deadline is left.
+MINIMUM_WAIT = timedelta(milliseconds=1)
+
 FORBIDDEN = (
     "url must name a host that resolves to public addresses only: webhooks may not reach loopback, private, "
     "link-local, unique-local, unspecified, multicast or reserved addresses (nor a name that does not resolve) "
@@ -119,11 +123,12 @@ def literal(host: str) -> IPAddress | None:
         return None
 
 
-def resolve(host: str, port: int, *, timeout: float) -> list[IPAddress]:
+def resolve(host: str, port: int, *, timeout: timedelta | None) -> list[IPAddress]:
     """The addresses of ``host`` (IPv4 and IPv6, in the resolver's order, without repeats).
 
     ``getaddrinfo`` cannot be interrupted and has no timeout of its own: it runs in a daemon
-    thread that is abandoned after ``timeout`` seconds (it ends when the resolver gives up)."""
+    thread that is abandoned after ``timeout`` (None: waited for; it ends when the resolver
+    gives up)."""
     address = literal(host)
     if address is not None:
         return [address]
@@ -137,7 +142,7 @@ def resolve(host: str, port: int, *, timeout: float) -> list[IPAddress]:
 
     thread = threading.Thread(target=lookup, name="licensing-webhook-dns", daemon=True)
     thread.start()
-    thread.join(max(timeout, 0.001))
+    thread.join(None if timeout is None else max(timeout, MINIMUM_WAIT).total_seconds())
     if "infos" not in answer:
         raise Unresolvable(host)
     addresses: list[IPAddress] = []
@@ -155,7 +160,7 @@ def resolve(host: str, port: int, *, timeout: float) -> list[IPAddress]:
     return addresses
 
 
-def checked_addresses(host: str, port: int, *, allowed: tuple[Network, ...], timeout: float) -> list[IPAddress]:
+def checked_addresses(host: str, port: int, *, allowed: tuple[Network, ...], timeout: timedelta | None) -> list[IPAddress]:
     """The addresses of ``host``, when every one of them may be reached; else ``ForbiddenAddress``
     (or ``Unresolvable``)."""
     addresses = resolve(host, port, timeout=timeout)
@@ -172,13 +177,13 @@ def host_and_port(url: str) -> tuple[str, int]:
     return parsed.raw_host.decode("ascii"), port
 
 
-def check_url(url: str, *, settings: Settings | None = None, timeout: float | None = None) -> None:
+def check_url(url: str, *, settings: Settings | None = None, timeout: timedelta | None = None) -> None:
     """Refuse (422 ``webhook_url_forbidden``, field ``url``) a webhook URL whose host may not be
     reached; ``url`` has passed ``services.valid_url`` (an http(s) URL with a host). Resolving a
-    name waits at most ``timeout`` seconds (default: the delivery deadline)."""
+    name waits at most ``timeout`` (default: the delivery deadline)."""
     settings = settings or get_settings()
     if timeout is None:
-        timeout = settings.webhook_deadline_seconds
+        timeout = settings.webhook_deadline
     try:
         host, port = host_and_port(url)
         checked_addresses(host, port, allowed=allowed_by(settings), timeout=timeout)

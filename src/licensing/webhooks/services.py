@@ -286,7 +286,7 @@ def deliver_due(
     settings = settings or get_settings()
     max_attempts = max(1, int(getattr(settings, "webhook_max_attempts", MAX_ATTEMPTS)))
     if deadline is None:
-        deadline = timedelta(seconds=settings.webhook_deadline_seconds)
+        deadline = settings.webhook_deadline
     deadline = max(deadline, timedelta(milliseconds=1))
     delivered = retried = failed = 0
     started = time.monotonic()
@@ -299,7 +299,7 @@ def deliver_due(
 
     headers = {"User-Agent": f"licensing/{__version__} (webhooks)"}
     sender = Sender(
-        allowed=guard.allowed_by(settings), deadline=deadline.total_seconds(), timeout=timeout.total_seconds(), headers=headers,
+        allowed=guard.allowed_by(settings), deadline=deadline, timeout=timeout, headers=headers,
     )
     with sender:
         for _ in range(limit):
