@@ -543,33 +543,13 @@ def bench_balance(report: Report, databases: Databases, kind: str, sizes: Sizes)
 
 
 def one_page_invoice(databases: Databases):
-    """An approved one-page invoice (a desk, a mailbox and a credit pack) as a Document."""
-    from licensing.accounts.services import create_account
-    from licensing.catalog.services import create_product
+    """The README's one-page sample invoice (``scripts/sample_invoice.py``), approved, as a Document."""
+    from sample_invoice import bill_sample
+
     from licensing.documents.service import load_document
-    from licensing.licences.services import add_service, create_licence
 
     database = Database(databases.fresh("sqlite"))
-    with database.write() as session:
-        account = create_account(session, name="St. Mary's Hospital", email="accounts@stmarys.example", currency="EUR",
-                                 address="Finance department\n12 Harbour Road\n75011 Paris", country="FR", tax_id="FR40123456824", at=SETUP)
-        desk = create_product(session, kind="service", name="Dedicated desk", price=Decimal("310.00"), currency="EUR", tax_rate=Decimal(20), at=SETUP)
-        mailbox = create_product(session, kind="service", name="Mailbox", price=Decimal("45.00"), currency="EUR", tax_rate=Decimal(20), at=SETUP)
-        pack = create_product(
-            session,
-            kind="credit_pack",
-            name="Meeting credits",
-            price=Decimal("100.00"),
-            currency="EUR",
-            tax_rate=Decimal(20),
-            credits=Decimal(10),
-            lifetime="P1M",
-            at=SETUP,
-        )
-        licence = create_licence(session, account_id=account.id, start_date=BILLING_DAY, at=SETUP)
-        for product in (desk, mailbox, pack):
-            add_service(session, licence.id, product_id=product.id, schedule="monthly", quantity=Decimal(1), at=SETUP)
-    run_billing(database, as_of=BILLING_DAY, now=BILLED_AT, actor="bench", approve_all=True)
+    bill_sample(database)
     document = load_document(database, "invoice", 1)
     database.dispose()
     return document

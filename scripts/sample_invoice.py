@@ -25,48 +25,56 @@ from licensing.invoicing.billing import run_billing  # noqa: E402
 from licensing.invoicing.credit_notes import void_invoice  # noqa: E402
 from licensing.licences.services import add_service, create_licence  # noqa: E402
 from licensing.migrate import upgrade  # noqa: E402
-from tests.pdf_pages import page_png  # noqa: E402
 
 AT = datetime(2027, 3, 16, 8, 0, tzinfo=UTC)
 VOID_REASON = "Issued to the wrong department: replaced by invoice INV-2027-000002."
 
 
+def bill_sample(database: Database, *, void: bool = False) -> None:
+    """The sample space in the migrated ``database``: St. Mary's Hospital with desks, a mailbox
+    and meeting credits for Cardiology; invoice 1 is its first month, approved (void when asked).
+    ``scripts/benchmark.py`` renders the same invoice."""
+    with database.write() as session:
+        account = create_account(
+            session, name="St. Mary's Hospital", email="accounts@stmarys.example", currency="EUR",
+            address="Finance department\n12 Harbour Road\n75011 Paris", country="FR", tax_id="FR40123456824", at=AT,
+        )
+        cardiology = create_business_unit(session, account.id, name="Cardiology", at=AT)
+        desk = create_product(
+            session, kind="service", name="Dedicated desk, 2nd floor", price=Decimal("310.00"), currency="EUR", tax_rate=Decimal(20), at=AT
+        )
+        mailbox = create_product(
+            session, kind="service", name="Business address and mailbox", price=Decimal("45.00"), currency="EUR", tax_rate=Decimal(20), at=AT
+        )
+        pack = create_product(
+            session,
+            kind="credit_pack",
+            name="Meeting room credits",
+            price=Decimal("100.00"),
+            currency="EUR",
+            tax_rate=Decimal(20),
+            credits=Decimal(10),
+            lifetime="P2M",
+            at=AT,
+        )
+        licence = create_licence(session, account_id=account.id, start_date=date(2027, 3, 16), end_date=date(2028, 3, 15), auto_renew=True, at=AT)
+        add_service(session, licence.id, product_id=desk.id, schedule="monthly", quantity=Decimal(2), at=AT)
+        add_service(session, licence.id, product_id=mailbox.id, schedule="monthly", quantity=Decimal(1), at=AT)
+        add_service(session, licence.id, product_id=pack.id, schedule="monthly", quantity=Decimal(3), business_unit_id=cardiology.id, at=AT)
+    run_billing(database, as_of=date(2027, 3, 16), now=AT, actor="operator", approve_all=True)
+    if void:
+        with database.write() as session:
+            void_invoice(session, 1, reason=VOID_REASON, now=AT + timedelta(days=2), actor="operator")
+
+
 def main(void: bool = False) -> None:
+    from tests.pdf_pages import page_png
+
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{directory}/sample.db"
         upgrade(url)
         database = Database(url)
-        with database.write() as session:
-            account = create_account(
-                session, name="St. Mary's Hospital", email="accounts@stmarys.example", currency="EUR",
-                address="Finance department\n12 Harbour Road\n75011 Paris", country="FR", tax_id="FR40123456824", at=AT,
-            )
-            cardiology = create_business_unit(session, account.id, name="Cardiology", at=AT)
-            desk = create_product(
-                session, kind="service", name="Dedicated desk, 2nd floor", price=Decimal("310.00"), currency="EUR", tax_rate=Decimal(20), at=AT
-            )
-            mailbox = create_product(
-                session, kind="service", name="Business address and mailbox", price=Decimal("45.00"), currency="EUR", tax_rate=Decimal(20), at=AT
-            )
-            pack = create_product(
-                session,
-                kind="credit_pack",
-                name="Meeting room credits",
-                price=Decimal("100.00"),
-                currency="EUR",
-                tax_rate=Decimal(20),
-                credits=Decimal(10),
-                lifetime="P2M",
-                at=AT,
-            )
-            licence = create_licence(session, account_id=account.id, start_date=date(2027, 3, 16), end_date=date(2028, 3, 15), auto_renew=True, at=AT)
-            add_service(session, licence.id, product_id=desk.id, schedule="monthly", quantity=Decimal(2), at=AT)
-            add_service(session, licence.id, product_id=mailbox.id, schedule="monthly", quantity=Decimal(1), at=AT)
-            add_service(session, licence.id, product_id=pack.id, schedule="monthly", quantity=Decimal(3), business_unit_id=cardiology.id, at=AT)
-        run_billing(database, as_of=date(2027, 3, 16), now=AT, actor="operator", approve_all=True)
-        if void:
-            with database.write() as session:
-                void_invoice(session, 1, reason=VOID_REASON, now=AT + timedelta(days=2), actor="operator")
+        bill_sample(database, void=void)
         pdf = pdf_of(load_document(database, "invoice", 1))
         database.dispose()
     if void:

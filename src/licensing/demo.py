@@ -80,69 +80,31 @@ def load_demo(database: Database, *, now: datetime) -> str:
         office = create_product(
             session, kind="service", name="Private office (4 desks)", price=Decimal("1800.00"), currency="EUR", tax_rate=Decimal("20"), at=setup
         )
-        monthly_credits = create_product(
-            session,
-            kind="credit_pack",
-            name="Meeting credits (monthly)",
-            price=Decimal("90.00"),
-            currency="EUR",
-            tax_rate=Decimal("20"),
-            credits=Decimal("20"),
-            lifetime="P1M",
-            at=setup,
-        )
-        rolling_credits = create_product(
-            session,
-            kind="credit_pack",
-            name="Meeting credits (rolling two months)",
-            price=Decimal("200.00"),
-            currency="EUR",
-            tax_rate=Decimal("20"),
-            credits=Decimal("40"),
-            lifetime="P2M",
-            at=setup,
-        )
-        welcome = create_product(
-            session,
-            kind="credit_pack",
-            name="Welcome allowance",
-            price=Decimal("0.00"),
-            currency="EUR",
-            tax_rate=Decimal("20"),
-            credits=Decimal("10"),
-            lifetime="P12M",
-            at=setup,
+        monthly_credits, rolling_credits, welcome = (
+            create_product(
+                session, kind="credit_pack", name=name, price=Decimal(price), currency="EUR", tax_rate=Decimal("20"),
+                credits=Decimal(credits), lifetime=lifetime, at=setup,
+            )
+            for name, price, credits, lifetime in (
+                ("Meeting credits (monthly)", "90.00", "20", "P1M"),
+                ("Meeting credits (rolling two months)", "200.00", "40", "P2M"),
+                ("Welcome allowance", "0.00", "10", "P12M"),
+            )
         )
         meeting_room = create_credit_price(session, name="Meeting room (per hour)", credits_per_unit=Decimal("2"), at=setup)
         create_credit_price(session, name="Boardroom (per hour)", credits_per_unit=Decimal("5"), at=setup)
 
         hospital_licence = create_licence(session, account_id=hospital.id, start_date=start, auto_approve=True, at=setup)
-        add_service(session, hospital_licence.id, product_id=office.id, quantity=Decimal(1), schedule="monthly", at=setup)
-        add_service(
-            session,
-            hospital_licence.id,
-            product_id=rolling_credits.id,
-            quantity=Decimal(1),
-            schedule="monthly",
-            business_unit_id=cardiology.id,
-            at=setup,
-        )
-        add_service(
-            session,
-            hospital_licence.id,
-            product_id=monthly_credits.id,
-            quantity=Decimal(1),
-            schedule="monthly",
-            business_unit_id=neurology.id,
-            at=setup,
-        )
-        add_service(session, hospital_licence.id, product_id=monthly_credits.id, quantity=Decimal(1), schedule="monthly", at=setup)
+        for product, unit in ((office, None), (rolling_credits, cardiology), (monthly_credits, neurology), (monthly_credits, None)):
+            add_service(
+                session, hospital_licence.id, product_id=product.id, quantity=Decimal(1), schedule="monthly",
+                business_unit_id=unit.id if unit else None, at=setup,
+            )
 
         freelance_start = start + timedelta(days=14)
         freelance_licence = create_licence(session, account_id=freelancer.id, start_date=freelance_start, auto_approve=True, at=setup)
-        add_service(session, freelance_licence.id, product_id=hot_desk.id, quantity=Decimal(1), schedule="monthly", at=setup)
-        add_service(session, freelance_licence.id, product_id=monthly_credits.id, quantity=Decimal(1), schedule="monthly", at=setup)
-        add_service(session, freelance_licence.id, product_id=welcome.id, quantity=Decimal(1), schedule="one_off", at=setup)
+        for product, schedule in ((hot_desk, "monthly"), (monthly_credits, "monthly"), (welcome, "one_off")):
+            add_service(session, freelance_licence.id, product_id=product.id, quantity=Decimal(1), schedule=schedule, at=setup)
         ids = (hospital.id, cardiology.id, neurology.id, freelancer.id, meeting_room.id)
 
     hospital_id, cardiology_id, neurology_id, freelancer_id, meeting_room_id = ids

@@ -21,7 +21,7 @@ from licensing.api.errors import Forbidden, Unauthorized
 from licensing.auth.models import IdempotencyRecord
 from licensing.auth.services import authenticate, scope_of
 from licensing.db import Database
-from licensing.db.repository import get_or_404
+from licensing.db.repository import Model, get_or_404, parse_id
 from licensing.errors import IdempotencyConflict, NotFound, ValidationFailed
 
 bearer = HTTPBearer(auto_error=False, description="An API key made with `licensing api-key create`")
@@ -48,13 +48,7 @@ class Caller:
 
     def may_see(self, account_id: int | str | None) -> bool:
         """Whether this key may see the account (a scoped key sees no id that is not one)."""
-        if self.account_ids is None:
-            return True
-        if isinstance(account_id, str):
-            if not (account_id.isascii() and account_id.isdigit() and len(account_id) < 19):
-                return False
-            account_id = int(account_id)
-        return account_id in self.account_ids
+        return self.account_ids is None or parse_id(account_id) in self.account_ids
 
 
 def lookup_caller(database: Database, secret: str, at: datetime) -> Caller | None:
@@ -104,13 +98,19 @@ def check_account(caller: Caller, account_id: int | str, *, missing: str | None 
         raise NotFound(missing or f"account {account_id} does not exist")
 
 
-def check_owner(session: Session, caller: Caller, model: type, row_id: int | str, what: str) -> None:
-    """For a key limited to some accounts: 404 for a row (consumption, hold, invoice, ...) of
-    another account, as if it did not exist. Reads nothing for a key that sees every account."""
-    if caller.account_ids is None:
-        return
+def get_owned(session: Session, caller: Caller, model: type[Model], row_id: int | str, what: str) -> Model:
+    """The row (consumption, hold, invoice, ...) with this id, or 404: when there is none, and when
+    it belongs to an account outside the key's scope, as if it did not exist."""
     row = get_or_404(session, model, row_id, what)
     check_account(caller, row.account_id, missing=f"{what} {row_id} does not exist")
+    return row
+
+
+def check_owner(session: Session, caller: Caller, model: type, row_id: int | str, what: str) -> None:
+    """``get_owned`` for a key limited to some accounts; reads nothing for a key that sees every
+    account (the use case then answers 404 for a row that does not exist)."""
+    if caller.account_ids is not None:
+        get_owned(session, caller, model, row_id, what)
 
 
 def in_scope(statement, caller: Caller, account_column):
@@ -196,9 +196,10 @@ class PageParams:
 def page_params(
     limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: Annotated[str | None, Query(max_length=40)] = None
 ) -> PageParams:
-    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 19):
+    after = parse_id(cursor)
+    if cursor is not None and after is None:
         raise ValidationFailed("cursor is not one this API gave", field="cursor")
-    return PageParams(limit, int(cursor) if cursor is not None else None)
+    return PageParams(limit, after)
 
 
 Pagination = Annotated[PageParams, Depends(page_params)]

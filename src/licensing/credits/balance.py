@@ -210,17 +210,19 @@ def fold_debts(entries: Iterable[LedgerEntry], at: datetime) -> dict[int | None,
     return dict(debts)
 
 
-def remaining_of(session: Session, account_ids: list[int], at: datetime) -> dict[int, Decimal]:
+def remaining_of(session: Session, account_ids: list[int], at: datetime, *, unexpired_at: datetime | None = None) -> dict[int, Decimal]:
     """The credits remaining at ``at`` of each account (grants valid then; the summary's
     ``remaining``, for a list of accounts in one query). Due expiries and rollover cuts must be
-    recorded first (``settle_expiries``); grants expired by ``at`` do not count either way."""
+    recorded first (``settle_expiries``); grants expired by ``unexpired_at`` (default ``at``) do not
+    count either way."""
+    unexpired_at = unexpired_at or at
     if not account_ids:
         return {}
     rows = session.exec(
         select(Grant.account_id, func.sum(Grant.remaining))
         .where(
             col(Grant.account_id).in_(account_ids), Grant.valid_from <= at,
-            or_(Grant.expires_at.is_(None), col(Grant.expires_at) > at),  # type: ignore[union-attr]
+            or_(Grant.expires_at.is_(None), col(Grant.expires_at) > unexpired_at),  # type: ignore[union-attr]
         )
         .group_by(Grant.account_id)
     ).all()

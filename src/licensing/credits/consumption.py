@@ -15,19 +15,20 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, func, literal_column, or_
+from sqlalchemy import and_, bindparam, literal_column, or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
+from licensing.credits.balance import remaining_of
 from licensing.credits.debt import change_debt, debts_of
 from licensing.credits.expiry import expire_grant, record_due_expiries
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Consumption, Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts, rollover_due
 from licensing.db.bulk import insert_row, pipelined, reading, reserve_id, update_rows
-from licensing.db.repository import _as_id, get_or_404, get_reference, lock
+from licensing.db.repository import as_id, get_or_404, get_reference, lock
 from licensing.db.types import UTCDateTime
 from licensing.errors import (
     Conflict,
@@ -125,22 +126,11 @@ def refuse(
     else:
         name = session.get(BusinessUnit, business_unit_id).name
         pool = f"business unit {name!r}" + ("" if unit_only else " and the account's unrestricted pool")
-    held_elsewhere = _remaining_at(session, account.id, at, now) - available
+    held_elsewhere = remaining_of(session, [account.id], at, unexpired_at=max(at, now))[account.id] - available
     detail = f"{amount:.2f} credits asked for, {available:.2f} available in {pool}"
     if held_elsewhere > 0:
         detail += f"; the account's other pools hold {held_elsewhere:.2f} more, which this may not use"
     return InsufficientCredits(detail, credits_requested=f"{amount:.2f}", credits_available=f"{available:.2f}")
-
-
-def _remaining_at(session: Session, account_id: int, at: datetime, now: datetime) -> Decimal:
-    """Credits of all the account's grants usable at ``at`` and not expired by ``now``."""
-    total = session.exec(
-        select(func.sum(Grant.remaining)).where(
-            Grant.account_id == account_id, Grant.valid_from <= at,
-            or_(Grant.expires_at.is_(None), col(Grant.expires_at) > max(at, now)),  # type: ignore[union-attr]
-        )
-    ).one()
-    return total or ZERO  # SUM keeps the column's type: an exact Decimal
 
 
 def take_credits(
@@ -228,8 +218,8 @@ def lock_account_and_unit(session: Session, account_id: str | int, business_unit
     round trip: every booking does this first."""
     if business_unit_id is None:
         return lock(session, Account, account_id, "account"), None
-    account_key = _as_id(account_id, "account", NotFound)
-    unit_key = _as_id(business_unit_id, "business_unit_id", UnknownReference)
+    account_key = as_id(account_id, "account", NotFound)
+    unit_key = as_id(business_unit_id, "business_unit_id", UnknownReference)
     row = session.execute(_lock_with_unit_statement(), {"id": account_key, "unit_id": unit_key}).one_or_none()
     if row is None:
         raise NotFound(f"account {account_id} does not exist")

@@ -12,10 +12,30 @@ from licensing.errors import NotFound, UnknownReference
 
 Model = TypeVar("Model", bound=SQLModel)
 
+# Ids are BIGINTs: their decimal digits number at most 18 here (so that every one fits).
+ID_DIGITS = 18
+
+
+def parse_id(value: int | str | None) -> int | None:
+    """The id ``value`` names (an int, or ASCII digits that fit an id), else None. Every id in a
+    path, a query, a body or a cursor is read by this."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= ID_DIGITS:
+        return int(value)
+    return None
+
+
+def id_filter(value: int | str) -> int:
+    """``value`` as an id to compare a column with: -1 (no row's id) when it is not one, so that a
+    filter by a malformed id matches nothing."""
+    key = parse_id(value)
+    return -1 if key is None else key
+
 
 def get_or_404(session: Session, model: type[Model], id_: int | str | None, what: str) -> Model:
     """The row with this id, or ``NotFound`` (an unknown id in the path is a 404)."""
-    row = session.get(model, _as_id(id_, what, NotFound))
+    row = session.get(model, as_id(id_, what, NotFound))
     if row is None:
         raise NotFound(f"{what} {id_} does not exist")
     return row
@@ -23,7 +43,7 @@ def get_or_404(session: Session, model: type[Model], id_: int | str | None, what
 
 def get_reference(session: Session, model: type[Model], id_: int | str | None, field: str) -> Model:
     """The row an id inside a request body names, or ``UnknownReference`` (422)."""
-    row = session.get(model, _as_id(id_, field, UnknownReference))
+    row = session.get(model, as_id(id_, field, UnknownReference))
     if row is None:
         raise UnknownReference(f"{field} {id_} does not exist", field=field)
     return row
@@ -32,7 +52,7 @@ def get_reference(session: Session, model: type[Model], id_: int | str | None, f
 def lock(session: Session, model: type[Model], id_: int | str, what: str) -> Model:
     """Fetch a row with ``SELECT ... FOR UPDATE`` (PostgreSQL; on SQLite the write transaction
     already holds the database's write lock), refreshing any copy the session holds."""
-    row = session.exec(_lock_statement(model), params={"id": _as_id(id_, what, NotFound)}).one_or_none()
+    row = session.exec(_lock_statement(model), params={"id": as_id(id_, what, NotFound)}).one_or_none()
     if row is None:
         raise NotFound(f"{what} {id_} does not exist")
     return row
@@ -85,11 +105,11 @@ def lock_rows(session: Session, model: type[Model], ids, *columns) -> list:
     return list(session.execute(statement).all())
 
 
-def _as_id(id_: int | str | None, what: str, error: type[NotFound] | type[UnknownReference]) -> int:
-    if isinstance(id_, int) and not isinstance(id_, bool):
-        return id_
-    if isinstance(id_, str) and id_.isascii() and id_.isdigit() and len(id_) < 19:
-        return int(id_)
+def as_id(id_: int | str | None, what: str, error: type[NotFound] | type[UnknownReference]) -> int:
+    """The id ``id_`` names, or ``error`` (a 404 for a path, a 422 naming the field for a body)."""
+    key = parse_id(id_)
+    if key is not None:
+        return key
     if error is UnknownReference:
         raise UnknownReference(f"{what} {id_!r} does not exist", field=what)
     raise NotFound(f"{what} {id_!r} does not exist")

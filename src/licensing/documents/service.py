@@ -4,6 +4,7 @@ transaction), and its PDF and e-invoice XML (rendered outside any transaction)."
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 
 from sqlmodel import Session, select
@@ -18,12 +19,15 @@ from licensing.invoicing.models import CreditNote, Invoice
 log = logging.getLogger("licensing.documents")
 
 
-def load_document(database: Database, kind: str, document_id: str | int) -> Document:
-    """The Document of invoice or credit note ``document_id`` (404 when there is none)."""
+def load_document(database: Database, kind: str, document_id: str | int, *, visible: Callable[[int], bool] | None = None) -> Document:
+    """The Document of invoice or credit note ``document_id``: 404 when there is none, and when
+    ``visible`` (given the document's account id) says it may not be seen."""
+    model, what = (Invoice, "invoice") if kind == "invoice" else (CreditNote, "credit note")
     with database.read() as session:
-        if kind == "invoice":
-            return invoice_document(session, get_or_404(session, Invoice, document_id, "invoice"))
-        return credit_note_document(session, get_or_404(session, CreditNote, document_id, "credit note"))
+        row = get_or_404(session, model, document_id, what)
+        if visible is not None and not visible(row.account_id):
+            raise NotFound(f"{what} {document_id} does not exist")
+        return invoice_document(session, row) if kind == "invoice" else credit_note_document(session, row)
 
 
 def find_by_number(session: Session, number: str) -> tuple[str, int]:

@@ -37,7 +37,7 @@ from licensing.credits import ledger
 from licensing.credits.expiry import record_due_expiries
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
-from licensing.db.repository import get_or_404, get_reference, lock
+from licensing.db.repository import get_or_404, get_reference, id_filter, lock
 from licensing.documents.queue import queue_deliveries
 from licensing.errors import (
     Conflict,
@@ -130,7 +130,7 @@ def create_credit_note(
     seen = set()
     for index, request in enumerate(lines or []):
         field = f"lines.{index}"
-        line = invoice_lines.get(_line_id(request.invoice_line_id))
+        line = invoice_lines.get(id_filter(request.invoice_line_id))
         if line is None:
             raise UnknownReference(f"invoice line {request.invoice_line_id} is not a line of invoice {invoice.id}", field=f"{field}.invoice_line_id")
         if line.id in seen:
@@ -177,10 +177,6 @@ def create_credit_note(
     return note
 
 
-def _line_id(value: str | int) -> int:
-    if isinstance(value, int):
-        return value
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19 else -1
 
 
 def note_lines(session: Session, note_id: int) -> list[CreditNoteLine]:

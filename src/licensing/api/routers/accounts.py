@@ -81,7 +81,6 @@ def list_accounts(
     caller: ReadAny, database: DatabaseDep, page: Pagination,
     q: Annotated[str | None, Query(max_length=200, description="find accounts whose name or e-mail contains this (any case)")] = None,
 ):
-    """Accounts, with the credits remaining now and the debt of each."""
     statement = in_scope(select(Account), caller, Account.id)
     if q is not None and q.strip():
         pattern = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -26,7 +26,6 @@ router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
     responses=docs.documented(docs.ApiKeyCreated, "The key, with its secret (shown only here).", *docs.AUTH, "unknown_reference", status=201),
 )
 def create_key(body: ApiKeyIn, caller: Admin, database: DatabaseDep):
-    """A new key; the response alone carries its secret (``key``): it is stored only as a hash."""
     now = clock.now()
 
     def action(session):
@@ -45,7 +44,6 @@ def create_key(body: ApiKeyIn, caller: Admin, database: DatabaseDep):
     responses=docs.documented(docs.ApiKeyPage, "A page of API keys.", *docs.AUTH),
 )
 def list_keys(caller: Admin, database: DatabaseDep, page: Pagination):
-    """Every key, revoked and expired ones too (``status``), never a secret nor its hash."""
     now = clock.now()
     with database.read() as session:
         return paginate(session, select(ApiKey), ApiKey.id, page, lambda key: presenters.api_key(key, now))
@@ -61,7 +59,5 @@ def list_keys(caller: Admin, database: DatabaseDep, page: Pagination):
     responses=docs.documented(docs.ApiKey, "The key, revoked.", *docs.AUTH, "not_found"),
 )
 def revoke_key(key_id: str, caller: Admin, database: DatabaseDep):
-    """Revoke a key: refused at once by every worker. Answers 200 with the revoked key; revoking
-    it again answers the same (the first ``revoked_at`` stays)."""
     now = clock.now()
     return write(database, lambda session: (200, presenters.api_key(revoke_api_key(session, key_id, at=now), now)))

@@ -7,10 +7,9 @@ from fastapi import APIRouter, Request
 from licensing import clock
 from licensing.api import presenters
 from licensing.api import responses as docs
-from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_account, check_owner, write
+from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_owner, get_owned, write
 from licensing.credits.consumption import draws_of, reverse_consumption
 from licensing.credits.models import Consumption
-from licensing.db.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1/consumptions", tags=["consumptions"])
 
@@ -23,8 +22,7 @@ router = APIRouter(prefix="/api/v1/consumptions", tags=["consumptions"])
 )
 def get_consumption(consumption_id: str, caller: ReadAny, database: DatabaseDep):
     with database.read() as session:
-        consumption = get_or_404(session, Consumption, consumption_id, "consumption")
-        check_account(caller, consumption.account_id, missing=f"consumption {consumption_id} does not exist")
+        consumption = get_owned(session, caller, Consumption, consumption_id, "consumption")
         return presenters.consumption(consumption, draws_of(session, consumption.id))
 
 

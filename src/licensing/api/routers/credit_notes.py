@@ -17,17 +17,16 @@ from licensing.api.deps import (
     IdempotencyKey,
     Pagination,
     ReadBooks,
-    check_account,
+    get_owned,
     in_scope,
     mail_approved_documents,
     paginate,
     write,
 )
-from licensing.api.routers.invoices import _id_filter, check_document_scope, pdf_response
+from licensing.api.routers.invoices import document_file
 from licensing.api.schemas import CreditNoteApproveIn, CreditNoteIn, TransferIn
 from licensing.credits.adjustments import transfer
-from licensing.db.repository import get_or_404
-from licensing.documents.service import load_document, xml_of
+from licensing.db.repository import id_filter
 from licensing.invoicing.credit_notes import (
     CreditRequest,
     approve_credit_note,
@@ -91,9 +90,9 @@ def list_credit_notes(
 ):
     statement = in_scope(select(CreditNote), caller, CreditNote.account_id)
     if invoice_id is not None:
-        statement = statement.where(CreditNote.invoice_id == _id_filter(invoice_id))
+        statement = statement.where(CreditNote.invoice_id == id_filter(invoice_id))
     if account_id is not None:
-        statement = statement.where(CreditNote.account_id == _id_filter(account_id))
+        statement = statement.where(CreditNote.account_id == id_filter(account_id))
     if status is not None:
         statement = statement.where(CreditNote.status == status)
     with database.read() as session:
@@ -109,9 +108,7 @@ def list_credit_notes(
     | docs.problems(*docs.AUTH, "not_found"),
 )
 def credit_note_pdf(note_id: str, caller: ReadBooks, database: DatabaseDep):
-    """The credit note as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without)."""
-    check_document_scope(database, caller, CreditNote, note_id, "credit note")
-    return pdf_response(load_document(database, "credit_note", note_id))
+    return document_file(database, caller, "credit_note", note_id, "pdf")
 
 
 @router.get(
@@ -123,9 +120,7 @@ def credit_note_pdf(note_id: str, caller: ReadBooks, database: DatabaseDep):
     | docs.problems(*docs.AUTH, "not_found", "invoice_not_draft", "einvoice_unavailable"),
 )
 def credit_note_xml(note_id: str, caller: ReadBooks, database: DatabaseDep):
-    check_document_scope(database, caller, CreditNote, note_id, "credit note")
-    document = load_document(database, "credit_note", note_id)
-    return Response(xml_of(document), media_type="application/xml", headers={"Content-Disposition": f'inline; filename="{document.number}.xml"'})
+    return document_file(database, caller, "credit_note", note_id, "xml")
 
 
 @router.get(
@@ -136,8 +131,7 @@ def credit_note_xml(note_id: str, caller: ReadBooks, database: DatabaseDep):
 )
 def get_credit_note(note_id: str, caller: ReadBooks, database: DatabaseDep):
     with database.read() as session:
-        note = get_or_404(session, CreditNote, note_id, "credit note")
-        check_account(caller, note.account_id, missing=f"credit note {note_id} does not exist")
+        note = get_owned(session, caller, CreditNote, note_id, "credit note")
         return present(session, note)
 
 
@@ -168,8 +162,6 @@ def approve(
     body: CreditNoteApproveIn | None = None,
     idempotency_key: IdempotencyKey = None,
 ):
-    """Number the note and take back its credits; ``credit_policy`` in the body, when given,
-    replaces the note's own."""
     body = body or CreditNoteApproveIn()
 
     def action(session):

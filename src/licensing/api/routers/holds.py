@@ -7,10 +7,9 @@ from fastapi import APIRouter, Request
 from licensing import clock
 from licensing.api import presenters
 from licensing.api import responses as docs
-from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_account, check_owner, write
+from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_owner, get_owned, write
 from licensing.credits.holds import capture_hold, hold_draws, release_hold
 from licensing.credits.models import Hold
-from licensing.db.repository import get_or_404
 
 router = APIRouter(prefix="/api/v1/holds", tags=["holds"])
 
@@ -23,8 +22,7 @@ router = APIRouter(prefix="/api/v1/holds", tags=["holds"])
 )
 def get_hold(hold_id: str, caller: ReadAny, database: DatabaseDep):
     with database.read() as session:
-        hold = get_or_404(session, Hold, hold_id, "hold")
-        check_account(caller, hold.account_id, missing=f"hold {hold_id} does not exist")
+        hold = get_owned(session, caller, Hold, hold_id, "hold")
         return presenters.hold(hold, hold_draws(session, hold.id))
 
 

@@ -16,12 +16,12 @@ from licensing.api import presenters
 from licensing.api import responses as docs
 from licensing.api.deps import (
     Billing,
+    Caller,
     DatabaseDep,
     IdempotencyKey,
     Pagination,
     ReadBooks,
-    check_account,
-    check_owner,
+    get_owned,
     in_scope,
     mail_approved_documents,
     paginate,
@@ -30,7 +30,8 @@ from licensing.api.deps import (
 from licensing.api.schemas import BillingRunIn, Day, VoidIn
 from licensing.clock import local_date
 from licensing.config import get_settings
-from licensing.db.repository import get_or_404
+from licensing.db import Database
+from licensing.db.repository import id_filter
 from licensing.documents.service import load_document, pdf_of, xml_of
 from licensing.errors import ValidationFailed
 from licensing.invoicing.approval import approve_invoice
@@ -40,12 +41,6 @@ from licensing.invoicing.models import Invoice
 from licensing.invoicing.queries import lines_and_grants
 
 router = APIRouter(prefix="/api/v1", tags=["invoices"])
-
-
-def _id_filter(value: str | None) -> int | None:
-    if value is None:
-        return None
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else -1
 
 
 def present(session, invoice: Invoice) -> dict:
@@ -79,9 +74,9 @@ def list_invoices(
         raise ValidationFailed("issued_to is before issued_from", field="issued_to")
     statement = in_scope(select(Invoice), caller, Invoice.account_id)
     if account_id is not None:
-        statement = statement.where(Invoice.account_id == _id_filter(account_id))
+        statement = statement.where(Invoice.account_id == id_filter(account_id))
     if licence_id is not None:
-        statement = statement.where(Invoice.licence_id == _id_filter(licence_id))
+        statement = statement.where(Invoice.licence_id == id_filter(licence_id))
     if status is not None:
         statement = statement.where(Invoice.status == status)
     if issued_from is not None:
@@ -124,9 +119,7 @@ def _invoices_csv(session, statement) -> Response:
     | docs.problems(*docs.AUTH, "not_found"),
 )
 def invoice_pdf(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
-    """The invoice as PDF/A-3b with its EN 16931 e-invoice embedded (drafts: marked, without)."""
-    check_document_scope(database, caller, Invoice, invoice_id, "invoice")
-    return pdf_response(load_document(database, "invoice", invoice_id))
+    return document_file(database, caller, "invoice", invoice_id, "pdf")
 
 
 @router.get(
@@ -138,21 +131,18 @@ def invoice_pdf(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
     | docs.problems(*docs.AUTH, "not_found", "invoice_not_draft", "einvoice_unavailable"),
 )
 def invoice_xml(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
-    """The EN 16931 Cross Industry Invoice XML alone (approved invoices)."""
-    check_document_scope(database, caller, Invoice, invoice_id, "invoice")
-    document = load_document(database, "invoice", invoice_id)
-    return Response(xml_of(document), media_type="application/xml", headers={"Content-Disposition": f'inline; filename="{document.number}.xml"'})
+    return document_file(database, caller, "invoice", invoice_id, "xml")
 
 
-def check_document_scope(database, caller, model, document_id: str, what: str) -> None:
-    """404 for a document of an account outside a scoped key's accounts (no read for other keys)."""
-    if caller.account_ids is not None:
-        with database.read() as session:
-            check_owner(session, caller, model, document_id, what)
-
-
-def pdf_response(document) -> Response:
-    return Response(pdf_of(document), media_type="application/pdf", headers={"Content-Disposition": f'attachment; filename="{document.file_name}"'})
+def document_file(database: Database, caller: Caller, kind: str, document_id: str, file: str) -> Response:
+    """The PDF (an attachment) or the XML (inline) of an invoice or credit note the key may see;
+    404 for one of another account, as if it did not exist."""
+    document = load_document(database, kind, document_id, visible=caller.may_see)
+    if file == "pdf":
+        content, media_type, disposition = pdf_of(document), "application/pdf", f'attachment; filename="{document.file_name}"'
+    else:
+        content, media_type, disposition = xml_of(document), "application/xml", f'inline; filename="{document.number}.xml"'
+    return Response(content, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
 @router.get(
@@ -163,8 +153,7 @@ def pdf_response(document) -> Response:
 )
 def get_invoice(invoice_id: str, caller: ReadBooks, database: DatabaseDep):
     with database.read() as session:
-        invoice = get_or_404(session, Invoice, invoice_id, "invoice")
-        check_account(caller, invoice.account_id, missing=f"invoice {invoice_id} does not exist")
+        invoice = get_owned(session, caller, Invoice, invoice_id, "invoice")
         return present(session, invoice)
 
 

@@ -14,7 +14,7 @@ from licensing.api.deps import (
     DatabaseDep,
     Pagination,
     ReadBooks,
-    check_account,
+    get_owned,
     in_scope,
     paginate,
     write,
@@ -26,7 +26,7 @@ from licensing.api.schemas import (
     ServicePatch,
     TerminationIn,
 )
-from licensing.db.repository import get_or_404
+from licensing.db.repository import id_filter
 from licensing.licences import services as licences
 from licensing.licences.models import ContractService, Licence
 
@@ -56,9 +56,7 @@ def create_licence(body: LicenceIn, caller: Billing, database: DatabaseDep):
 def list_licences(caller: ReadBooks, database: DatabaseDep, page: Pagination, account_id: str | None = None):
     statement = in_scope(select(Licence), caller, Licence.account_id)
     if account_id is not None:
-        statement = statement.where(
-            Licence.account_id == (int(account_id) if account_id.isascii() and account_id.isdigit() and len(account_id) < 19 else -1)
-        )
+        statement = statement.where(Licence.account_id == id_filter(account_id))
     with database.read() as session:
         return paginate(session, statement, Licence.id, page, presenters.licence)
 
@@ -71,8 +69,7 @@ def list_licences(caller: ReadBooks, database: DatabaseDep, page: Pagination, ac
 )
 def get_licence(licence_id: str, caller: ReadBooks, database: DatabaseDep):
     with database.read() as session:
-        licence = get_or_404(session, Licence, licence_id, "licence")
-        check_account(caller, licence.account_id, missing=f"licence {licence_id} does not exist")
+        licence = get_owned(session, caller, Licence, licence_id, "licence")
         return presenters.licence(licence)
 
 
@@ -97,7 +94,6 @@ def update_licence(licence_id: str, body: LicencePatch, caller: Billing, databas
     responses=docs.documented(docs.Licence, "The licence, terminated.", *docs.AUTH, "not_found"),
 )
 def terminate(licence_id: str, body: TerminationIn, caller: Billing, database: DatabaseDep):
-    """End the licence after ``effective_date`` (its last active day, inclusive)."""
     return write(
         database,
         lambda s: (
@@ -136,8 +132,7 @@ def add_service(licence_id: str, body: ServiceIn, caller: Billing, database: Dat
 )
 def list_services(licence_id: str, caller: ReadBooks, database: DatabaseDep, page: Pagination):
     with database.read() as session:
-        licence = get_or_404(session, Licence, licence_id, "licence")
-        check_account(caller, licence.account_id, missing=f"licence {licence_id} does not exist")
+        licence = get_owned(session, caller, Licence, licence_id, "licence")
         currency = _currency(session, licence.id)
         return paginate(
             session, select(ContractService).where(ContractService.licence_id == licence.id), ContractService.id, page,

@@ -43,7 +43,6 @@ def _day(value: str, field: str) -> date:
     responses=docs.documented(docs.LiabilityReport, "The liability report.", *docs.AUTH),
 )
 def liability_report(caller: ReadAllBooks, database: DatabaseDep, as_of: Annotated[str | None, Query(max_length=40)] = None):
-    """``as_of``: a date (the instant that ends it, exclusive) or an RFC 3339 instant; default now."""
     settings = get_settings()
     if as_of is None:
         moment, inclusive = clock.now(), True

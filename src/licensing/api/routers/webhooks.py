@@ -78,13 +78,7 @@ def present_delivery(delivery: WebhookDelivery) -> dict:
     ),
 )
 def create_webhook(body: WebhookIn, caller: Billing, database: DatabaseDep):
-    """Register a URL for events of the given types (or ``["*"]``). The response alone carries
-    the ``secret`` that signs each delivery: keep it. A URL whose host is (or resolves to) a
-    loopback, private, link-local, unique-local, unspecified, multicast or reserved address, or
-    does not resolve, is 422 ``webhook_url_forbidden`` (field ``url``) unless
-    ``LICENSING_WEBHOOK_ALLOWED_NETWORKS`` allows it; the name is resolved before the
-    transaction's first statement."""
-
+    # The URL's name is resolved (and checked) before the transaction's first statement.
     def action(session):
         webhook, secret = register_webhook(session, url=body.url, events=body.events, now=clock.now())
         return 201, present_webhook(webhook, secret)
@@ -111,7 +105,6 @@ def list_webhooks(caller: Billing, database: DatabaseDep, page: Pagination):
     responses=docs.documented(docs.Webhook, "The webhook, deleted.", *docs.AUTH, "not_found"),
 )
 def remove_webhook(webhook_id: str, caller: Billing, database: DatabaseDep):
-    """Stop delivering to a webhook; deliveries not made yet are given up (``failed``)."""
 
     def action(session):
         return 200, present_webhook(delete_webhook(session, webhook_id, clock.now()))
@@ -135,7 +128,6 @@ def list_events(
     type: Annotated[str | None, Query(max_length=60)] = None,
     since: Annotated[str | None, Query(max_length=40)] = None,
 ):
-    """The event log, oldest first, each event with its deliveries to webhooks."""
     if type is not None and type not in EVENT_TYPES:
         raise ValidationFailed(f"unknown event type {type!r} (known: {', '.join(EVENT_TYPES)})", field="type")
     statement = select(Event)
