@@ -720,3 +720,53 @@ def test_approving_over_http_mails_the_invoice_once_the_approval_has_committed(c
     while time.monotonic() < deadline and deliveries(database)[0].status != "sent":
         time.sleep(0.1)
     assert [(d.document_type, d.status, d.attempts) for d in deliveries(database)] == [("invoice", "sent", 1)]
+
+
+def _wait_for_outbox(folder, count: int) -> list[str]:
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(list(folder.glob("*.eml"))) < count:
+        time.sleep(0.1)
+    return outbox_numbers(folder)
+
+
+def test_every_approval_path_mails_once_the_approval_has_committed(database, set_operator_setting, tmp_path):
+    """The mail of an approved document is started by an after-commit hook of the approving
+    transaction, whichever path approved: a billing run (the scheduler's and the CLI's path), a
+    top-up approved at once, a credit note, and not before the commit (a rolled-back approval
+    queues and sends nothing). No scheduler job runs here."""
+    from licensing.invoicing.top_ups import top_up
+
+    set_operator_setting("mail_on_approval", "true")
+    set_operator_setting("mail_outbox", str(tmp_path))
+    account = customer(database)
+    pack = factories.credit_pack(database, credits="10", lifetime="P1M")
+    licence = factories.licence(database, account.id, date(2025, 1, 1))
+    factories.service(database, licence.id, pack.id, from_date=date(2025, 1, 1))
+
+    run_billing(database, as_of=date(2025, 1, 1), now=instant("2025-01-01 00:00"), actor=ACTOR, approve_all=True)
+    assert _wait_for_outbox(tmp_path, 1) == ["INV-2025-000001"]
+
+    with database.write() as session:
+        top_up(session, account.id, product_id=pack.id, approve=True, now=instant("2025-01-02 09:00"), actor=ACTOR)
+    assert _wait_for_outbox(tmp_path, 2) == ["INV-2025-000001", "INV-2025-000002"]
+
+    with database.write() as session:
+        note = create_credit_note(session, invoice_id=2, reason="Bought twice", now=instant("2025-01-02 10:00"), actor=ACTOR)
+        approve_credit_note(session, note.id, now=instant("2025-01-02 10:00"), actor=ACTOR)
+    assert len(_wait_for_outbox(tmp_path, 3)) == 3
+
+    class Abandoned(Exception):
+        pass
+
+    try:
+        with database.write() as session:
+            top_up(session, account.id, product_id=pack.id, approve=True, now=instant("2025-01-03 09:00"), actor=ACTOR)
+            raise Abandoned
+    except Abandoned:
+        pass
+    background_sender_done = send_in_background(database)
+    background_sender_done.join(timeout=30)
+    assert len(list(tmp_path.glob("*.eml"))) == 3
+    assert [(row.document_type, row.status) for row in deliveries(database)] == [("invoice", "sent"), ("invoice", "sent"), ("credit_note", "sent")]

@@ -215,11 +215,3 @@ def paginate(session: Session, statement, id_column, params: PageParams, present
     return {"items": [present(row) for row in rows], "next_cursor": str(rows[-1].id) if more and rows else None}
 
 
-def mail_approved_documents(database: Database) -> None:
-    """Once an approval has committed: send its mail now, in the background (the scheduler's
-    deliveries job retries whatever this does not send)."""
-    from licensing.config import get_settings
-    from licensing.documents.delivery import send_in_background
-
-    if get_settings().mail_on_approval:
-        send_in_background(database)

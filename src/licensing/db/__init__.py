@@ -6,12 +6,15 @@
 * PostgreSQL (production) through psycopg 3: rows are locked with ``SELECT ... FOR UPDATE``.
 
 Use cases take a ``Session`` that is already inside a transaction; callers (API, CLI,
-scheduler) open it with ``Database.write()`` or ``Database.read()``.
+scheduler) open it with ``Database.write()`` or ``Database.read()``. What must happen only once
+a change is committed (sending the mail of an approved document now) is registered with
+``after_commit`` inside the transaction, whoever opened it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -22,6 +25,8 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlmodel import Session, create_engine
 
 from licensing.errors import LicensingError
+
+log = logging.getLogger(__name__)
 
 
 def normalise_url(url: str) -> str:
@@ -74,9 +79,17 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction: committed when the block ends, rolled back on any error."""
-        with Session(self.writer, expire_on_commit=False) as session, session.begin():
-            yield session
+        """A write transaction: committed when the block ends, rolled back on any error. Once it
+        has committed, the hooks registered with ``after_commit`` run (none after a rollback)."""
+        with Session(self.writer, expire_on_commit=False, info={"database": self}) as session:
+            with session.begin():
+                yield session
+            hooks = session.info.pop(AFTER_COMMIT, {})
+        for name, hook in hooks.items():
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - the change is committed; the hook's work is retried by its job
+                log.exception("after-commit hook %s failed", name)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -87,6 +100,18 @@ class Database:
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()
+
+
+AFTER_COMMIT = "licensing.after_commit"
+
+
+def after_commit(session: Session, name: str, hook: Callable[[Database], None]) -> None:
+    """Run ``hook(database)`` once the transaction of ``session`` commits (once per ``name`` and
+    transaction), if it was opened by ``Database.write``. Hooks do what a job would otherwise do
+    later (so a failing hook is logged, never raised: the commit stands)."""
+    database = session.info.get("database")
+    if database is not None:
+        session.info.setdefault(AFTER_COMMIT, {}).setdefault(name, lambda: hook(database))
 
 
 @lru_cache

@@ -201,20 +201,41 @@ def send_due(
     return DeliveryRun(sent=sent, failed=failed, retried=retried)
 
 
+_senders_lock = threading.Lock()
+_senders: dict[str, tuple[threading.Thread, list[bool]]] = {}  # database URL -> its sender, "go round again"
+
+
 def send_in_background(database: Database, delivery_ids: Iterable[int] | None = None, *, settings: Settings | None = None) -> threading.Thread:
-    """Send what is due now in a thread of its own (the API calls this once an approval has
-    committed). Errors are logged, never raised: the scheduler's next run tries again."""
+    """Send what is due now (or only ``delivery_ids``) in a thread: at most one per database. A
+    call while it works makes it go round once more (everything due), so that the mail of an
+    approval committed meanwhile (one billing run commits a batch at a time) is not left for the
+    scheduler. Returns the sender. Errors are logged, never raised: the scheduler's next run
+    tries again."""
     ids = list(delivery_ids) if delivery_ids is not None else None
+    with _senders_lock:
+        running = _senders.get(database.url)
+        if running is not None and running[0].is_alive():
+            running[1][0] = True
+            return running[0]
+        again = [False]
 
-    def run() -> None:
-        try:
-            result = send_due(database, now=clock.now(), settings=settings, delivery_ids=ids)
-            log.info("documents mailed: %s sent, %s to retry, %s failed", result.sent, result.retried, result.failed)
-        except Exception:  # noqa: BLE001 - a background sender must not take anything down
-            log.exception("mailing documents failed; the scheduler will try again")
+        def run() -> None:
+            only = ids
+            while True:
+                try:
+                    result = send_due(database, now=clock.now(), settings=settings, delivery_ids=only)
+                    log.info("documents mailed: %s sent, %s to retry, %s failed", result.sent, result.retried, result.failed)
+                except Exception:  # noqa: BLE001 - a background sender must not take anything down
+                    log.exception("mailing documents failed; the scheduler will try again")
+                with _senders_lock:
+                    if not again[0]:
+                        del _senders[database.url]
+                        return
+                    again[0], only = False, None
 
-    thread = threading.Thread(target=run, name="licensing-delivery", daemon=True)
-    thread.start()
+        thread = threading.Thread(target=run, name="licensing-delivery", daemon=True)
+        _senders[database.url] = (thread, again)
+        thread.start()
     return thread
 
 

@@ -19,7 +19,6 @@ from licensing.api.deps import (
     ReadBooks,
     get_owned,
     in_scope,
-    mail_approved_documents,
     paginate,
     write,
 )
@@ -168,9 +167,7 @@ def approve(
         note = approve_credit_note(session, note_id, now=clock.now(), actor=caller.actor, credit_policy=body.credit_policy)
         return 200, present(session, note)
 
-    response = write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
-    mail_approved_documents(database)
-    return response
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
 
 
 @router.post(

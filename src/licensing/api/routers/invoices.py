@@ -23,7 +23,6 @@ from licensing.api.deps import (
     ReadBooks,
     get_owned,
     in_scope,
-    mail_approved_documents,
     paginate,
     write,
 )
@@ -171,9 +170,7 @@ def approve(invoice_id: str, caller: Billing, database: DatabaseDep, request: Re
         invoice = approve_invoice(session, invoice_id, at=clock.now(), actor=caller.actor)
         return 200, present(session, invoice)
 
-    response = write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
-    mail_approved_documents(database)
-    return response
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
 
 
 @router.post(
@@ -220,8 +217,6 @@ def billing_run(caller: Billing, database: DatabaseDep, request: Request, body: 
     now = clock.now()
     as_of = body.as_of or local_date(now, get_settings().zone)
     result = run_billing(database, as_of=as_of, now=now, actor=caller.actor, approve_all=body.approve)
-    if result.invoices_approved:
-        mail_approved_documents(database)
     return JSONResponse(
         {
             "as_of": result.as_of.isoformat(), "invoices_created": result.invoices_created, "invoices_approved": result.invoices_approved,
