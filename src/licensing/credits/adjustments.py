@@ -22,7 +22,7 @@ from licensing.accounts.models import Account
 from licensing.clock import local_date, start_of_day
 from licensing.config import Settings, get_settings
 from licensing.credits import ledger
-from licensing.credits.consumption import check_unit_and_member, take_credits
+from licensing.credits.consumption import check_unit_and_member, plan_draw
 from licensing.credits.grants import NewGrant, create_grants
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Adjustment, Grant, Transfer
@@ -78,7 +78,7 @@ def adjust(
         )
         touched = [(grant_id, credits)]
     else:
-        planned = take_credits(session, account, credits, business_unit_id=unit_id, at=now, now=now)
+        planned = plan_draw(session, account, credits, business_unit_id=unit_id, at=now, now=now).draws
         touched = []
         for row, take in planned:
             grant = lock(session, Grant, row.id, "grant")
@@ -127,7 +127,7 @@ def transfer(
     to_unit, _ = _unit_of(session, target, to_business_unit_id, "to_business_unit_id")
     if source.id == target.id and from_unit == to_unit:
         raise ValidationFailed("the credits would stay where they are", field="to_business_unit_id")
-    planned = take_credits(session, source, credits, business_unit_id=from_unit, at=now, now=now, unit_only=from_unit is not None)
+    planned = plan_draw(session, source, credits, business_unit_id=from_unit, at=now, now=now, unit_only=from_unit is not None).draws
     if target.id != source.id:
         from licensing.credits.expiry import record_due_expiries
 

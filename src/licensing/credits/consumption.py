@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, literal_column, or_
 from sqlmodel import Session, col, select
@@ -133,18 +133,52 @@ def refuse(
     return InsufficientCredits(detail, credits_requested=f"{amount:.2f}", credits_available=f"{available:.2f}")
 
 
-def take_credits(
+@dataclass(frozen=True, slots=True)
+class DrawPlan:
+    """Draws planned for an amount: (grant row, credits) soonest-expiring first; the credits
+    ``available`` to it (when fewer than asked, the draws are all of them); and the stored
+    ``remaining`` of the grants a rollover cut to come reduces (the counters the move starts from)."""
+
+    draws: list[tuple[Any, Decimal]]
+    available: Decimal
+    stored: dict[int, Decimal]
+
+
+def plan_draw(
     session: Session, account: Account, amount: Decimal, *, business_unit_id: int | None, at: datetime, now: datetime,
-    unit_only: bool = False,
-) -> list[tuple[object, Decimal]]:
-    """Plan draws of ``amount`` from the grants eligible at ``at`` (after recording what is due
-    by ``now``), or refuse with the credits available. The caller applies the draws."""
-    record_due_expiries(session, account, now=now)
-    candidates = eligible_grants(session, account.id, business_unit_id, at, unit_only=unit_only)
-    planned, available = plan_draws(after_future_cuts(session, account, candidates, now=now, at=at)[0], amount)
-    if available < amount:
-        raise refuse(session, account, amount, available, business_unit_id=business_unit_id, at=at, now=now, unit_only=unit_only)
-    return planned
+    unit_only: bool = False, short_ok: bool = False,
+) -> DrawPlan:
+    """The one draw path of consumptions, holds, deductions and transfers (the caller holds the
+    account's lock): record the expiries and rollover cuts due by ``now`` (SPEC 7), read the
+    grants eligible at ``at`` soonest-expiring first (the first ``FIRST_READ``; all of them only
+    when those do not cover ``amount``), less the cuts to come by ``at``, and plan. Too few
+    credits: ``InsufficientCredits`` naming the pool, unless ``short_ok`` (an overdraft)."""
+    # The account's lock (taken first by every use case that moves its credits) already keeps
+    # these grants still; the moves lock the rows actually drawn from. Locking every eligible
+    # row would write a lock into hundreds of rows per booking on PostgreSQL.
+    if rollover_due(account, now):
+        record_due_expiries(session, account, now=now)
+    parameters = {"account_id": account.id, "at": at, "unit_id": business_unit_id, "now": now}
+    statement = _eligible_statement(business_unit_id is not None, with_due=True, unit_only=unit_only, limited=True)
+    rows = reading(session).execute(statement, parameters).all()
+    if rows and rows[0].expires_at is not None and rows[0].expires_at <= now:
+        # Due expiries come first in that order: record them, then read the grants again.
+        record_due_expiries(session, account, now=now)
+        rows = eligible_grants(session, account.id, business_unit_id, at, unit_only=unit_only).all()
+    plan = _plan(session, account, rows, amount, now=now, at=at)
+    if plan.available < amount and len(rows) == FIRST_READ:
+        # The first grants do not cover it: read them all (the draws, or the refusal's figure).
+        rows = eligible_grants(session, account.id, business_unit_id, at, unit_only=unit_only).all()
+        plan = _plan(session, account, rows, amount, now=now, at=at)
+    if plan.available < amount and not short_ok:
+        raise refuse(session, account, amount, plan.available, business_unit_id=business_unit_id, at=at, now=now, unit_only=unit_only)
+    return plan
+
+
+def _plan(session: Session, account: Account, rows, amount: Decimal, *, now: datetime, at: datetime) -> DrawPlan:
+    candidates, stored = after_future_cuts(session, account, rows, now=now, at=at)
+    draws, available = plan_draws(candidates, amount)
+    return DrawPlan(draws, available, stored)
 
 
 def plan_draws(grants, credits: Decimal) -> tuple[list[tuple[object, Decimal]], Decimal]:
@@ -257,27 +291,9 @@ def consume(
         raise ValidationFailed("credits must be greater than zero", field="credits")
     _unit, member = check_unit_and_member(session, account, None, member_id)
     moment = occurred_at or now
-    # The account's lock (taken first by every use case that moves its credits) already keeps
-    # these grants still; the UPDATE below locks the rows actually drawn from. Locking every
-    # eligible row would write a lock into hundreds of rows per booking on PostgreSQL.
-    if rollover_due(account, now):
-        record_due_expiries(session, account, now=now)
-    parameters = {"account_id": account.id, "at": moment, "unit_id": unit_id, "now": now}
-    rows = reading(session).execute(_eligible_statement(unit_id is not None, with_due=True, limited=True), parameters).all()
-    if rows and rows[0].expires_at is not None and rows[0].expires_at <= now:
-        # Due expiries are recorded before the draw (SPEC 7); then the grants are read again.
-        record_due_expiries(session, account, now=now)
-        rows = eligible_grants(session, account.id, unit_id, moment).all()
-    planned, available, stored = _plan_with_cuts(session, account, rows, amount, now=now, at=moment)
-    if available < amount and len(rows) == FIRST_READ:
-        # The first grants do not cover it: read them all (the draws, or the refusal's figure).
-        rows = eligible_grants(session, account.id, unit_id, moment).all()
-        planned, available, stored = _plan_with_cuts(session, account, rows, amount, now=now, at=moment)
-    shortfall = ZERO
-    if available < amount:
-        if not allow_overdraft:
-            raise refuse(session, account, amount, available, business_unit_id=unit_id, at=moment, now=now)
-        shortfall = amount - available
+    plan = plan_draw(session, account, amount, business_unit_id=unit_id, at=moment, now=now, short_ok=allow_overdraft)
+    planned, stored = plan.draws, plan.stored
+    shortfall = max(amount - plan.available, ZERO)
 
     values = {
         "account_id": account.id, "business_unit_id": unit_id, "member_id": member,
@@ -324,12 +340,6 @@ class _Counters(NamedTuple):
 
     remaining: Decimal
     used: Decimal
-
-
-def _plan_with_cuts(session: Session, account: Account, rows, amount: Decimal, *, now: datetime, at: datetime):
-    candidates, stored = after_future_cuts(session, account, rows, now=now, at=at)
-    planned, available = plan_draws(candidates, amount)
-    return planned, available, stored
 
 
 def consumed_event(session: Session, account: Account, consumption: Consumption, draws: list[Draw], *, now: datetime) -> None:

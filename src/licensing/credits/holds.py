@@ -24,8 +24,8 @@ from licensing.credits.consumption import (
     Draw,
     check_unit_and_member,
     consumed_event,
+    plan_draw,
     resolve_credits,
-    take_credits,
 )
 from licensing.credits.expiry import expire_grant, record_due_expiries
 from licensing.credits.kinds import LedgerKind
@@ -76,7 +76,7 @@ def place_hold(
     deadline = deadline or event_at + timedelta(hours=settings.hold_deadline_hours)
     if deadline < event_at:
         raise ValidationFailed("deadline is before event_at", field="deadline")
-    planned = take_credits(session, account, amount, business_unit_id=unit_id, at=event_at, now=now)
+    planned = plan_draw(session, account, amount, business_unit_id=unit_id, at=event_at, now=now).draws
     values = {
         "account_id": account.id, "business_unit_id": unit_id, "member_id": member,
         "credit_price_id": price.id if price else None, "quantity": quantity if price else None, "credits": amount,
