@@ -13,16 +13,14 @@ from fractions import Fraction
 
 import pytest
 
+from licensing.dates import Lifetime, anchor_date, parse_lifetime
 from licensing.errors import ValidationFailed
 from licensing.licences.periods import (
-    Lifetime,
     Period,
-    anchor_date,
     billing_periods,
     day_fraction,
     nominal_month,
     overlap,
-    parse_lifetime,
     period_containing,
     period_for_month,
     week_starts,

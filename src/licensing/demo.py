@@ -27,10 +27,10 @@ from licensing.catalog.models import CreditPrice, Product
 from licensing.catalog.services import create_credit_price, create_product
 from licensing.credits.consumption import consume
 from licensing.credits.expiry import sweep_expiries
+from licensing.dates import month_shift
 from licensing.db import Database
 from licensing.errors import InsufficientCredits, LicensingError
 from licensing.invoicing.billing import run_billing
-from licensing.licences.periods import month_shift
 from licensing.licences.services import add_service, create_licence
 
 ACTOR = "demo"

@@ -9,9 +9,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from licensing.catalog.models import CreditPrice, Product
+from licensing.dates import parse_lifetime
 from licensing.db.repository import apply, patched
 from licensing.errors import ValidationFailed
-from licensing.licences.periods import parse_lifetime
 from licensing.money import check_line_size, is_currency, minor_unit
 
 PRODUCT_FIELDS = ("kind", "name", "price", "currency", "tax_rate", "credits", "lifetime", "active")

@@ -26,11 +26,11 @@ from licensing.credits.consumption import check_unit_and_member, plan_draw
 from licensing.credits.grants import NewGrant, create_grants
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Adjustment, Grant, Transfer
+from licensing.dates import parse_lifetime
 from licensing.db.bulk import insert_rows
 from licensing.db.repository import get_reference, lock, lock_all
 from licensing.errors import CurrencyMismatch, ValidationFailed
 from licensing.events import record_event
-from licensing.licences.periods import parse_lifetime
 from licensing.money import ZERO
 
 VALUE_PLACES = Decimal("0.0001")  # grant values are stored with 4 places

@@ -32,6 +32,7 @@ from licensing.clock import local_date, start_of_day
 from licensing.config import Settings, get_settings
 from licensing.credits.expiry import record_due_expiries_of
 from licensing.credits.grants import NewGrant, create_grants
+from licensing.dates import Lifetime, parse_lifetime
 from licensing.db.bulk import update_rows
 from licensing.db.repository import get_or_404, lock_all, lock_rows
 from licensing.documents.queue import queue_deliveries
@@ -41,7 +42,6 @@ from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.invoicing.tax import tax_treatment
 from licensing.licences.models import ContractService, Licence
-from licensing.licences.periods import Lifetime, parse_lifetime
 from licensing.money import round_money
 
 

@@ -21,11 +21,11 @@ from datetime import date, datetime, timedelta
 from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, select
 
+from licensing.dates import Lifetime, parse_lifetime
 from licensing.db import Database, describe_failure, is_outage
 from licensing.db.repository import lock
 from licensing.events import record_event
 from licensing.licences.models import ContractService, Licence
-from licensing.licences.periods import Lifetime, parse_lifetime
 
 log = logging.getLogger("licensing.renewals")
 

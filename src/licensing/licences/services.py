@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from licensing.accounts.models import Account, BusinessUnit
 from licensing.catalog.models import Product
+from licensing.dates import parse_lifetime
 from licensing.db.repository import apply, get_or_404, get_reference, lock, patched
 from licensing.errors import (
     CurrencyMismatch,
@@ -22,7 +23,6 @@ from licensing.errors import (
 from licensing.events import record_event
 from licensing.invoicing.models import InvoiceLine
 from licensing.licences.models import ContractService, Licence
-from licensing.licences.periods import parse_lifetime
 from licensing.money import check_line_size
 
 LICENCE_FIELDS = ("start_date", "end_date", "auto_renew", "renewal_term", "billing_anchor_day", "auto_approve", "status")
