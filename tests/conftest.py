@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,22 +48,43 @@ def sqlite_template(tmp_path_factory) -> Path:
 def postgres_template() -> Iterator[str]:
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP)
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    admin = _admin_engine()
     with admin.connect() as connection:
         connection.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE}"))
         connection.execute(text(f"CREATE DATABASE {TEMPLATE}"))
     admin.dispose()
     upgrade(_with_database(POSTGRES_URL, TEMPLATE))
     yield TEMPLATE
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    admin = _admin_engine()
     with admin.connect() as connection:
         connection.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
     admin.dispose()
 
 
+def _admin_engine():
+    """An engine on ``LICENSING_TEST_POSTGRES_URL`` that creates and drops databases (autocommit)."""
+    return create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+
+
 def _with_database(url: str, name: str) -> str:
     base, _, _ = url.rpartition("/")
     return f"{base}/{name}"
+
+
+@contextmanager
+def new_postgres_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """The URL of a new PostgreSQL database ``<prefix>_<random>``, a copy of ``template`` or empty
+    without one; dropped (WITH (FORCE)) on leaving."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = _admin_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}" if template else f"CREATE DATABASE {name}"))
+    try:
+        yield _with_database(POSTGRES_URL, name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -72,17 +94,8 @@ def database_url(request, tmp_path) -> Iterator[str]:
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    template = request.getfixturevalue("postgres_template")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
-    try:
-        yield _with_database(POSTGRES_URL, name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with new_postgres_database("t", template=request.getfixturevalue("postgres_template")) as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import re
 import socket
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,7 +25,7 @@ from licensing.config import get_settings
 from licensing.migrate import head_revision, upgrade
 from licensing.scheduler import JOBS
 from tests import factories
-from tests.conftest import POSTGRES_SKIP, POSTGRES_URL, _with_database
+from tests.conftest import POSTGRES_SKIP, POSTGRES_URL, new_postgres_database
 
 
 @dataclass
@@ -90,16 +89,8 @@ def empty_database_url(request, tmp_path):
         return
     if not POSTGRES_URL:
         pytest.skip(POSTGRES_SKIP)
-    name = f"t_empty_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    try:
-        yield _with_database(POSTGRES_URL, name)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with new_postgres_database("t_empty") as url:
+        yield url
 
 
 DATABASE_COMMANDS = [

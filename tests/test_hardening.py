@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from freezegun import freeze_time
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -23,36 +22,11 @@ from licensing.db import Database
 from licensing.events import Event
 from licensing.scheduler import JOBS
 from tests import factories
+from tests.support.over_http import at, refused_with, routes_resolved_before_the_clock_is_frozen  # noqa: F401 - the autouse fixture
 
-PROBLEM = "application/problem+json"
 TODAY = "2026-12-04T10:00:00Z"
 
-
-@pytest.fixture(autouse=True)
-def routes_resolved_before_the_clock_is_frozen(request):
-    """FastAPI resolves a route's annotations on its first request; under freezegun ``datetime``
-    is a fake class that pydantic refuses (only for the tests that use the API)."""
-    if "client" in request.fixturenames:
-        assert request.getfixturevalue("client").get("/api/v1/no-such-resource").status_code == 404
-
-
-def call(client, method: str, path: str, moment: str = TODAY, **kwargs):
-    with freeze_time(moment):
-        return client.request(method, path, **kwargs)
-
-
-def created(client, path: str, body: dict, moment: str = TODAY) -> dict:
-    response = call(client, "POST", path, moment, json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def refused(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["code"] == code, body
-    return body
+call, created = at(TODAY)
 
 
 def account(client, name: str = "Acme Ltd") -> str:
@@ -137,12 +111,12 @@ def test_a_late_booking_before_an_unrecorded_expiry_is_refused_not_crashed(clien
     ledger_before = call(client, "GET", f"/api/v1/accounts/{acme}/ledger").json()["items"]
 
     late = {"credits": "1.00", "occurred_at": "2026-10-15T10:00:00Z"}
-    body = refused(call(client, "POST", f"/api/v1/accounts/{acme}/consumptions", json=late), 409, "insufficient_credits")
+    body = refused_with(call(client, "POST", f"/api/v1/accounts/{acme}/consumptions", json=late), 409, "insufficient_credits")
     assert (body["credits_requested"], body["credits_available"]) == ("1.00", "0.00")
     keyed = call(client, "POST", f"/api/v1/accounts/{acme}/consumptions", json=late, headers={"Idempotency-Key": "late-1"})
-    refused(keyed, 409, "insufficient_credits")
+    refused_with(keyed, 409, "insufficient_credits")
     hold = {"credits": "1.00", "event_at": "2026-10-15T10:00:00Z"}
-    refused(call(client, "POST", f"/api/v1/accounts/{acme}/holds", json=hold), 409, "insufficient_credits")
+    refused_with(call(client, "POST", f"/api/v1/accounts/{acme}/holds", json=hold), 409, "insufficient_credits")
 
     ledger_after = call(client, "GET", f"/api/v1/accounts/{acme}/ledger").json()["items"]
     assert [entry["kind"] for entry in ledger_after] == [entry["kind"] for entry in ledger_before]
@@ -198,7 +172,7 @@ def test_the_summary_at_a_later_moment_applies_pending_rollover_cuts(client):
 def test_lifetimes_and_terms_beyond_100_years_are_refused_naming_the_field(client, path, field, body):
     if path == "/api/v1/licences":
         body = body | {"account_id": account(client)}
-    problem = refused(call(client, "POST", path, json=body), 422, "validation_error")
+    problem = refused_with(call(client, "POST", path, json=body), 422, "validation_error")
     assert [error["field"] for error in problem["errors"]] == [field]
     assert "100 years" in problem["detail"]
 
@@ -212,7 +186,7 @@ def test_a_hundred_years_is_the_longest_lifetime_and_term(client):
 def test_an_adjustment_with_a_lifetime_beyond_100_years_is_refused(client):
     acme = account(client)
     body = {"kind": "add", "credits": "5", "reason": "bonus", "lifetime": "P9000Y"}
-    problem = refused(call(client, "POST", f"/api/v1/accounts/{acme}/adjustments", json=body), 422, "validation_error")
+    problem = refused_with(call(client, "POST", f"/api/v1/accounts/{acme}/adjustments", json=body), 422, "validation_error")
     assert problem["errors"][0]["field"] == "lifetime"
 
 
@@ -222,11 +196,11 @@ def test_lines_beyond_what_the_money_columns_hold_are_refused(client):
     licence_id = created(client, "/api/v1/licences", {"account_id": acme, "start_date": "2027-01-01"})["id"]
     services = f"/api/v1/licences/{licence_id}/services"
     huge = {"product_id": pack, "quantity": "999999999999", "schedule": "monthly"}
-    assert refused(call(client, "POST", services, json=huge), 422, "validation_error")["errors"][0]["field"] == "quantity"
+    assert refused_with(call(client, "POST", services, json=huge), 422, "validation_error")["errors"][0]["field"] == "quantity"
     priced = {"product_id": credit_pack(client), "quantity": "999999", "unit_price": "999999999", "schedule": "monthly"}
-    assert refused(call(client, "POST", services, json=priced), 422, "validation_error")["errors"][0]["field"] == "unit_price"
+    assert refused_with(call(client, "POST", services, json=priced), 422, "validation_error")["errors"][0]["field"] == "unit_price"
     top_up = call(client, "POST", f"/api/v1/accounts/{acme}/top-ups", json={"product_id": pack, "quantity": "1000"})
-    refused(top_up, 422, "validation_error")
+    refused_with(top_up, 422, "validation_error")
     assert call(client, "GET", "/api/v1/invoices", params={"account_id": acme}).json()["items"] == []
 
 
@@ -293,7 +267,7 @@ def test_the_anchor_day_cannot_change_once_a_period_is_billed(client):
     unbilled = created(client, "/api/v1/licences", {"account_id": acme, "start_date": "2027-03-01"})["id"]
     billing_run(client, "2027-01-01", moment="2027-01-01T02:00:00Z")
 
-    problem = refused(call(client, "PATCH", f"/api/v1/licences/{billed}", json={"billing_anchor_day": 15}), 409, "licence_already_billed")
+    problem = refused_with(call(client, "PATCH", f"/api/v1/licences/{billed}", json={"billing_anchor_day": 15}), 409, "licence_already_billed")
     assert "anchor" in problem["detail"]
     assert call(client, "GET", f"/api/v1/licences/{billed}").json()["billing_anchor_day"] == 1
     assert call(client, "PATCH", f"/api/v1/licences/{unbilled}", json={"billing_anchor_day": 15}).json()["billing_anchor_day"] == 15
@@ -310,7 +284,7 @@ def test_a_weekly_service_cannot_move_its_weeks_once_billed(client):
                       {"product_id": credit_pack(client, lifetime="P1W"), "schedule": "weekly", "from_date": "2027-02-01"})["id"]
     billing_run(client, "2027-02-01", moment="2027-02-01T02:00:00Z")
     patch = call(client, "PATCH", f"/api/v1/licences/{licence_id}/services/{service}", json={"from_date": "2027-02-03"})
-    refused(patch, 409, "service_already_billed")
+    refused_with(patch, 409, "service_already_billed")
     moved = call(client, "PATCH", f"/api/v1/licences/{licence_id}/services/{service}", json={"to_date": "2027-03-31"})
     assert moved.status_code == 200, moved.text
 
@@ -327,12 +301,13 @@ def test_text_fields_refuse_control_characters_and_noncharacters(client, charact
         (f"/api/v1/accounts/{acme}/members", {"name": "Ada", "email": f"ada{character}@acme.test"}),
         (f"/api/v1/accounts/{acme}/business-units", {"name": f"Cardio{character}logy"}),
     ):
-        problem = refused(call(client, "POST", path, content=json.dumps(body), headers={"Content-Type": "application/json"}), 422, "validation_error")
+        response = call(client, "POST", path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+        problem = refused_with(response, 422, "validation_error")
         assert [error["field"] for error in problem["errors"]] == [next(key for key, value in body.items() if character in value)]
     patch = call(
         client, "PATCH", f"/api/v1/accounts/{acme}", content=json.dumps({"name": f"Ev{character}il"}), headers={"Content-Type": "application/json"}
     )
-    refused(patch, 422, "validation_error")
+    refused_with(patch, 422, "validation_error")
     assert call(client, "GET", f"/api/v1/accounts/{acme}").json()["name"] == "Acme Ltd"
     assert len(call(client, "GET", "/api/v1/accounts").json()["items"]) == 1
 
@@ -340,14 +315,14 @@ def test_text_fields_refuse_control_characters_and_noncharacters(client, charact
 def test_newlines_and_tabs_are_allowed_in_addresses_and_descriptions_only(client):
     body = {"name": "Acme", "email": "a@acme.test", "currency": "EUR", "address": "1 Road\n\t75001 Paris"}
     assert created(client, "/api/v1/accounts", body)["address"] == "1 Road\n\t75001 Paris"
-    refused(call(client, "POST", "/api/v1/accounts", json=body | {"name": "Acme\nBcc: x@evil.test"}), 422, "validation_error")
+    refused_with(call(client, "POST", "/api/v1/accounts", json=body | {"name": "Acme\nBcc: x@evil.test"}), 422, "validation_error")
 
 
 @pytest.mark.parametrize("identifier", ["\u00b2", "\u0661", "\uff11", "1\u0661"])
 def test_ids_and_cursors_are_ascii_digits(client, identifier):
     account(client)
-    refused(call(client, "GET", f"/api/v1/accounts/{identifier}"), 404, "not_found")
-    refused(call(client, "GET", "/api/v1/accounts", params={"cursor": identifier}), 422, "validation_error")
+    refused_with(call(client, "GET", f"/api/v1/accounts/{identifier}"), 404, "not_found")
+    refused_with(call(client, "GET", "/api/v1/accounts", params={"cursor": identifier}), 422, "validation_error")
     assert call(client, "GET", "/api/v1/invoices", params={"account_id": identifier}).json()["items"] == []
 
 
@@ -357,7 +332,7 @@ def test_ids_and_cursors_are_ascii_digits(client, identifier):
 def test_malformed_utf8_in_a_json_body_is_a_validation_error(client):
     response = call(client, "POST", "/api/v1/accounts", content=b'{"name": "Acme \xff\xfe", "email": "a@acme.test", "currency": "EUR"}',
                     headers={"Content-Type": "application/json"})
-    refused(response, 422, "validation_error")
+    refused_with(response, 422, "validation_error")
     assert call(client, "GET", "/api/v1/accounts").json()["items"] == []
 
 
@@ -381,7 +356,7 @@ def test_a_database_that_cannot_be_reached_answers_503_with_retry_after(tmp_path
             client = TestClient(create_app(database), headers={"Authorization": "Bearer lk_anything"}, raise_server_exceptions=False)
             for method, path in (("GET", "/api/v1/accounts"), ("POST", "/api/v1/accounts")):
                 response = client.request(method, path, json={"name": "Acme", "email": "a@acme.test", "currency": "EUR"})
-                problem = refused(response, 503, "database_unavailable")
+                problem = refused_with(response, 503, "database_unavailable")
                 assert response.headers["Retry-After"] == "5", problem
             health = client.get("/health")
             assert (health.status_code, health.headers["Retry-After"]) == (503, "5")
@@ -466,7 +441,7 @@ def test_postgresql_going_away_answers_503_and_recovers_without_a_restart(databa
         proxy.cut()
         for _ in range(3):
             response = client.post("/api/v1/accounts", json=body)
-            refused(response, 503, "database_unavailable")
+            refused_with(response, 503, "database_unavailable")
             assert response.headers["Retry-After"] == "5"
         assert client.get("/health").status_code == 503
         proxy.restore()

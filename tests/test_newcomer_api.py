@@ -8,33 +8,12 @@ import csv
 import io
 
 import pytest
-from freezegun import freeze_time
 
-PROBLEM = "application/problem+json"
+from tests.support.over_http import at, refused_with, routes_resolved_before_the_clock_is_frozen  # noqa: F401 - the autouse fixture
+
 TODAY = "2027-01-01T09:00:00Z"
 
-
-@pytest.fixture(autouse=True)
-def routes_resolved_before_the_clock_is_frozen(client):
-    assert client.get("/api/v1/no-such-resource").status_code == 404
-
-
-def call(client, method: str, path: str, moment: str = TODAY, **kwargs):
-    with freeze_time(moment):
-        return client.request(method, path, **kwargs)
-
-
-def created(client, path: str, body: dict, moment: str = TODAY) -> dict:
-    response = call(client, "POST", path, moment, json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def refused(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    assert response.json()["code"] == code
-    return response.json()
+call, created = at(TODAY)
 
 
 def account(client, name: str, email: str = "billing@acme.test") -> str:
@@ -59,7 +38,7 @@ def top_up(client, account_id: str, product_id: str, unit: str | None = None) ->
 ])
 def test_unknown_query_parameters_are_refused_naming_them(client, path, parameter):
     account(client, "Acme Ltd")
-    problem = refused(call(client, "GET", path), 422, "validation_error")
+    problem = refused_with(call(client, "GET", path), 422, "validation_error")
     assert parameter in problem["detail"]
     if parameter != "format":  # format is known: its value is what is wrong
         assert problem["errors"] == [{"field": parameter, "message": "unknown query parameter"}]
@@ -112,7 +91,7 @@ def test_invoices_filter_by_issue_date_and_export_as_csv(client):
     assert ids(issued_from="2027-02-01") == [february["id"]]
     assert ids(issued_to="2027-01-31") == [january["id"]]
     assert ids(issued_from="2027-01-01", issued_to="2027-02-03") == [january["id"], february["id"]]
-    refused(call(client, "GET", "/api/v1/invoices", params={"issued_from": "2027-02-01", "issued_to": "2027-01-01"}), 422, "validation_error")
+    refused_with(call(client, "GET", "/api/v1/invoices", params={"issued_from": "2027-02-01", "issued_to": "2027-01-01"}), 422, "validation_error")
 
     response = call(client, "GET", "/api/v1/invoices", params={"format": "csv", "status": "approved"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
@@ -131,19 +110,21 @@ def test_the_liability_report_names_the_accounts(client):
 
 def test_malformed_json_says_where(client):
     body = b'{"name": "Acme",\n "email": "a@acme.test",\n "currency": }'
-    problem = refused(call(client, "POST", "/api/v1/accounts", content=body, headers={"Content-Type": "application/json"}), 422, "validation_error")
+    problem = refused_with(
+        call(client, "POST", "/api/v1/accounts", content=body, headers={"Content-Type": "application/json"}), 422, "validation_error",
+    )
     assert problem["detail"] == "malformed JSON at line 3, column 14: Expecting value"
     assert problem["errors"] == [{"field": "body", "message": problem["detail"]}]
 
 
 def test_a_post_without_a_body_says_it_needs_json(client):
-    problem = refused(call(client, "POST", "/api/v1/accounts"), 422, "validation_error")
+    problem = refused_with(call(client, "POST", "/api/v1/accounts"), 422, "validation_error")
     assert problem["detail"] == "the request needs a JSON body (Content-Type: application/json)"
 
 
 def test_a_product_needs_a_tax_rate(client):
     body = {"kind": "service", "name": "Desk", "price": "310.00", "currency": "EUR"}
-    problem = refused(call(client, "POST", "/api/v1/products", json=body), 422, "validation_error")
+    problem = refused_with(call(client, "POST", "/api/v1/products", json=body), 422, "validation_error")
     assert [error["field"] for error in problem["errors"]] == ["tax_rate"]
     assert created(client, "/api/v1/products", body | {"tax_rate": "0"})["tax_rate"] == "0.00"
 
@@ -157,12 +138,12 @@ def test_a_refused_booking_names_the_pool_it_asked_and_what_the_others_hold(clie
         top_up(client, acme, product, unit=cardiology)
     assert call(client, "GET", f"/api/v1/accounts/{acme}/credits").json()["remaining"] == "120.00"
 
-    problem = refused(call(client, "POST", f"/api/v1/accounts/{acme}/consumptions", json={"credits": "30"}), 409, "insufficient_credits")
+    problem = refused_with(call(client, "POST", f"/api/v1/accounts/{acme}/consumptions", json={"credits": "30"}), 409, "insufficient_credits")
     assert problem["detail"] == (
         "30.00 credits asked for, 20.00 available in the account's unrestricted pool (no business unit); "
         "the account's other pools hold 100.00 more, which this may not use"
     )
     assert (problem["credits_requested"], problem["credits_available"]) == ("30.00", "20.00")
     unit = {"credits": "130", "business_unit_id": cardiology}
-    problem = refused(call(client, "POST", f"/api/v1/accounts/{acme}/consumptions", json=unit), 409, "insufficient_credits")
+    problem = refused_with(call(client, "POST", f"/api/v1/accounts/{acme}/consumptions", json=unit), 409, "insufficient_credits")
     assert problem["detail"] == "130.00 credits asked for, 120.00 available in business unit 'Cardiology' and the account's unrestricted pool"

@@ -18,7 +18,6 @@ import json
 from decimal import Decimal
 
 import pytest
-from freezegun import freeze_time
 from lxml import etree
 
 from licensing.documents.context import credit_note_document
@@ -27,32 +26,13 @@ from licensing.invoicing.credit_notes import CreditRequest, approve_credit_note,
 from licensing.invoicing.models import CreditNote
 from tests.pdf_pages import RENDERINGS, attachments, page_png, page_texts
 from tests.support.einvoice import NAMESPACES, schematron
+from tests.support.over_http import call, created, refused_with
 from tests.support.use_cases import instant
 
 D = Decimal
-SETUP = "2026-12-01T09:00:00Z"
 BILLED = "2027-01-01T09:00:00Z"
 VOIDED = "2027-01-05T10:00:00+00:00"
 REASON = "Billed to the wrong department: replaced by the next invoice."
-PROBLEM = "application/problem+json"
-
-
-def call(client, method: str, path: str, moment: str = SETUP, **kwargs):
-    with freeze_time(moment):
-        return client.request(method, path, **kwargs)
-
-
-def created(client, path: str, body: dict) -> dict:
-    response = call(client, "POST", path, json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def refused(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    assert response.json()["code"] == code
-    return response.json()
 
 
 def approved_invoice(client) -> tuple[dict, dict[str, str]]:
@@ -150,7 +130,7 @@ def test_a_blank_reason_is_no_reason_and_voiding_again_keeps_the_first(client):
 def test_a_void_reason_with_control_characters_is_refused(client, character):
     invoice, _units = approved_invoice(client)
     body = json.dumps({"reason": f"Wrong{character}department"})
-    problem = refused(
+    problem = refused_with(
         call(client, "POST", f"/api/v1/invoices/{invoice['id']}/void", VOIDED, content=body, headers={"Content-Type": "application/json"}),
         422,
         "validation_error",
@@ -163,7 +143,7 @@ def test_a_void_reason_with_control_characters_is_refused(client, character):
 
 def test_a_void_reason_may_have_lines_but_not_more_than_2000_characters(client):
     invoice, _units = approved_invoice(client)
-    problem = refused(void(client, invoice["id"], {"reason": "x" * 2001}), 422, "validation_error")
+    problem = refused_with(void(client, invoice["id"], {"reason": "x" * 2001}), 422, "validation_error")
     assert [error["field"] for error in problem["errors"]] == ["reason"]
     voided = void(client, invoice["id"], {"reason": "Wrong department.\nReplaced by the next invoice."})
     assert voided.json()["void_reason"] == "Wrong department.\nReplaced by the next invoice."

@@ -22,7 +22,6 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlmodel import select
@@ -32,6 +31,7 @@ from licensing.scheduler import run_due
 from licensing.webhooks import background, guard
 from licensing.webhooks.models import Webhook, WebhookDelivery
 from licensing.webhooks.services import WebhookRun, deliver_due, fan_out
+from tests.support.webhooks import LocalServer, QuietHandler
 
 PROBLEM = "application/problem+json"
 MOMENT = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
@@ -95,14 +95,14 @@ def connections(monkeypatch):
     return seen
 
 
-class Receiver:
+class Receiver(LocalServer):
     """Answers each POST with the status its path names (``/503``), recording the requests."""
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.requests.append({"path": self.path, "host": self.headers.get("Host")})
@@ -113,21 +113,13 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
 
 @pytest.fixture
 def receiver():
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with Receiver() as server:
+        yield server
 
 
 class Trickler:

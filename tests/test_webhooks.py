@@ -22,7 +22,6 @@ import socket
 import threading
 import time
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from freezegun import freeze_time
@@ -43,6 +42,7 @@ from licensing.webhooks.services import (
 )
 from tests import factories
 from tests.support.use_cases import bill, bill_and_approve, instant, use
+from tests.support.webhooks import LocalServer, QuietHandler
 
 PROBLEM = "application/problem+json"
 REGISTERED = "2026-12-20T09:00:00Z"
@@ -53,7 +53,7 @@ REGISTERED = "2026-12-20T09:00:00Z"
 # ---------------------------------------------------------------------------------------------
 
 
-class Receiver:
+class Receiver(LocalServer):
     """An HTTP endpoint on 127.0.0.1 that accepts a delivery only when its signature is valid for
     the secret of the path it was sent to (one path per webhook)."""
 
@@ -67,7 +67,7 @@ class Receiver:
         self.lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {name.lower(): value for name, value in self.headers.items()}
@@ -89,14 +89,10 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def url(self, path: str = "/hooks") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def events(self, path: str = "/hooks") -> list[dict]:
         return [record["event"] for record in self.accepted if record["path"] == path]
@@ -118,11 +114,8 @@ def local_receivers_allowed(set_operator_setting):
 
 @pytest.fixture
 def receiver():
-    server = Receiver()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with Receiver() as server:
+        yield server
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ Expected values are worked out by hand from SPEC.md, in the default operator zon
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.over_http import (
     account,
     approve,
@@ -27,17 +25,10 @@ from tests.support.over_http import (
     licence,
     monthly_pack_licence,
     refused,
+    routes_resolved_before_the_clock_is_frozen,  # noqa: F401 - the autouse fixture
     service,
     snapshot,
 )
-
-
-@pytest.fixture(autouse=True)
-def routes_resolved_before_the_clock_is_frozen(client):
-    """FastAPI resolves a route's annotations on the first request; under freezegun ``datetime``
-    is a fake class that pydantic refuses, so one unfrozen request (a 404) resolves them all."""
-    assert client.get("/api/v1/no-such-resource").status_code == 404
-
 
 # ---------------------------------------------------------------------------------------------
 # Example 1: 10 credits a month for 12 months (lifetime P1M)

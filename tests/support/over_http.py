@@ -1,27 +1,57 @@
 """The worked examples' helpers through the HTTP API (API.md): every call runs at a frozen moment
 (freezegun), so that "now" is the moment the example speaks of.
 
-A test using these makes one unfrozen request before its first frozen one (as the autouse
-fixture of ``tests/test_worked_examples_api.py`` does): FastAPI resolves a route's annotations on
-the first request, and under freezegun ``datetime`` is a fake class that pydantic refuses."""
+A test using these makes one unfrozen request before its first frozen one: a module imports the
+autouse fixture ``routes_resolved_before_the_clock_is_frozen`` below for that. FastAPI resolves a
+route's annotations on the first request, and under freezegun ``datetime`` is a fake class that
+pydantic refuses.
+
+A module whose calls run at another moment by default takes its own ``call, created = at(MOMENT)``;
+``refused_with`` checks any refusal (status, problem+json, code)."""
 
 from __future__ import annotations
 
+import pytest
 from freezegun import freeze_time
 
 SETUP = "2026-12-01T09:00:00Z"
 PROBLEM = "application/problem+json"
 
 
-def call(client, method: str, path: str, moment: str, **kwargs):
-    with freeze_time(moment):
-        return client.request(method, path, **kwargs)
+@pytest.fixture(autouse=True)
+def routes_resolved_before_the_clock_is_frozen(request):
+    """FastAPI resolves a route's annotations on its first request; under freezegun ``datetime``
+    is a fake class that pydantic refuses, so one unfrozen request (a 404) resolves them all
+    (only for the tests that use the API: the ``client`` fixture)."""
+    if "client" in request.fixturenames:
+        assert request.getfixturevalue("client").get("/api/v1/no-such-resource").status_code == 404
 
 
-def created(client, path: str, body: dict, moment: str = SETUP) -> dict:
-    response = call(client, "POST", path, moment, json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
+def at(default_moment: str):
+    """``call, created`` whose ``moment`` is ``default_moment`` unless given."""
+
+    def call(client, method: str, path: str, moment: str = default_moment, **kwargs):
+        with freeze_time(moment):
+            return client.request(method, path, **kwargs)
+
+    def created(client, path: str, body: dict, moment: str = default_moment) -> dict:
+        response = call(client, "POST", path, moment, json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return call, created
+
+
+call, created = at(SETUP)
+
+
+def refused_with(response, status: int, code: str) -> dict:
+    """The problem+json body of a refusal with ``status`` and ``code``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["code"] == code, body
+    return body
 
 
 def account(client, name: str = "Acme Ltd") -> str:
@@ -85,11 +115,8 @@ def consumed(client, account_id: str, credits: str, moment: str, business_unit_i
 
 
 def refused(client, account_id: str, credits: str, moment: str, business_unit_id: str | None = None) -> dict:
-    response = consume(client, account_id, credits, moment, business_unit_id)
-    assert response.status_code == 409, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    problem = response.json()
-    assert problem["code"] == "insufficient_credits"
+    """A consumption refused for too few credits (409 ``insufficient_credits``): the amounts it names."""
+    problem = refused_with(consume(client, account_id, credits, moment, business_unit_id), 409, "insufficient_credits")
     return {"credits_requested": problem["credits_requested"], "credits_available": problem["credits_available"]}
 
 
