@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from licensing.bootstrap import connect
 from licensing.config import get_settings
 from licensing.db import Database
 from licensing.migrate import upgrade
@@ -25,6 +26,10 @@ from licensing.migrate import upgrade
 # The shared helpers assert too (a response's status, a billing run's counts): pytest rewrites
 # their asserts as it does a test module's, so that a failure there shows the values.
 pytest.register_assert_rewrite("tests.support")
+
+# The suite is an entry point, as the API and the command line are: the parts follow each
+# other's events (an approval queues its mail once it has committed).
+connect()
 
 POSTGRES_URL = os.environ.get("LICENSING_TEST_POSTGRES_URL")
 POSTGRES_SKIP = os.environ.get("LICENSING_TEST_POSTGRES_SKIP") or (

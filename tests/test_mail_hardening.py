@@ -23,6 +23,7 @@ from licensing.config import get_settings
 from licensing.db import Database
 from licensing.documents import delivery as delivery_module
 from licensing.documents.delivery import DeliveryRun, MailSettings, build_message, send_due
+from licensing.events import worker
 from licensing.invoicing.billing import run_billing
 from tests import factories
 from tests.support.mail import (
@@ -196,13 +197,13 @@ def test_each_installation_draws_its_own_message_id_and_keeps_it_when_the_mail_i
     january_invoice(database)
     january_invoice(other_database)
 
-    # the first sender writes the mail, then dies before it can record it as sent
-    record_sent = delivery_module._record_sent
+    # the first sender writes the mail, then dies before it can record it as sent (the delivery worker's step 3)
+    record_done = worker._record_done
 
     def die(*_args, **_kwargs):
         raise Crash
 
-    monkeypatch.setattr(delivery_module, "_record_sent", die)
+    monkeypatch.setattr(worker, "_record_done", die)
     with pytest.raises(Crash):
         send_due(database, now=SOON)
     (claimed,) = deliveries(database)
@@ -216,7 +217,7 @@ def test_each_installation_draws_its_own_message_id_and_keeps_it_when_the_mail_i
     assert rebuilt["Message-ID"] == claimed.message_id
 
     # its claim runs out; the next sender sends it again: same Message-ID, same file replaced
-    monkeypatch.setattr(delivery_module, "_record_sent", record_sent)
+    monkeypatch.setattr(worker, "_record_done", record_done)
     assert send_due(database, now=SOON + delivery_module.CLAIM_TIME) == DeliveryRun(sent=1)
     (sent,) = deliveries(database)
     assert (sent.status, sent.message_id) == ("sent", claimed.message_id)

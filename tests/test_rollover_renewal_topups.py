@@ -21,7 +21,6 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from licensing.catalog.models import Product
-from licensing.catalog.services import update_product
 from licensing.credits.consumption import Draw, consume
 from licensing.credits.expiry import settle_expiries, sweep_expiries
 from licensing.credits.models import Grant, LedgerEntry
@@ -32,7 +31,7 @@ from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.top_ups import top_up
 from licensing.licences.models import ContractService, Licence
 from licensing.licences.renewal import renew_due_licences
-from licensing.licences.services import terminate_licence
+from licensing.licences.services import terminate_licence, update_product
 from tests import factories
 from tests.support.use_cases import (
     ACTOR,

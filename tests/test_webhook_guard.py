@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from licensing.events import record_event
+from licensing.events import record_event, worker
 from licensing.scheduler import run_due
-from licensing.webhooks import background, guard
+from licensing.webhooks import guard
 from licensing.webhooks.models import Webhook, WebhookDelivery
 from licensing.webhooks.services import WebhookRun, deliver_due, fan_out
 from tests.support.webhooks import LocalServer, QuietHandler
@@ -78,7 +78,7 @@ def resolver(monkeypatch):
     stand_in = Resolver(socket.getaddrinfo)
     monkeypatch.setattr(socket, "getaddrinfo", stand_in)
     yield stand_in
-    assert background.wait(timeout=30)  # no sender outlives its test
+    assert worker.wait(timeout=30)  # no sender outlives its test
 
 
 @pytest.fixture
@@ -432,7 +432,7 @@ def test_webhook_delivery_does_not_delay_the_mail_job(database, client, trickler
     started = time.monotonic()
     outcomes = run_due(database, now=MOMENT, only={"webhooks", "deliveries"})
     took = time.monotonic() - started
-    assert not background.wait(database, timeout=0)  # the tick is over, the delivery is not
+    assert not worker.wait(database, timeout=0)  # the tick is over, the delivery is not
 
     assert {outcome.name: outcome.summary for outcome in outcomes} == {
         "deliveries": "0 mails sent, 0 to retry, 0 failed",
@@ -446,9 +446,9 @@ def test_webhook_delivery_does_not_delay_the_mail_job(database, client, trickler
     assert time.monotonic() - started < 1.5
     assert [outcome.error for outcome in outcomes] == [None, None]
     assert {outcome.name for outcome in outcomes} == {"deliveries", "webhooks"}
-    assert not background.wait(database, timeout=0)  # the sender is still at work
+    assert not worker.wait(database, timeout=0)  # the sender is still at work
 
-    assert background.wait(database, timeout=10)
+    assert worker.wait(database, timeout=10)
     took = time.monotonic() - started
     assert took < trickler.total / 2
     assert trickler.requests == 1

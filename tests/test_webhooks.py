@@ -27,8 +27,7 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import select
 
-from licensing.events import Event, record_event
-from licensing.webhooks import background
+from licensing.events import Event, record_event, worker
 from licensing.webhooks.models import Webhook, WebhookDelivery
 from licensing.webhooks.services import (
     LOOKBACK,
@@ -109,7 +108,7 @@ def local_receivers_allowed(set_operator_setting):
     """The receivers of these tests listen on 127.0.0.1; no sender outlives its test."""
     set_operator_setting("webhook_allowed_networks", "127.0.0.0/8")
     yield
-    assert background.wait(timeout=30)
+    assert worker.wait(timeout=30)
 
 
 @pytest.fixture
@@ -280,7 +279,7 @@ def test_the_scheduler_job_fans_out_and_delivers(database, api, receiver):
 
     # The job fans out and hands the sending to a background sender, which it does not wait for.
     assert run_job(database, "webhooks", instant("2027-01-01 00:00:05")) == "2 webhook deliveries queued; 2 due, sent in the background"
-    assert background.wait(database, timeout=30)
+    assert worker.wait(database, timeout=30)
     assert [event["type"] for event in receiver.events()] == ["invoice.generated", "invoice.approved"]
     assert {(d.status, d.attempts) for d in deliveries(database)} == {("delivered", 1)}
     assert run_job(database, "webhooks", instant("2027-01-01 00:00:10")) == "0 webhook deliveries queued; none due"

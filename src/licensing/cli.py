@@ -268,8 +268,12 @@ def _announce() -> str:
 
 def _database() -> Database:
     """The database of the settings, once it is known to be reachable and at the latest schema
-    (said on stderr first: the default SQLite path is relative to the working directory)."""
+    (said on stderr first: the default SQLite path is relative to the working directory). The
+    parts are connected first (``licensing.bootstrap``): an approval mails its document at once."""
+    from licensing.bootstrap import connect
     from licensing.db import get_database
+
+    connect()
 
     url = _announce()
     path = _sqlite_file(url)

@@ -13,7 +13,7 @@ from licensing.credits.models import (
     Transfer,
 )
 from licensing.documents.models import Delivery
-from licensing.events import Event
+from licensing.events import Event, OutboxCursor
 from licensing.invoicing.models import (
     CreditNote,
     CreditNoteLine,
@@ -29,5 +29,5 @@ __all__ = [
     "Account", "Adjustment", "ApiKey", "BusinessUnit", "Consumption", "ContractService",
     "CreditNote", "CreditNoteLine", "CreditPrice", "Delivery", "Event", "ExpiryNotice", "Grant",
     "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "LedgerEntry", "Licence",
-    "Member", "NumberSeries", "Product", "Transfer", "Webhook", "WebhookDelivery",
+    "Member", "NumberSeries", "OutboxCursor", "Product", "Transfer", "Webhook", "WebhookDelivery",
 ]

@@ -24,6 +24,7 @@ from licensing.api.routers import (
     reports,
     webhooks,
 )
+from licensing.bootstrap import connect
 from licensing.db import Database, get_database
 
 
@@ -37,6 +38,7 @@ def create_app(database: Database | None = None) -> FastAPI:
         "Authenticate with `Authorization: Bearer <api key>`; errors are application/problem+json.",
         dependencies=[Depends(errors.refuse_unknown_query_parameters)],
     )
+    connect()
     app.state.database = database or get_database()
     errors.install(app)
     serve_docs_offline(app)

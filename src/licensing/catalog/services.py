@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from licensing.catalog.models import CreditPrice, Product
 from licensing.dates import parse_lifetime
@@ -52,30 +53,22 @@ def create_product(session: Session, *, at: datetime, **values: Any) -> Product:
     return product
 
 
-def update_product(session: Session, product: Product, **changes: Any) -> Product:
+def change_product(session: Session, product: Product, *, lines_in_use: Iterable[tuple[Decimal, Decimal | None]], **changes: Any) -> Product:
+    """Change a product's fields. ``lines_in_use`` are the (quantity, own unit price or None) of
+    the contract services that bill it: a new price or credits must keep each of them within what
+    a line may hold (a service with its own unit price keeps it). The catalog knows no contract
+    service: ``licences.services.update_product`` is the use case, and reads them."""
     values = patched(product, PRODUCT_FIELDS, changes)
     if values["tax_rate"] is None:
         values["tax_rate"] = Decimal(0)
     _check_product(values)
-    if "price" in changes or "credits" in changes:
-        _check_services_of(session, product, values)
+    credits = values.get("credits") if values["kind"] == "credit_pack" else None
+    for quantity, unit_price in lines_in_use:
+        check_line_size(quantity, values["price"] if unit_price is None else unit_price, credits, field="price")
     apply(product, values)
     session.add(product)
     session.flush()
     return product
-
-
-def _check_services_of(session: Session, product: Product, values: dict[str, Any]) -> None:
-    """A new price or credits must keep every contract service of the product within what a line
-    may hold (a service with its own unit price keeps it)."""
-    from licensing.licences.models import ContractService
-
-    quantities = session.exec(
-        select(ContractService.quantity, ContractService.unit_price).where(ContractService.product_id == product.id)
-    ).all()
-    credits = values.get("credits") if values["kind"] == "credit_pack" else None
-    for quantity, unit_price in quantities:
-        check_line_size(quantity, values["price"] if unit_price is None else unit_price, credits, field="price")
 
 
 def create_credit_price(session: Session, *, name: str, credits_per_unit: Decimal, at: datetime) -> CreditPrice:

@@ -62,18 +62,14 @@ from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlmodel import col, or_, select
-
 from licensing import clock
-from licensing.attempts import count_failure, describe
 from licensing.config import Settings, get_settings
 from licensing.db import Database
-from licensing.db.repository import lock
 from licensing.documents.context import credit_note_document, invoice_document
 from licensing.documents.model import Document
 from licensing.documents.models import Delivery
 from licensing.documents.pdf import render_mail, render_pdf
-from licensing.events import record_event
+from licensing.events import record_event, worker
 from licensing.invoicing.models import CreditNote, Invoice
 
 log = logging.getLogger("licensing.delivery")
@@ -173,36 +169,49 @@ def send_due(
     delivery_ids: Iterable[int] | None = None,
 ) -> DeliveryRun:
     """Send up to ``limit`` due deliveries (only those of ``delivery_ids`` when given), one at
-    a time: claim, build and send, record. A failed mail is counted and retried later."""
+    a time, through the delivery worker (``events.worker``: claim, build and send, record). A
+    failed mail is counted and retried later."""
     settings = settings or get_settings()
+    run = worker.work(database, mail_channel(database, settings, now=now), now=now, limit=limit, only=delivery_ids)
+    return DeliveryRun(sent=run.done, failed=run.failed, retried=run.retried)
+
+
+def mail_channel(database: Database, settings: Settings, *, now: datetime) -> worker.Channel:
+    """Deliveries as the worker sends them: due in the order they became due; the first claim
+    draws the Message-ID (committed before the mail can leave: every later attempt reuses it);
+    sent mail is recorded with an ``invoice.sent`` event."""
     mail = MailSettings.of(settings)
-    only = sorted(set(delivery_ids)) if delivery_ids is not None else None
-    if only == []:
-        return DeliveryRun()
-    sent = failed = retried = 0
-    for _ in range(limit):
-        claim = _claim(database, now=now, only=only, sender=mail.sender)
-        if claim is None:
-            break
-        delivery, claimed_until = claim
-        try:
-            document, message = build_message(database, delivery, mail=mail, settings=settings, now=now)
-            deliver(message, document, mail=mail, recipient=delivery.recipient)
-        except Exception as error:  # noqa: BLE001 - any failure is recorded and retried
-            log.warning("delivery %s (%s %s) failed: %s", delivery.id, delivery.document_type, delivery.document_id, describe(error))
-            outcome = _record_failure(
-                database, delivery.id, error=describe(error), now=now, claimed_until=claimed_until, max_attempts=mail.max_attempts
-            )
-            failed += outcome == "failed"
-            retried += outcome == "pending"
-            continue
-        if _record_sent(database, delivery.id, document=document, message_id=message["Message-ID"], now=now):
-            sent += 1
-    return DeliveryRun(sent=sent, failed=failed, retried=retried)
 
+    def prepare(_session, delivery: Delivery) -> Delivery:
+        if delivery.message_id is None:
+            delivery.message_id = new_message_id(delivery.id, mail.sender)
+        return delivery
 
-_senders_lock = threading.Lock()
-_senders: dict[str, tuple[threading.Thread, list[bool]]] = {}  # database URL -> its sender, "go round again"
+    def send(delivery: Delivery, _at: datetime) -> tuple[Document, str]:
+        document, message = build_message(database, delivery, mail=mail, settings=settings, now=now)
+        deliver(message, document, mail=mail, recipient=delivery.recipient)
+        return document, message["Message-ID"]
+
+    def on_done(session, delivery: Delivery, _job, sent: tuple[Document, str], at: datetime) -> None:
+        document, message_id = sent
+        delivery.sent_at, delivery.message_id = at, message_id
+        record_event(
+            session, "invoice.sent",
+            {
+                "document_type": delivery.document_type, "document_id": str(delivery.document_id), "number": document.number,
+                "account_id": str(delivery.account_id), "recipient": delivery.recipient, "message_id": message_id,
+            },
+            at=at,
+        )
+
+    return worker.Channel(
+        name="delivery", table=Delivery, done="sent", log=log, max_attempts=mail.max_attempts, retry_delay=retry_delay,
+        # A claim is a lease in real time: late in a long run, the run's ``now`` would make
+        # claims that have already run out for a sender that starts meanwhile.
+        lease_until=lambda _at: max(now, clock.now()) + CLAIM_TIME,
+        prepare=prepare, send=send, on_done=on_done, order=(Delivery.next_attempt_at,),
+        describe_row=lambda delivery: f"{delivery.id} ({delivery.document_type} {delivery.document_id})",
+    )
 
 
 def send_in_background(database: Database, delivery_ids: Iterable[int] | None = None, *, settings: Settings | None = None) -> threading.Thread:
@@ -212,90 +221,16 @@ def send_in_background(database: Database, delivery_ids: Iterable[int] | None = 
     scheduler. Returns the sender. Errors are logged, never raised: the scheduler's next run
     tries again."""
     ids = list(delivery_ids) if delivery_ids is not None else None
-    with _senders_lock:
-        running = _senders.get(database.url)
-        if running is not None and running[0].is_alive():
-            running[1][0] = True
-            return running[0]
-        again = [False]
 
-        def run() -> None:
-            only = ids
-            while True:
-                try:
-                    result = send_due(database, now=clock.now(), settings=settings, delivery_ids=only)
-                    log.info("documents mailed: %s sent, %s to retry, %s failed", result.sent, result.retried, result.failed)
-                except Exception:  # noqa: BLE001 - a background sender must not take anything down
-                    log.exception("mailing documents failed; the scheduler will try again")
-                with _senders_lock:
-                    if not again[0]:
-                        del _senders[database.url]
-                        return
-                    again[0], only = False, None
+    def send(only: list[int] | None) -> None:
+        try:
+            result = send_due(database, now=clock.now(), settings=settings, delivery_ids=only)
+            log.info("documents mailed: %s sent, %s to retry, %s failed", result.sent, result.retried, result.failed)
+        except Exception:  # noqa: BLE001 - a background sender must not take anything down
+            log.exception("mailing documents failed; the scheduler will try again")
 
-        thread = threading.Thread(target=run, name="licensing-delivery", daemon=True)
-        _senders[database.url] = (thread, again)
-        thread.start()
+    thread, _started = worker.start(database, "delivery", lambda: send(ids), again=lambda: send(None), daemon=True)
     return thread
-
-
-def _claim(database: Database, *, now: datetime, only: list[int] | None, sender: str) -> tuple[Delivery, datetime] | None:
-    # A claim is a lease in real time: late in a long run, ``now`` (the run's start) would make
-    # claims that have already run out for a sender that starts meanwhile.
-    claimed_until = max(now, clock.now()) + CLAIM_TIME
-    with database.write() as session:
-        statement = (
-            select(Delivery)
-            .where(
-                Delivery.status == "pending",
-                Delivery.next_attempt_at <= now,
-                or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) <= now),
-            )
-            .order_by(Delivery.next_attempt_at, Delivery.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if only is not None:
-            statement = statement.where(col(Delivery.id).in_(only))
-        delivery = session.exec(statement).first()
-        if delivery is None:
-            return None
-        delivery.claimed_until = claimed_until
-        if delivery.message_id is None:  # the first claim: committed before the mail can leave
-            delivery.message_id = new_message_id(delivery.id, sender)
-        session.add(delivery)
-    return delivery, claimed_until
-
-
-def _record_sent(database: Database, delivery_id: int, *, document: Document, message_id: str, now: datetime) -> bool:
-    with database.write() as session:
-        delivery = lock(session, Delivery, delivery_id, "delivery")
-        if delivery.status == "sent":  # another sender took it over after our claim ran out, and sent it
-            return False
-        delivery.status, delivery.sent_at, delivery.message_id = "sent", now, message_id
-        delivery.attempts += 1
-        delivery.claimed_until = None
-        session.add(delivery)
-        record_event(
-            session, "invoice.sent",
-            {
-                "document_type": delivery.document_type, "document_id": str(delivery.document_id), "number": document.number,
-                "account_id": str(delivery.account_id), "recipient": delivery.recipient, "message_id": message_id,
-            },
-            at=now,
-        )
-    return True
-
-
-def _record_failure(database: Database, delivery_id: int, *, error: str, now: datetime, claimed_until: datetime, max_attempts: int) -> str | None:
-    """The delivery's status after the failure, or None when it is no longer ours to count."""
-    with database.write() as session:
-        delivery = lock(session, Delivery, delivery_id, "delivery")
-        if delivery.status != "pending" or delivery.claimed_until != claimed_until:
-            return None
-        status = count_failure(delivery, error=error, now=now, max_attempts=max_attempts, retry_delay=retry_delay)
-        session.add(delivery)
-        return status
 
 
 # -- building ---------------------------------------------------------------------------------

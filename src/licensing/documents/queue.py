@@ -1,39 +1,109 @@
-"""Queueing the e-mail of an approved document, in the approving transaction (an outbox): the
-mail is sent after the approval commits (``documents/delivery.py``), never before, and the
-unique key on (document type, document id) means it is queued, and so sent, once.
+"""Queueing the e-mail of approved documents: a reader of the events outbox.
 
-With ``mail_on_approval`` the sender starts as soon as the approval commits, whichever path
-approved (API, CLI, top-up, billing run, scheduler); the scheduler's deliveries job sends what it
-does not."""
+Approving an invoice records ``invoice.approved``, approving a credit note
+``credit_note.approved``, in the approving transaction; invoicing knows nothing of mail. This
+module turns those events into ``deliveries`` (one per document: the unique key on (document
+type, document id) means a document is queued, and so mailed, once), and
+``documents/delivery.py`` sends them.
+
+It runs right after the approving transaction has committed, whichever path approved (API, CLI,
+top-up, billing run, scheduler), as the subscriber of those events (``licensing.bootstrap``
+wires it), and starts the sender when ``mail_on_approval`` is on; the scheduler's deliveries job
+queues and sends whatever that did not (so a crash between the commit and the hook delays a
+mail and loses none).
+
+The reader keeps a cursor (``outbox_cursors``, name ``documents``). Event ids are allocated when
+an event is written but become visible when its transaction commits, so on PostgreSQL a lower
+id can appear after a higher one: as the webhooks' fan-out does, each run looks back over the
+``LOOKBACK`` events below the newest, and the cursor trails the newest event by that much.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlalchemy import func, tuple_
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
 
 from licensing.accounts.models import Account
 from licensing.config import get_settings
-from licensing.db import Database, after_commit
-from licensing.db.bulk import insert_rows
+from licensing.db import Database
 from licensing.documents.models import Delivery
+from licensing.events import Event, OutboxCursor
+
+CURSOR = "documents"
+# The events of an approved document: its type and the field of the event naming it.
+DOCUMENT_EVENTS = {"invoice.approved": ("invoice", "invoice_id"), "credit_note.approved": ("credit_note", "credit_note_id")}
+LOOKBACK = 1000
+QUEUE_LIMIT = 1000  # events read in one run; the next run reads on
 
 
-def queue_deliveries(session: Session, document_type: str, documents: list[tuple[int, Account]], *, at: datetime) -> None:
-    insert_rows(session, Delivery.__table__, [
-        {
-            "document_type": document_type, "document_id": document_id, "account_id": account.id, "recipient": account.email,
-            "status": "pending", "attempts": 0, "last_error": None, "next_attempt_at": at, "claimed_until": None,
-            "message_id": None, "sent_at": None, "created_at": at,
-        }
-        for document_id, account in documents
-    ])
-    if documents and get_settings().mail_on_approval:
-        after_commit(session, "mail approved documents", send_now)
+def queue_approved(database: Database, *, limit: int = QUEUE_LIMIT) -> int:
+    """Queue a delivery for each approved document of the outbox that has none yet, due from its
+    approval on; returns how many were queued."""
+    with database.read() as session:
+        cursor = session.get(OutboxCursor, CURSOR)
+        after = cursor.after_event_id if cursor is not None else 0
+        newest = session.exec(select(func.max(Event.id))).one() or 0
+        events = session.exec(
+            select(Event.id, Event.type, Event.data, Event.created_at)
+            .where(Event.id > after, Event.id <= newest, col(Event.type).in_(DOCUMENT_EVENTS))
+            .order_by(Event.id)
+            .limit(limit)
+        ).all()
+        documents: dict[tuple[str, int], tuple[int, datetime]] = {}  # (document type, id) -> (account id, approved at)
+        for event in events:
+            document_type, field = DOCUMENT_EVENTS[event.type]
+            data = json.loads(event.data)
+            documents[(document_type, int(data[field]))] = (int(data["account_id"]), event.created_at)
+        if documents:
+            queued = session.exec(
+                select(Delivery.document_type, Delivery.document_id).where(
+                    tuple_(Delivery.document_type, Delivery.document_id).in_(list(documents))
+                )
+            ).all()
+            for key in queued:
+                documents.pop(tuple(key), None)
+    # Move the cursor only when this run saw every event below it, and only when it has fallen
+    # well behind (so that a quiet run writes nothing).
+    moved = newest - LOOKBACK
+    move_cursor = len(events) < limit and moved >= after + LOOKBACK
+    if not documents and not move_cursor:
+        return 0
+    with database.write() as session:
+        queued = 0
+        if documents:
+            account_ids = {account_id for account_id, _approved_at in documents.values()}
+            emails = dict(session.exec(select(Account.id, Account.email).where(col(Account.id).in_(account_ids))).all())
+            # Due from the approval on, as if the approving transaction had queued it.
+            rows = [
+                {
+                    "document_type": document_type, "document_id": document_id, "account_id": account_id, "recipient": emails[account_id],
+                    "status": "pending", "attempts": 0, "last_error": None, "next_attempt_at": approved_at, "claimed_until": None,
+                    "message_id": None, "sent_at": None, "created_at": approved_at,
+                }
+                for (document_type, document_id), (account_id, approved_at) in documents.items()
+            ]
+            insert = sqlite_insert if database.is_sqlite else postgresql_insert
+            table = Delivery.__table__
+            statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["document_type", "document_id"]).returning(table.c.id)
+            queued = len(session.execute(statement).all())
+        if move_cursor:
+            cursor = session.get(OutboxCursor, CURSOR, with_for_update=True) or OutboxCursor(name=CURSOR)
+            if moved > cursor.after_event_id:
+                cursor.after_event_id = moved
+                session.add(cursor)
+    return queued
 
 
-def send_now(database: Database) -> None:
-    """Start sending the due mail in the background (the deliveries job retries what fails)."""
-    from licensing.documents.delivery import send_in_background
+def queue_and_send(database: Database) -> None:
+    """After an approval has committed: queue its mail, and start sending it with
+    ``mail_on_approval``."""
+    queue_approved(database)
+    if get_settings().mail_on_approval:
+        from licensing.documents.delivery import send_in_background  # the PDF libraries, only when mail leaves
 
-    send_in_background(database)
+        send_in_background(database)

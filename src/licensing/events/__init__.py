@@ -1,14 +1,25 @@
-"""The events outbox (SPEC 9): each event is written in the same transaction as its change."""
+"""The events outbox (SPEC 9): each event is written in the same transaction as its change.
+
+Two kinds of reader follow the outbox: webhooks (``webhooks.services.fan_out``) and the mail of
+approved documents (``documents.queue``). A part that must act soon after an event is committed
+subscribes to its types (``subscribe``, wired once at the root: ``licensing.bootstrap``): the
+transaction that records such an event runs the subscriber once it has committed (an
+after-commit hook of the unit of work). The subscriber reads the outbox itself, so its scheduled
+job, which does the same, catches up on whatever a hook did not get to (a crash between the
+commit and the hook, a process that was not wired).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Column, Text
 from sqlmodel import Field, Session, SQLModel
 
+from licensing.db import Database, after_commit
 from licensing.db.bulk import insert_rows
 from licensing.db.types import UTCDateTime
 
@@ -22,6 +33,16 @@ class Event(SQLModel, table=True):
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+class OutboxCursor(SQLModel, table=True):
+    """How far a reader of the outbox has dealt with it: events at or below ``after_event_id``
+    are done (webhooks keep theirs on each webhook)."""
+
+    __tablename__ = "outbox_cursors"
+
+    name: str = Field(primary_key=True, max_length=60)
+    after_event_id: int = 0
+
+
 def event_row(type_: str, data: dict[str, Any], *, at: dt.datetime) -> dict[str, Any]:
     return {"type": type_, "data": json.dumps(data, default=str, sort_keys=True), "created_at": at}
 
@@ -31,5 +52,19 @@ def record_event(session: Session, type_: str, data: dict[str, Any], *, at: dt.d
 
 
 def record_events(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        insert_rows(session, Event.__table__, rows)
+    if not rows:
+        return
+    insert_rows(session, Event.__table__, rows)
+    for type_ in {row["type"] for row in rows} & _subscribers.keys():
+        for name, subscriber in _subscribers[type_].items():
+            after_commit(session, name, subscriber)
+
+
+_subscribers: dict[str, dict[str, Callable[[Database], None]]] = {}  # event type -> {name: subscriber}
+
+
+def subscribe(types: Iterable[str], name: str, subscriber: Callable[[Database], None]) -> None:
+    """Run ``subscriber(database)`` once after each commit of a transaction that recorded an
+    event of one of ``types`` (once per transaction and ``name``; subscribing again replaces)."""
+    for type_ in types:
+        _subscribers.setdefault(type_, {})[name] = subscriber

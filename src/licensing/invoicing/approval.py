@@ -35,7 +35,6 @@ from licensing.credits.grants import NewGrant, create_grants
 from licensing.dates import Lifetime, parse_lifetime
 from licensing.db.bulk import update_rows
 from licensing.db.repository import get_or_404, lock_all, lock_rows
-from licensing.documents.queue import queue_deliveries
 from licensing.errors import InvoiceNotDraft
 from licensing.events import event_row, record_events
 from licensing.invoicing.models import Invoice, InvoiceLine
@@ -144,7 +143,6 @@ def approve_invoices(
         }
         for invoice, number in zip(drafts, numbers, strict=True)
     ])
-    queue_deliveries(session, "invoice", [(invoice.id, accounts[invoice.account_id]) for invoice in drafts], at=at)
     events = [
         event_row(
             "invoice.approved",

@@ -23,6 +23,7 @@ from fractions import Fraction
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -138,7 +139,7 @@ PLAN_LICENCE_COLUMNS = ("start_date", "end_date", "terminated_on", "billing_anch
 # The values of a service row (as read by ``bill_licences``: every column, in table order) that
 # its lines depend on: all but its identity, licence, business unit and creation time.
 _service_plan_values = itemgetter(*(
-    n for n, name in enumerate(ContractService.__table__.c.keys()) if name not in {"id", "licence_id", "business_unit_id", "created_at"}
+    n for n, name in enumerate(ContractService.__table__.c.keys()) if name not in {"id", "licence_id", "business_unit_id", "billed", "created_at"}
 ))
 
 
@@ -212,6 +213,7 @@ def bill_licences(
     if not services_of:
         return result
     service_ids = [service.id for services in services_of.values() for service in services]
+    already_billed = {service.id for services in services_of.values() for service in services if service.billed}
     billed = set(
         session.exec(
             select(InvoiceLine.contract_service_id, InvoiceLine.billing_slot).where(col(InvoiceLine.contract_service_id).in_(service_ids))
@@ -301,6 +303,9 @@ def bill_licences(
             ],
         )
     if new_lines:
+        first_billed = {line["contract_service_id"] for _target, line in new_lines} - already_billed
+        if first_billed:
+            session.execute(update(services_table).where(services_table.c.id.in_(sorted(first_billed))).values(billed=True))
         for target, line in new_lines:
             line["invoice_id"] = target["id"] if isinstance(target, dict) else target
         rows = [line for _target, line in new_lines]

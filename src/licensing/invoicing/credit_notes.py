@@ -38,7 +38,6 @@ from licensing.credits.expiry import record_due_expiries
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
 from licensing.db.repository import get_or_404, get_reference, id_filter, lock
-from licensing.documents.queue import queue_deliveries
 from licensing.errors import (
     Conflict,
     CreditsAlreadyConsumed,
@@ -223,7 +222,6 @@ def approve_credit_note(
     note.status, note.approved_at, note.approved_by, note.issue_date = "approved", now, actor, local_date(now, settings.zone)
     note.seller_details, note.buyer_details = seller_details(settings), buyer_details(account, settings)  # as issued, for good
     session.add(note)
-    queue_deliveries(session, "credit_note", [(note.id, account)], at=now)
     record_event(
         session, "credit_note.approved",
         {"credit_note_id": str(note.id), "number": note.number, "invoice_id": str(invoice.id), "account_id": str(account.id),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Column
+from sqlalchemy import Boolean, CheckConstraint, Column, false
 from sqlmodel import Field, SQLModel
 
 from licensing.db.types import Amount, Credits, UTCDateTime
@@ -54,4 +54,8 @@ class ContractService(SQLModel, table=True):
     max_rollover: Decimal | None = Field(default=None, sa_column=Column(Credits(), nullable=True))
     prorate: bool = True
     prorate_credits: bool = False
+    # Set by the billing run with the service's first invoice line, never unset (a void invoice
+    # still billed it): what a billed service may no longer change (its weekly start, the
+    # licence's anchor day) is decided by this flag, so the licences know nothing of invoices.
+    billed: bool = Field(default=False, sa_column=Column(Boolean(), nullable=False, server_default=false()))
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

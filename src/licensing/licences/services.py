@@ -6,10 +6,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit
 from licensing.catalog.models import Product
+from licensing.catalog.services import change_product
 from licensing.dates import parse_lifetime
 from licensing.db.repository import apply, get_or_404, get_reference, lock, patched
 from licensing.errors import (
@@ -21,7 +22,6 @@ from licensing.errors import (
     ValidationFailed,
 )
 from licensing.events import record_event
-from licensing.invoicing.models import InvoiceLine
 from licensing.licences.models import ContractService, Licence
 from licensing.money import check_line_size
 
@@ -104,9 +104,18 @@ def terminate_licence(session: Session, licence_id: str | int, *, effective_date
     return licence
 
 
+def update_product(session: Session, product: Product, **changes: Any) -> Product:
+    """Change a product of the catalog. A new price or credits is checked against every contract
+    service that bills the product (its line must stay within what a line may hold)."""
+    lines = []
+    if "price" in changes or "credits" in changes:
+        lines = session.exec(select(ContractService.quantity, ContractService.unit_price).where(ContractService.product_id == product.id)).all()
+    return change_product(session, product, lines_in_use=lines, **changes)
+
+
 def _billed(session: Session, which) -> bool:
-    """Whether any line of the contract services matching ``which`` has been billed."""
-    statement = select(InvoiceLine.id).join(ContractService, InvoiceLine.contract_service_id == ContractService.id).where(which).limit(1)
+    """Whether any of the contract services matching ``which`` has been billed."""
+    statement = select(ContractService.id).where(which, col(ContractService.billed)).limit(1)
     return session.exec(statement).first() is not None
 
 

@@ -54,7 +54,9 @@ def hold_deadlines(database: Database, now: datetime, settings: Settings) -> str
 
 def deliveries(database: Database, now: datetime, settings: Settings) -> str:
     from licensing.documents.delivery import send_due
+    from licensing.documents.queue import queue_approved
 
+    queue_approved(database)  # what no after-commit hook queued (see documents.queue)
     run = send_due(database, now=now, settings=settings)
     return f"{run.sent} mails sent, {run.retried} to retry, {run.failed} failed"
 

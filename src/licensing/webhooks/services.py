@@ -47,7 +47,6 @@ import hmac
 import json
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,15 +56,15 @@ import httpx
 from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, select
 
 from licensing import __version__, clock
-from licensing.attempts import count_failure, describe
 from licensing.config import Settings, get_settings
 from licensing.db import Database
 from licensing.db.repository import get_or_404, lock
 from licensing.errors import NotFound, ValidationFailed
-from licensing.events import Event
+from licensing.events import Event, worker
+from licensing.events.worker import describe
 from licensing.webhooks import guard
 from licensing.webhooks.models import Webhook, WebhookDelivery
 from licensing.webhooks.transport import Sender
@@ -277,8 +276,9 @@ def deliver_due(
     database: Database, *, now: datetime, settings: Settings | None = None, limit: int = 100, timeout: timedelta = DEFAULT_TIMEOUT,
     deadline: timedelta | None = None, budget: timedelta | None = None,
 ) -> WebhookRun:
-    """POST up to ``limit`` due deliveries, one at a time (claim, send, record), oldest event
-    first. A failure is counted and retried later; nothing here raises for a receiver's fault.
+    """POST up to ``limit`` due deliveries, one at a time, oldest event first, through the
+    delivery worker (``events.worker``: claim, send, record). A failure is counted and retried
+    later; nothing here raises for a receiver's fault.
 
     Each POST ends by ``deadline`` (default: the setting ``webhook_deadline_seconds``), each of
     its network operations by ``timeout`` as well. With a ``budget``, no delivery is claimed once
@@ -288,34 +288,40 @@ def deliver_due(
     if deadline is None:
         deadline = settings.webhook_deadline
     deadline = max(deadline, timedelta(milliseconds=1))
-    delivered = retried = failed = 0
-    started = time.monotonic()
-
-    def current() -> datetime:
-        # ``now`` moved on by the time this run has taken: signatures and leases are stamped
-        # with the moment of sending, late in a long run too (and tests that pass ``now`` stay
-        # in control of the clock).
-        return now + timedelta(seconds=time.monotonic() - started)
-
     headers = {"User-Agent": f"licensing/{__version__} (webhooks)"}
-    sender = Sender(
-        allowed=guard.allowed_by(settings), deadline=deadline, timeout=timeout, headers=headers,
+    with Sender(allowed=guard.allowed_by(settings), deadline=deadline, timeout=timeout, headers=headers) as sender:
+        channel = webhook_channel(sender, max_attempts=max_attempts, lease=max(CLAIM_TIME, 4 * max(timeout, deadline)))
+        run = worker.work(database, channel, now=now, limit=limit, budget=budget)
+    return WebhookRun(delivered=run.done, retried=run.retried, failed=run.failed)
+
+
+def webhook_channel(sender: Sender, *, max_attempts: int, lease: timedelta) -> worker.Channel:
+    """Webhook deliveries as the worker sends them: of active webhooks, oldest event first."""
+
+    def prepare(session: Session, delivery: WebhookDelivery) -> Claim:
+        webhook = session.get(Webhook, delivery.webhook_id)
+        event = session.get(Event, delivery.event_id)
+        return Claim(
+            delivery_id=delivery.id, claimed_until=delivery.claimed_until, url=webhook.url, secret=webhook.secret,
+            event_id=event.id, event_type=event.type, body=delivery_body(event),
+        )
+
+    def send(claim: Claim, at: datetime) -> int | worker.Failure:
+        status_code, error = post(sender, claim, at=at)
+        return status_code if error is None else worker.Failure(error, status_code)
+
+    def on_done(_session, delivery: WebhookDelivery, _claim, status_code: int | None, at: datetime) -> None:
+        delivery.delivered_at, delivery.last_status_code = at, status_code
+
+    def on_failure(delivery: WebhookDelivery, failure: worker.Failure) -> None:
+        delivery.last_status_code = failure.status_code
+
+    return worker.Channel(
+        name="webhook delivery", table=WebhookDelivery, done="delivered", log=log, max_attempts=max_attempts, retry_delay=retry_delay,
+        lease_until=lambda at: at + lease, prepare=prepare, send=send, on_done=on_done, on_failure=on_failure,
+        order=(WebhookDelivery.event_id,),
+        filters=(col(WebhookDelivery.webhook_id).in_(select(Webhook.id).where(col(Webhook.deleted_at).is_(None))),),
     )
-    with sender:
-        for _ in range(limit):
-            if budget is not None and time.monotonic() - started >= budget.total_seconds():
-                break
-            claim = _claim(database, now=now, lease_from=current(), timeout=max(timeout, deadline))
-            if claim is None:
-                break
-            status_code, error = post(sender, claim, at=current())
-            if error is None:
-                delivered += _record_delivered(database, claim, status_code=status_code, now=now)
-                continue
-            outcome = _record_failure(database, claim, status_code=status_code, error=error, now=now, max_attempts=max_attempts)
-            failed += outcome == "failed"
-            retried += outcome == "pending"
-    return WebhookRun(delivered=delivered, retried=retried, failed=failed)
 
 
 def post(sender: Sender, claim: Claim, *, at: datetime) -> tuple[int | None, str | None]:
@@ -355,61 +361,6 @@ def delivery_body(event: Event) -> bytes:
     """The JSON body of an event's delivery (compact, UTF-8): what the signature covers."""
     payload = {"id": str(event.id), "type": event.type, "created_at": event.created_at.isoformat(), "data": json.loads(event.data)}
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _claim(database: Database, *, now: datetime, lease_from: datetime, timeout: timedelta) -> Claim | None:
-    claimed_until = lease_from + max(CLAIM_TIME, 4 * timeout)
-    with database.write() as session:
-        active = select(Webhook.id).where(col(Webhook.deleted_at).is_(None))
-        delivery = session.exec(
-            select(WebhookDelivery)
-            .where(
-                WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= now,
-                or_(col(WebhookDelivery.claimed_until).is_(None), col(WebhookDelivery.claimed_until) <= now),
-                col(WebhookDelivery.webhook_id).in_(active),
-            )
-            .order_by(WebhookDelivery.event_id, WebhookDelivery.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        ).first()
-        if delivery is None:
-            return None
-        delivery.claimed_until = claimed_until
-        session.add(delivery)
-        webhook = session.get(Webhook, delivery.webhook_id)
-        event = session.get(Event, delivery.event_id)
-        return Claim(
-            delivery_id=delivery.id, claimed_until=claimed_until, url=webhook.url, secret=webhook.secret,
-            event_id=event.id, event_type=event.type, body=delivery_body(event),
-        )
-
-
-def _record_delivered(database: Database, claim: Claim, *, status_code: int | None, now: datetime) -> int:
-    with database.write() as session:
-        delivery = lock(session, WebhookDelivery, claim.delivery_id, "webhook delivery")
-        if delivery.status == "delivered":  # another sender took it over after our lease ran out
-            return 0
-        # It did arrive: delivered, even if it was given up on (or its webhook deleted) meanwhile.
-        delivery.status, delivery.delivered_at, delivery.last_status_code = "delivered", now, status_code
-        delivery.attempts += 1
-        delivery.claimed_until = None
-        session.add(delivery)
-    return 1
-
-
-def _record_failure(
-    database: Database, claim: Claim, *, status_code: int | None, error: str, now: datetime, max_attempts: int
-) -> str | None:
-    """The delivery's status after the failure, or None when it is no longer ours to count."""
-    with database.write() as session:
-        delivery = lock(session, WebhookDelivery, claim.delivery_id, "webhook delivery")
-        if delivery.status != "pending" or delivery.claimed_until != claim.claimed_until:
-            return None
-        delivery.last_status_code = status_code
-        status = count_failure(delivery, error=error, now=now, max_attempts=max_attempts, retry_delay=retry_delay)
-        session.add(delivery)
-        return status
 
 
 # -- signatures -------------------------------------------------------------------------------

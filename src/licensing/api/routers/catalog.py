@@ -20,6 +20,7 @@ from licensing.api.schemas import CreditPriceIn, ProductIn, ProductPatch
 from licensing.catalog import services as catalog
 from licensing.catalog.models import CreditPrice, Product
 from licensing.db.repository import get_or_404
+from licensing.licences.services import update_product as update_product_in_use
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -67,7 +68,7 @@ def update_product(product_id: str, body: ProductPatch, caller: Billing, databas
 
     def action(session):
         product = get_or_404(session, Product, product_id, "product")
-        return 200, presenters.product(catalog.update_product(session, product, **changes))
+        return 200, presenters.product(update_product_in_use(session, product, **changes))
 
     return write(database, action)
 
