@@ -23,8 +23,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("contract_services", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("billed", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # Not a batch operation: SQLite would copy the table (and invoice lines refer to it); both
+    # databases add a column with a default in place.
+    op.add_column("contract_services", sa.Column("billed", sa.Boolean(), nullable=False, server_default=sa.false()))
     # Every service that has a line on an invoice (of any status) has been billed.
     op.execute(
         "update contract_services set billed = true"
@@ -41,5 +42,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("outbox_cursors")
-    with op.batch_alter_table("contract_services", schema=None) as batch_op:
-        batch_op.drop_column("billed")
+    # In place too (SQLite since 3.35): nothing refers to the column.
+    op.execute("alter table contract_services drop column billed")
