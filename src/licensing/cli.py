@@ -427,11 +427,15 @@ def api_key_create(
 ) -> None:
     """Print a new API key (the last line is the key alone)."""
     from licensing.auth.services import create_api_key
+    from licensing.db.unit_of_work import run
 
     expiry = _instant_option(expires_at, "--expires-at") if expires_at is not None else None
     database = _database()
-    with _api_key_errors(), database.write() as session:
-        key, secret = create_api_key(session, name=name, role=role, at=clock.now(), expires_at=expiry, account_ids=account_ids or None)
+    with _api_key_errors():
+        key, secret = run(
+            database,
+            lambda session: create_api_key(session, name=name, role=role, at=clock.now(), expires_at=expiry, account_ids=account_ids or None),
+        )
     limits = "".join(
         [
             f", expiring at {key.expires_at.isoformat()}" if key.expires_at else "",
@@ -468,11 +472,12 @@ def api_key_list() -> None:
 def api_key_revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="the id of the key (see api-key list)")]) -> None:
     """Revoke an API key: every server refuses it from its next request on."""
     from licensing.auth.services import revoke_api_key
+    from licensing.db.unit_of_work import run
 
     now = clock.now()
     database = _database()
-    with _api_key_errors(), database.write() as session:
-        key = revoke_api_key(session, key_id, at=now)
+    with _api_key_errors():
+        key = run(database, lambda session: revoke_api_key(session, key_id, at=now))
     if key.revoked_at == now:
         typer.echo(f"revoked API key {key.id} named {key.name!r}")
     else:

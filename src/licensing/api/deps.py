@@ -13,16 +13,16 @@ from fastapi import Depends, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from licensing import clock
 from licensing.api.errors import Forbidden, Unauthorized
-from licensing.auth.models import IdempotencyRecord
+from licensing.auth.idempotency import IdempotentRequest, Outcome
 from licensing.auth.services import authenticate, scope_of
 from licensing.db import Database
 from licensing.db.repository import Model, get_or_404, parse_id
-from licensing.errors import IdempotencyConflict, NotFound, ValidationFailed
+from licensing.db.unit_of_work import run
+from licensing.errors import NotFound, ValidationFailed
 
 bearer = HTTPBearer(auto_error=False, description="An API key made with `licensing api-key create`")
 
@@ -132,59 +132,27 @@ def write(
     idempotency_key: str | None = None,
     body: Any = None,
 ) -> JSONResponse:
-    """Run ``action`` in one write transaction and answer with what it returns.
+    """Run ``action`` (the use case and the shape of its answer) as one unit of work
+    (``db.unit_of_work.run``) and answer with what it returns.
 
     With an ``Idempotency-Key`` the first response is stored in the same transaction; a repeat
     with the same key and body returns it, another body is ``idempotency_conflict``."""
-    if not idempotency_key:
-        with database.write() as session:
-            status, payload = action(session)
-        return JSONResponse(jsonable_encoder(payload), status_code=status)
-
-    route = f"{request.method} {request.scope['route'].path}"
-    request_hash = hashlib.sha256(
-        json.dumps({"path": request.url.path, "body": jsonable_encoder(body)}, sort_keys=True).encode()
-    ).hexdigest()
-    for _attempt in range(2):
-        try:
-            with database.write() as session:
-                stored = _stored_response(session, caller.api_key_id, route, idempotency_key, request_hash)
-                if stored is not None:
-                    return stored
-                status, payload = action(session)
-                payload = jsonable_encoder(payload)
-                session.add(
-                    IdempotencyRecord(
-                        api_key_id=caller.api_key_id, route=route, key=idempotency_key, request_hash=request_hash,
-                        status_code=status, response_body=json.dumps(payload), created_at=clock.now(),
-                    )
-                )
-            return JSONResponse(payload, status_code=status)
-        except IntegrityError as error:
-            if not is_idempotency_race(error):
-                raise  # any other constraint is the use case's own failure, not a race on the key
-            continue  # a concurrent request with the same key won: answer with its response
-    raise IdempotencyConflict("a request with this Idempotency-Key is being processed; retry")
-
-
-def is_idempotency_race(error: IntegrityError) -> bool:
-    """Whether the failed insert is the idempotency record's own unique key (two requests with
-    the same key at once), as PostgreSQL and SQLite name it."""
-    message = str(getattr(error, "orig", error))
-    return "uq_idempotency" in message or "idempotency_records.api_key_id" in message
-
-
-def _stored_response(session: Session, api_key_id: int, route: str, key: str, request_hash: str) -> JSONResponse | None:
-    record = session.exec(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.route == route, IdempotencyRecord.key == key
+    guard = None
+    if idempotency_key:
+        request_hash = hashlib.sha256(
+            json.dumps({"path": request.url.path, "body": jsonable_encoder(body)}, sort_keys=True).encode()
+        ).hexdigest()
+        guard = IdempotentRequest(
+            api_key_id=caller.api_key_id, route=f"{request.method} {request.scope['route'].path}", key=idempotency_key,
+            request_hash=request_hash, at=clock.now(),
         )
-    ).one_or_none()
-    if record is None:
-        return None
-    if record.request_hash != request_hash:
-        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used with another request")
-    return JSONResponse(json.loads(record.response_body), status_code=record.status_code, headers={"Idempotent-Replayed": "true"})
+
+    def use_case(session: Session) -> Outcome:
+        status, payload = action(session)
+        return Outcome(status, jsonable_encoder(payload))
+
+    outcome = run(database, use_case, idempotency=guard)
+    return JSONResponse(outcome.body, status_code=outcome.status_code, headers={"Idempotent-Replayed": "true"} if outcome.replayed else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,87 @@
+"""``db.unit_of_work.run``: one use case, one transaction; retried only when the idempotency
+guard's own unique key was hit by a concurrent request (each on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from licensing.accounts.models import Account
+from licensing.accounts.services import create_account
+from licensing.db.unit_of_work import run
+from licensing.errors import IdempotencyConflict
+from tests.support.use_cases import instant
+
+AT = instant("2027-01-01 09:00")
+
+
+def names(database) -> list[str]:
+    with database.read() as session:
+        return list(session.exec(select(Account.name).order_by(Account.id)).all())
+
+
+def new_account(name: str):
+    return lambda session: create_account(session, name=name, email="billing@acme.test", currency="EUR", at=AT).id
+
+
+class Raced:
+    """A guard whose first ``remember`` meets the unique key of a request that won the race
+    (``race``: True) or another constraint (False); its second attempt replays the winner."""
+
+    def __init__(self, race: bool) -> None:
+        self.race, self.attempts, self.won = race, 0, None
+
+    def replay(self, _session):
+        return self.won
+
+    def remember(self, _session, outcome):
+        self.attempts += 1
+        if self.attempts == 1:
+            self.won = "the winner's outcome"
+            raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: uq_idempotency" if self.race else "a CHECK failed"))
+
+    def lost_race(self, error: IntegrityError) -> bool:
+        return "uq_idempotency" in str(error.orig)
+
+
+def test_a_use_case_commits_when_it_returns_and_writes_nothing_when_it_fails(database):
+    assert isinstance(run(database, new_account("Acme Ltd")), int)
+
+    def refused(session):
+        new_account("Half-made Ltd")(session)
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        run(database, refused)
+    assert names(database) == ["Acme Ltd"]
+
+
+def test_losing_the_race_on_the_idempotency_key_replays_the_winner_and_keeps_nothing_of_its_own(database):
+    guard = Raced(race=True)
+
+    assert run(database, new_account("Twice Ltd"), idempotency=guard) == "the winner's outcome"
+    assert guard.attempts == 1
+    assert names(database) == []  # the loser's account was rolled back with its record
+
+
+def test_any_other_integrity_error_is_the_use_cases_failure_and_is_not_retried(database):
+    guard = Raced(race=False)
+
+    with pytest.raises(IntegrityError, match="a CHECK failed"):
+        run(database, new_account("Once Ltd"), idempotency=guard)
+    assert guard.attempts == 1
+    assert names(database) == []
+
+
+def test_a_race_lost_twice_is_a_conflict_to_retry(database):
+    class AlwaysRaced(Raced):
+        def replay(self, _session):
+            return None
+
+        def remember(self, _session, _outcome):
+            raise IntegrityError("INSERT", {}, Exception("uq_idempotency"))
+
+    with pytest.raises(IdempotencyConflict):
+        run(database, new_account("Busy Ltd"), idempotency=AlwaysRaced(race=True))
+    assert names(database) == []
