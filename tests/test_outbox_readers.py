@@ -36,6 +36,22 @@ def approved_invoice(database):
     return bill_and_approve(database, licence.id, date(2027, 1, 1), instant("2027-01-01 09:00"))
 
 
+def a_billed_and_a_later_service(database):
+    """A licence's service billed (and approved) in January, and one that starts in March."""
+    account = factories.account(database)
+    desk = factories.plain_service(database)
+    licence = factories.licence(database, account.id, date(2027, 1, 1))
+    billed = factories.service(database, licence.id, desk.id, from_date=date(2027, 1, 1))
+    later = factories.service(database, licence.id, desk.id, from_date=date(2027, 3, 1))
+    bill_and_approve(database, licence.id, date(2027, 1, 1), instant("2027-01-01 09:00"))
+    return billed, later
+
+
+def services_billed(database) -> list[tuple[int, bool]]:
+    with database.read() as session:
+        return [(service.id, service.billed) for service in session.exec(select(ContractService).order_by(ContractService.id))]
+
+
 def test_an_approval_queues_its_mail_once_it_has_committed(database):
     invoice = approved_invoice(database)
 
@@ -76,39 +92,23 @@ def test_the_cursor_trails_the_newest_event_and_moves_only_when_far_behind(datab
 
 
 def test_the_billing_run_marks_a_service_billed_with_its_first_line(database):
-    account = factories.account(database)
-    desk = factories.plain_service(database)
-    licence = factories.licence(database, account.id, date(2027, 1, 1))
-    billed = factories.service(database, licence.id, desk.id, from_date=date(2027, 1, 1))
-    later = factories.service(database, licence.id, desk.id, from_date=date(2027, 3, 1))
+    billed, later = a_billed_and_a_later_service(database)
 
-    bill_and_approve(database, licence.id, date(2027, 1, 1), instant("2027-01-01 09:00"))
-
-    with database.read() as session:
-        assert [(s.id, s.billed) for s in session.exec(select(ContractService).order_by(ContractService.id))] == [
-            (billed.id, True), (later.id, False)
-        ]
+    assert services_billed(database) == [(billed.id, True), (later.id, False)]
 
 
 def test_migration_0006_marks_billed_services_and_starts_the_mail_cursor_at_the_newest_event(database):
     """A database of revision 0005 (made here by migrating one down) with a billed and an
     unbilled service, and an approved invoice whose mail was queued by its approval."""
-    account = factories.account(database)
-    desk = factories.plain_service(database)
-    licence = factories.licence(database, account.id, date(2027, 1, 1))
-    billed = factories.service(database, licence.id, desk.id, from_date=date(2027, 1, 1))
-    later = factories.service(database, licence.id, desk.id, from_date=date(2027, 3, 1))
-    bill_and_approve(database, licence.id, date(2027, 1, 1), instant("2027-01-01 09:00"))
+    billed, later = a_billed_and_a_later_service(database)
     database.dispose()
     command.downgrade(alembic_config(database.url), "0005")
     assert current_revision(database.url) == "0005"
 
     command.upgrade(alembic_config(database.url), "head")
 
+    assert services_billed(database) == [(billed.id, True), (later.id, False)]
     with database.read() as session:
-        assert [(s.id, s.billed) for s in session.exec(select(ContractService).order_by(ContractService.id))] == [
-            (billed.id, True), (later.id, False)
-        ]
         newest = session.exec(select(func.max(Event.id))).one()
         assert session.get(OutboxCursor, "documents").after_event_id == newest
     assert queue_approved(database) == 0
