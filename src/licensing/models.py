@@ -20,6 +20,8 @@ from licensing.invoicing.models import (
     Invoice,
     InvoiceLine,
     NumberSeries,
+    Payment,
+    PaymentAllocation,
 )
 from licensing.licences.models import ContractService, Licence
 from licensing.scheduler.models import JobRun
@@ -29,5 +31,5 @@ __all__ = [
     "Account", "Adjustment", "ApiKey", "BusinessUnit", "Consumption", "ContractService",
     "CreditNote", "CreditNoteLine", "CreditPrice", "Delivery", "Event", "ExpiryNotice", "Grant",
     "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "LedgerEntry", "Licence",
-    "Member", "NumberSeries", "OutboxCursor", "Product", "Transfer", "Webhook", "WebhookDelivery",
+    "Member", "NumberSeries", "OutboxCursor", "Payment", "PaymentAllocation", "Product", "Transfer", "Webhook", "WebhookDelivery",
 ]

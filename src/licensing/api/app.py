@@ -21,6 +21,7 @@ from licensing.api.routers import (
     holds,
     invoices,
     licences,
+    payments,
     reports,
     webhooks,
 )
@@ -61,7 +62,7 @@ def create_app(database: Database | None = None) -> FastAPI:
             )
         return {"status": "ok", "database": "ok", "version": __version__}
 
-    for module in (accounts, catalog, licences, invoices, credit_notes, consumptions, holds, reports, webhooks, api_keys):
+    for module in (accounts, catalog, licences, invoices, payments, credit_notes, consumptions, holds, reports, webhooks, api_keys):
         app.include_router(module.router)
     document_problems(app)
     return app

@@ -35,6 +35,10 @@ STATUS_BY_CODE = {
     "webhook_url_forbidden": 422,
     "licence_already_billed": 409,
     "service_already_billed": 409,
+    "overpayment": 409,
+    "invoice_not_payable": 409,
+    "invoice_paid": 409,
+    "payment_already_reversed": 409,
     "database_unavailable": 503,
 }
 

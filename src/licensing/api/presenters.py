@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
 
@@ -21,7 +21,9 @@ from licensing.credits.models import (
     LedgerEntry,
     Transfer,
 )
-from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, Payment
+from licensing.invoicing.payments import due_of
+from licensing.invoicing.references import invoice_reference
 from licensing.licences.models import ContractService, Licence
 from licensing.money import minor_unit, round_credits, round_money
 from licensing.reports import LiabilityReport, Month, RevenueReport, totals
@@ -110,8 +112,10 @@ def invoice_line(row: InvoiceLine, currency: str, grant: Grant | None = None) ->
     }
 
 
-def invoice(row: Invoice, lines: list[InvoiceLine], grants: dict[int, Grant] | None = None) -> dict:
+def invoice(row: Invoice, lines: list[InvoiceLine], grants: dict[int, Grant] | None = None, *, today: date) -> dict:
+    """The invoice with its lines, and what is due on it at ``today`` (the operator's date)."""
     grants = grants or {}  # by invoice line id
+    due = due_of(row, today)
     return {
         "id": sid(row.id), "number": row.number, "status": row.status, "kind": row.kind,
         "account_id": sid(row.account_id), "licence_id": sid(row.licence_id),
@@ -123,6 +127,27 @@ def invoice(row: Invoice, lines: list[InvoiceLine], grants: dict[int, Grant] | N
         "gross": money_text(row.gross, row.currency), "currency": row.currency,
         "approved_at": instant_text(row.approved_at), "created_at": instant_text(row.created_at),
         "voided_at": instant_text(row.voided_at), "void_reason": row.void_reason,
+        "amount_paid": money_text(row.amount_paid, row.currency), "amount_credited": money_text(row.amount_credited, row.currency),
+        "amount_due": money_text(due.amount_due, row.currency), "payment_status": due.payment_status, "days_overdue": due.days_overdue,
+        "payment_reference": invoice_reference(row.number),
+    }
+
+
+def payment(row: Payment, held: dict[int | None, Decimal]) -> dict:
+    """A payment, with what each invoice holds of it (``held``: invoice id or None for the
+    unapplied rest -> amount)."""
+    return {
+        "id": sid(row.id), "account_id": sid(row.account_id), "invoice_id": sid(row.invoice_id),
+        "amount": money_text(row.amount, row.currency), "currency": row.currency, "method": row.method,
+        "received_at": instant_text(row.received_at), "reference": row.reference, "status": row.status,
+        "applied": [
+            {"invoice_id": sid(invoice_id), "amount": money_text(amount, row.currency)} for invoice_id, amount in sorted(
+                ((invoice_id, amount) for invoice_id, amount in held.items() if invoice_id is not None)
+            )
+        ],
+        "unapplied": money_text(held.get(None, Decimal(0)), row.currency),
+        "reversed_at": instant_text(row.reversed_at), "reversal_reason": row.reversal_reason, "recorded_by": row.recorded_by,
+        "created_at": instant_text(row.created_at),
     }
 
 

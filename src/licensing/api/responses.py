@@ -278,11 +278,43 @@ class Invoice(Out):
     created_at: datetime
     voided_at: datetime | None = Field(description="When the invoice was voided; null unless void.")
     void_reason: str | None = Field(description="Why it was voided, as shown on its document.")
+    amount_paid: str = Field(description="What payments have paid of it.")
+    amount_credited: str = Field(description="The gross of its approved credit notes.")
+    amount_due: str = Field(description="What is left to pay: gross less credited less paid, never below zero (0 for a draft or void invoice).")
+    payment_status: str = Field(description="`unpaid`, `partially_paid` or `paid` (nothing left to pay).")
+    days_overdue: int = Field(description="Days past the due date with something still due (0 until then).")
+    payment_reference: str | None = Field(description="The ISO 11649 RF creditor reference to pay it with; null for a draft.")
     example = {
-        "id": "1", "number": "2026-0001", "status": "approved", "kind": "period", "account_id": "1", "licence_id": "1",
+        "id": "1", "number": "INV-2026-000001", "status": "approved", "kind": "period", "account_id": "1", "licence_id": "1",
         "issue_date": "2026-11-01", "due_date": "2026-11-15", "period_start": "2026-11-01", "period_end": "2026-11-30",
         "lines": [InvoiceLine.example], "net": "100.00", "tax": "20.00", "gross": "120.00", "currency": "EUR",
-        "approved_at": AT, "created_at": AT, "voided_at": None, "void_reason": None,
+        "approved_at": AT, "created_at": AT, "voided_at": None, "void_reason": None, "amount_paid": "20.00", "amount_credited": "0.00",
+        "amount_due": "100.00", "payment_status": "partially_paid", "days_overdue": 0, "payment_reference": "RF94INV2026000001",
+    }
+
+
+class Payment(Out):
+    """Money received for an invoice, and where it went."""
+
+    id: str
+    account_id: str
+    invoice_id: str = Field(description="The invoice the payment was recorded against.")
+    amount: str = Field(description="The amount received.")
+    currency: str
+    method: str = Field(description="`bank_transfer`, `card`, `cash`, `direct_debit` or `other`.")
+    received_at: datetime = Field(description="When the money was received.")
+    reference: str | None = Field(description="The payer's or the bank's reference.")
+    status: str = Field(description="`received` or `reversed`.")
+    applied: list[dict[str, str]] = Field(description="What each invoice holds of it now (`invoice_id`, `amount`).")
+    unapplied: str = Field(description="What of it is the account's unapplied cash now.")
+    reversed_at: datetime | None = Field(description="When it was reversed; null unless reversed.")
+    reversal_reason: str | None = Field(description="Why it was reversed (refund, returned debit, chargeback ...).")
+    recorded_by: str = Field(description="Who recorded it.")
+    created_at: datetime
+    example = {
+        "id": "1", "account_id": "1", "invoice_id": "1", "amount": "150.00", "currency": "EUR", "method": "bank_transfer",
+        "received_at": AT, "reference": "SEPA 20261105-77", "status": "received", "applied": [{"invoice_id": "1", "amount": "120.00"}],
+        "unapplied": "30.00", "reversed_at": None, "reversal_reason": None, "recorded_by": "api-key:accounting", "created_at": AT,
     }
 
 
@@ -733,6 +765,7 @@ def _page(model: type[Out], name: str, what: str) -> type[Out]:
 
 
 AccountPage = _page(AccountWithCredits, "AccountPage", "accounts")
+PaymentPage = _page(Payment, "PaymentPage", "payments")
 BusinessUnitPage = _page(BusinessUnit, "BusinessUnitPage", "business units")
 MemberPage = _page(Member, "MemberPage", "members")
 ProductPage = _page(Product, "ProductPage", "products")

@@ -296,6 +296,19 @@ class CreditNoteApproveIn(Input):
     credit_policy: Literal["strict", "cap_to_remaining"] | None = None
 
 
+class PaymentIn(Input):
+    amount: AmountIn  # more places than the currency has: 422 naming the field
+    currency: Currency | None = None  # another than the invoice's: 409 currency_mismatch
+    method: Literal["bank_transfer", "card", "cash", "direct_debit", "other"] = "bank_transfer"
+    received_at: Instant | None = None  # default: now
+    reference: Annotated[str, StringConstraints(max_length=200), OneLine] | None = None
+    allow_overpayment: bool = False
+
+
+class PaymentReverseIn(Input):
+    reason: Reason | None = None  # refund, returned debit, chargeback ...
+
+
 class VoidIn(Input):
     credit_policy: Literal["strict", "cap_to_remaining"] = "strict"
     reason: Text | None = None  # shown on the void invoice's document
@@ -410,6 +423,15 @@ INPUT_FIELDS_OF = {
         "reason": "Why, shown on the void invoice's document.",
     },
     "BillingRunIn": {"approve": "Approve every invoice of this run, not only those of `auto_approve` licences."},
+    "PaymentIn": {
+        "amount": "The amount received, in the invoice's currency, with at most its minor unit of places.",
+        "currency": "The payment's currency: another than the invoice's is 409 `currency_mismatch`.",
+        "method": "`bank_transfer` (default), `card`, `cash`, `direct_debit` or `other`.",
+        "received_at": "When the money was received (RFC 3339); default: now.",
+        "reference": "The payer's or the bank's reference.",
+        "allow_overpayment": "Keep what exceeds `amount_due` as the account's unapplied cash instead of refusing (409 `overpayment`).",
+    },
+    "PaymentReverseIn": {"reason": "Why: a refund, a returned debit (with its reason code), a chargeback."},
     "ApiKeyIn": {"name": "A name for the key (shown as the actor of what it does)."},
 }
 
@@ -451,6 +473,8 @@ INPUT_EXAMPLES = {
     "CreditNoteIn": {"invoice_id": "1", "lines": [{"invoice_line_id": "1", "amount": "50.00"}], "reason": "half the pack was never delivered"},
     "CreditNoteApproveIn": {"credit_policy": "cap_to_remaining"},
     "VoidIn": {"credit_policy": "strict", "reason": "issued to the wrong account"},
+    "PaymentIn": {"amount": "120.00", "method": "bank_transfer", "received_at": "2027-01-05T10:00:00+01:00", "reference": "SEPA 20270105-17"},
+    "PaymentReverseIn": {"reason": "returned debit (AM04: insufficient funds)"},
     "ApiKeyIn": {"name": "frontdesk", "role": "bookings", "account_ids": ["1"]},
     "WebhookIn": {"url": "https://books.example.com/hooks/licensing", "events": ["invoice.approved", "credits.consumed"]},
 }

@@ -47,6 +47,7 @@ from licensing.licences.periods import (
     week_starts,
 )
 from licensing.licences.renewal import needs_renewal, renew_licence
+from licensing.money import ZERO
 
 BATCH_SIZE = 250
 log = logging.getLogger("licensing.billing")
@@ -271,7 +272,7 @@ def bill_licences(
                     "account_id": licence.account_id, "licence_id": licence.id,
                     "kind": "supplementary" if earlier else "period", "status": "draft", "currency": currency,
                     "issue_date": today, "due_date": today + timedelta(days=settings.payment_terms_days),
-                    "period_start": period.start, "period_end": period.end, "created_at": now,
+                    "period_start": period.start, "period_end": period.end, "created_at": now, "amount_paid": ZERO, "amount_credited": ZERO,
                 }
                 new_invoices.append(target)
             for service, line in lines:

@@ -50,6 +50,7 @@ from licensing.invoicing import pricing
 from licensing.invoicing.approval import buyer_details, seller_details
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
+from licensing.invoicing.payments import apply_credit, check_voidable, invoice_paid_data
 from licensing.money import ZERO, minor_unit, round_money
 
 POLICIES = ("strict", "cap_to_remaining")
@@ -105,7 +106,7 @@ def create_credit_note(
         raise ValidationFailed("credit_policy must be strict or cap_to_remaining", field="credit_policy")
     invoice = get_reference(session, Invoice, invoice_id, "invoice_id")
     invoice = lock(session, Invoice, invoice.id, "invoice")
-    if invoice.status != "approved":
+    if invoice.status not in ("approved", "paid"):
         raise InvoiceNotDraft(f"invoice {invoice.id} is {invoice.status}: only approved invoices can be credited", invoice_status=invoice.status)
     invoice_lines = {
         line.id: line for line in session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.id)).all()
@@ -198,7 +199,7 @@ def approve_credit_note(
     if credit_policy is not None:
         note.credit_policy = credit_policy
     invoice = lock(session, Invoice, note.invoice_id, "invoice")
-    if invoice.status != "approved":
+    if invoice.status not in ("approved", "paid"):
         raise InvoiceNotDraft(f"invoice {invoice.id} is {invoice.status}: only approved invoices can be credited", invoice_status=invoice.status)
     lines = note_lines(session, note.id)
     invoice_lines = {
@@ -222,6 +223,9 @@ def approve_credit_note(
     note.status, note.approved_at, note.approved_by, note.issue_date = "approved", now, actor, local_date(now, settings.zone)
     note.seller_details, note.buyer_details = seller_details(settings), buyer_details(account, settings)  # as issued, for good
     session.add(note)
+    if apply_credit(invoice, note.gross):
+        record_event(session, "invoice.paid", invoice_paid_data(invoice), at=now)
+    session.add(invoice)
     record_event(
         session, "credit_note.approved",
         {"credit_note_id": str(note.id), "number": note.number, "invoice_id": str(invoice.id), "account_id": str(account.id),
@@ -300,8 +304,9 @@ def void_invoice(
     invoice = lock(session, Invoice, invoice.id, "invoice")
     if invoice.status == "void":
         return invoice
-    if invoice.status != "approved":
+    if invoice.status == "draft":
         raise InvoiceNotDraft(f"invoice {invoice.id} is a {invoice.status}: drafts are deleted, not voided", invoice_status=invoice.status)
+    check_voidable(invoice)
     notes = session.exec(select(CreditNote.id).where(CreditNote.invoice_id == invoice.id)).all()
     if notes:
         raise InvoiceCredited(

@@ -33,6 +33,10 @@ class Invoice(SQLModel, table=True):
     net: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
     tax: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
     gross: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
+    # What has reduced what is due: payments applied to it (``payments``) and the gross of its
+    # approved credit notes. Both are caches of their rows, written with them.
+    amount_paid: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0, server_default="0"))
+    amount_credited: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0, server_default="0"))
     approved_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     approved_by: str | None = Field(default=None, max_length=200)
     voided_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
@@ -127,3 +131,52 @@ class CreditNoteLine(SQLModel, table=True):
     tax: Decimal = Field(sa_column=Column(Amount(), nullable=False))
     # Credits the line takes back from the invoice line's grant: null until approved.
     credits_taken_back: Decimal | None = Field(default=None, sa_column=Column(Credits(), nullable=True))
+
+
+class Payment(SQLModel, table=True):
+    """Money received from an account (SPEC 12), recorded against an invoice. What of it the
+    invoice could not take (an allowed overpayment) is the account's unapplied cash until later
+    invoices take it; its ``PaymentAllocation`` rows say where every part of it went."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="payment_amount_positive"),
+        CheckConstraint("method in ('bank_transfer', 'card', 'cash', 'direct_debit', 'other')", name="payment_method"),
+        CheckConstraint("status in ('received', 'reversed')", name="payment_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    invoice_id: int = Field(foreign_key="invoices.id", index=True)
+    currency: str = Field(max_length=3)
+    amount: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    method: str = Field(max_length=20)
+    received_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reference: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="received", max_length=20)
+    reversed_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    reversal_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    reversed_by: str | None = Field(default=None, max_length=200)
+    recorded_by: str = Field(max_length=200)
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PaymentAllocation(SQLModel, table=True):
+    """Where a part of a payment went: to an invoice, or (``invoice_id`` null) to the account's
+    unapplied cash. Append-only: settling unapplied cash moves it with a negative row and a
+    positive one, a reversal adds the negative of what is left on each invoice."""
+
+    __tablename__ = "payment_allocations"
+    __table_args__ = (
+        CheckConstraint("amount <> 0", name="allocation_amount_nonzero"),
+        CheckConstraint("kind in ('payment', 'settlement', 'reversal')", name="allocation_kind"),
+        Index("ix_payment_allocations_unapplied", "account_id", "invoice_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: int = Field(foreign_key="payments.id", index=True)
+    account_id: int = Field(foreign_key="accounts.id")
+    invoice_id: int | None = Field(default=None, foreign_key="invoices.id", index=True)
+    amount: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    kind: str = Field(max_length=20)
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

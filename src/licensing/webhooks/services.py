@@ -79,6 +79,7 @@ EVENT_TYPES = (
     "credits.adjusted", "credits.transferred",
     "licence.renewed", "licence.terminated",
     "billing.failed", "renewal.failed",
+    "payment.received", "payment.reversed", "invoice.paid",
 )
 ALL = "*"
 URL_LENGTH = 2000  # the column's length

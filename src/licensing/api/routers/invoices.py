@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlmodel import select
+from sqlmodel import col, select
 
 from licensing import clock
 from licensing.accounts.models import Account
@@ -37,14 +37,21 @@ from licensing.invoicing.approval import approve_invoice
 from licensing.invoicing.billing import run_billing
 from licensing.invoicing.credit_notes import void_invoice
 from licensing.invoicing.models import Invoice
+from licensing.invoicing.payments import due_of
 from licensing.invoicing.queries import lines_and_grants
+from licensing.invoicing.references import invoice_reference
 
 router = APIRouter(prefix="/api/v1", tags=["invoices"])
 
 
 def present(session, invoice: Invoice) -> dict:
     lines, grants = lines_and_grants(session, invoice)
-    return presenters.invoice(invoice, lines, grants)
+    return presenters.invoice(invoice, lines, grants, today=operator_today())
+
+
+def operator_today():
+    """Today in the operator's zone: what ``days_overdue`` counts to."""
+    return local_date(clock.now(), get_settings().zone)
 
 
 @router.get(
@@ -65,6 +72,10 @@ def list_invoices(
     account_id: Annotated[str | None, Query(max_length=40)] = None,
     licence_id: Annotated[str | None, Query(max_length=40)] = None,
     status: Literal["draft", "approved", "paid", "void"] | None = None,
+    payment_status: Annotated[
+        Literal["unpaid", "partially_paid", "paid"] | None, Query(description="approved invoices by what is left to pay")
+    ] = None,
+    overdue: Annotated[bool | None, Query(description="true: invoices past their due date with something still due")] = None,
     issued_from: Annotated[Day | None, Query(description="invoices issued on or after this date (YYYY-MM-DD)")] = None,
     issued_to: Annotated[Day | None, Query(description="invoices issued on or before this date (YYYY-MM-DD)")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv: every matching invoice as one CSV file, oldest first")] = "json",
@@ -78,6 +89,14 @@ def list_invoices(
         statement = statement.where(Invoice.licence_id == id_filter(licence_id))
     if status is not None:
         statement = statement.where(Invoice.status == status)
+    if payment_status == "paid":
+        statement = statement.where(Invoice.status == "paid")
+    elif payment_status is not None:
+        paid_something = col(Invoice.amount_paid) > 0
+        statement = statement.where(Invoice.status == "approved", paid_something if payment_status == "partially_paid" else ~paid_something)
+    if overdue is not None:
+        late = (Invoice.status == "approved") & (col(Invoice.due_date) < operator_today())
+        statement = statement.where(late if overdue else ~late)
     if issued_from is not None:
         statement = statement.where(Invoice.issue_date >= issued_from)
     if issued_to is not None:
@@ -90,7 +109,7 @@ def list_invoices(
 
 INVOICE_CSV_COLUMNS = (
     "id", "number", "status", "kind", "account_id", "account_name", "licence_id", "issue_date", "due_date", "period_start",
-    "period_end", "currency", "net", "tax", "gross",
+    "period_end", "currency", "net", "tax", "gross", "amount_paid", "amount_due", "payment_status", "payment_reference",
 )
 
 
@@ -100,11 +119,15 @@ def _invoices_csv(session, statement) -> Response:
     writer = csv.writer(buffer)
     writer.writerow(INVOICE_CSV_COLUMNS)
     names = dict(session.exec(select(Account.id, Account.name)).all())
+    today = operator_today()
     for invoice in session.exec(statement.order_by(Invoice.id)).all():
+        due = due_of(invoice, today)
         writer.writerow([
             invoice.id, invoice.number or "", invoice.status, invoice.kind, invoice.account_id, names.get(invoice.account_id, ""),
             invoice.licence_id or "", invoice.issue_date, invoice.due_date, invoice.period_start or "", invoice.period_end or "",
             invoice.currency, *(presenters.money_text(amount, invoice.currency) for amount in (invoice.net, invoice.tax, invoice.gross)),
+            presenters.money_text(invoice.amount_paid, invoice.currency), presenters.money_text(due.amount_due, invoice.currency),
+            due.payment_status, invoice_reference(invoice.number) or "",
         ])
     return Response(buffer.getvalue(), media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="invoices.csv"'})
 

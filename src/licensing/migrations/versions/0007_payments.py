@@ -1,0 +1,79 @@
+"""payments: money received, where each part of it went, and what is left to pay on invoices
+
+* ``payments`` and ``payment_allocations`` (SPEC 12);
+* ``invoices.amount_paid`` and ``invoices.amount_credited`` (caches of the allocations and of
+  the approved credit notes), the latter filled from the credit notes approved so far.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-06 23:30:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # In place (no batch copy: other tables refer to invoices), amounts as scaled integers.
+    op.add_column("invoices", sa.Column("amount_paid", sa.BigInteger(), nullable=False, server_default="0"))
+    op.add_column("invoices", sa.Column("amount_credited", sa.BigInteger(), nullable=False, server_default="0"))
+    op.execute(
+        "update invoices set amount_credited = coalesce((select sum(gross) from credit_notes"
+        " where credit_notes.invoice_id = invoices.id and credit_notes.status = 'approved'), 0)"
+    )
+    op.create_table(
+        "payments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("invoice_id", sa.Integer(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("method", sa.String(length=20), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reference", sa.String(length=200), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("reversed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reversal_reason", sa.Text(), nullable=True),
+        sa.Column("reversed_by", sa.String(length=200), nullable=True),
+        sa.Column("recorded_by", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("amount > 0", name="payment_amount_positive"),
+        sa.CheckConstraint("method in ('bank_transfer', 'card', 'cash', 'direct_debit', 'other')", name="payment_method"),
+        sa.CheckConstraint("status in ('received', 'reversed')", name="payment_status"),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
+        sa.ForeignKeyConstraint(["invoice_id"], ["invoices.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_payments_account_id", "payments", ["account_id"])
+    op.create_index("ix_payments_invoice_id", "payments", ["invoice_id"])
+    op.create_table(
+        "payment_allocations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("payment_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("invoice_id", sa.Integer(), nullable=True),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("amount <> 0", name="allocation_amount_nonzero"),
+        sa.CheckConstraint("kind in ('payment', 'settlement', 'reversal')", name="allocation_kind"),
+        sa.ForeignKeyConstraint(["payment_id"], ["payments.id"]),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
+        sa.ForeignKeyConstraint(["invoice_id"], ["invoices.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_payment_allocations_payment_id", "payment_allocations", ["payment_id"])
+    op.create_index("ix_payment_allocations_invoice_id", "payment_allocations", ["invoice_id"])
+    op.create_index("ix_payment_allocations_unapplied", "payment_allocations", ["account_id", "invoice_id"])
+
+
+def downgrade() -> None:
+    op.drop_table("payment_allocations")
+    op.drop_table("payments")
+    op.execute("alter table invoices drop column amount_credited")
+    op.execute("alter table invoices drop column amount_paid")
