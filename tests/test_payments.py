@@ -25,6 +25,7 @@ from licensing.invoicing.payments import (
     unapplied_cash,
 )
 from licensing.invoicing.references import creditor_reference, invoice_reference, is_creditor_reference, printed
+from licensing.reports.receivables import bucket_of, receivables
 from tests import factories
 from tests.support.use_cases import ACTOR, bill, bill_and_approve, draft_invoices, instant
 
@@ -202,3 +203,32 @@ def test_iso_11649_creditor_references():
     assert invoice_reference(None) is None
     with pytest.raises(ValueError):
         creditor_reference("X" * 22)
+
+
+def test_receivables_age_by_days_past_due_at_chosen_dates(database):
+    """Three monthly invoices of 372.00 (due on the 15th); 100.00 of January's received on Jan 20
+    but recorded on Feb 1: it counts from when it was received."""
+    account, licence = desk_licence(database)
+    january = bill_and_approve(database, licence.id, date(2027, 1, 1), JANUARY)
+    bill_and_approve(database, licence.id, date(2027, 2, 1), instant("2027-02-01 09:00"))
+    with database.write() as session:
+        record_payment(session, january.id, amount=D("100.00"), received_at=instant("2027-01-20 10:00"), now=instant("2027-02-01 10:00"), actor=ACTOR)
+    bill_and_approve(database, licence.id, date(2027, 3, 1), instant("2027-03-01 09:00"))
+
+    def ageing(as_of: date) -> dict[str, Decimal]:
+        with database.read() as session:
+            report = receivables(session, as_of)
+        if not report.currencies:
+            return {}
+        return {bucket: amount for bucket, amount in report.currencies["EUR"][account.id].items() if amount}
+
+    assert ageing(date(2026, 12, 31)) == {}
+    assert ageing(date(2027, 1, 10)) == {"current": D("372.0000")}
+    assert ageing(date(2027, 1, 15)) == {"current": D("372.0000")}  # due that day: not yet late
+    assert ageing(date(2027, 1, 16)) == {"1-30": D("372.0000")}
+    assert ageing(date(2027, 1, 25)) == {"1-30": D("272.0000")}
+    assert ageing(date(2027, 2, 20)) == {"31-60": D("272.0000"), "1-30": D("372.0000")}
+    assert ageing(date(2027, 4, 20)) == {"90+": D("272.0000"), "61-90": D("372.0000"), "31-60": D("372.0000")}
+    assert [bucket_of(days) for days in (-3, 0, 1, 30, 31, 60, 61, 90, 91)] == [
+        "current", "current", "1-30", "1-30", "31-60", "31-60", "61-90", "61-90", "90+"
+    ]

@@ -143,3 +143,26 @@ def test_a_payment_is_recorded_once_per_idempotency_key(client):
     assert again.headers["Idempotent-Replayed"] == "true"
     refused_with(call(client, "POST", path, json={"amount": "50.00"}, headers=headers), 409, "idempotency_conflict")
     assert invoice(client, approved["id"])["amount_paid"] == "100.00"
+
+
+def test_the_receivables_report_over_http(client):
+    approved = desk_invoice(client)
+    created(client, f"/api/v1/invoices/{approved['id']}/payments", {"amount": "72.00"})
+
+    response = call(client, "GET", "/api/v1/reports/receivables", "2027-02-20T09:00:00Z", params={"as_of": "2027-02-20"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "as_of": "2027-02-20",
+        "currencies": [{
+            "currency": "EUR", "total": "300.00",
+            "buckets": {"current": "0.00", "1-30": "0.00", "31-60": "300.00", "61-90": "0.00", "90+": "0.00"},
+            "accounts": [{
+                "account_id": approved["account_id"], "account_name": "Acme Ltd", "total": "300.00",
+                "buckets": {"current": "0.00", "1-30": "0.00", "31-60": "300.00", "61-90": "0.00", "90+": "0.00"},
+            }],
+        }],
+    }
+    today = call(client, "GET", "/api/v1/reports/receivables", "2027-01-10T09:00:00Z").json()
+    assert (today["as_of"], today["currencies"][0]["buckets"]["current"]) == ("2027-01-10", "300.00")
+    refused_with(call(client, "GET", "/api/v1/reports/receivables", params={"as_of": "2027-02-30"}), 422, "validation_error")
+    assert client.as_role("bookings").get("/api/v1/reports/receivables").status_code == 403

@@ -27,6 +27,7 @@ from licensing.invoicing.references import invoice_reference
 from licensing.licences.models import ContractService, Licence
 from licensing.money import minor_unit, round_credits, round_money
 from licensing.reports import LiabilityReport, Month, RevenueReport, totals
+from licensing.reports.receivables import BUCKETS, Receivables
 
 
 def sid(value: int | None) -> str | None:
@@ -282,6 +283,26 @@ def liability_report(report: LiabilityReport, names: dict[int, str] | None = Non
             for currency, (total, accounts) in sorted(report.currencies.items())
         ],
     }
+
+
+def receivables_report(report: Receivables, names: dict[int, str]) -> dict:
+    currencies = []
+    for currency, accounts in sorted(report.currencies.items()):
+        totals = dict.fromkeys(BUCKETS, Decimal(0))
+        rows = []
+        for account_id, buckets in sorted(accounts.items()):
+            for bucket, amount in buckets.items():
+                totals[bucket] += amount
+            rows.append({
+                "account_id": sid(account_id), "account_name": names.get(account_id),
+                "total": money_text(sum(buckets.values(), Decimal(0)), currency),
+                "buckets": {bucket: money_text(amount, currency) for bucket, amount in buckets.items()},
+            })
+        currencies.append({
+            "currency": currency, "total": money_text(sum(totals.values(), Decimal(0)), currency),
+            "buckets": {bucket: money_text(amount, currency) for bucket, amount in totals.items()}, "accounts": rows,
+        })
+    return {"as_of": report.as_of.isoformat(), "currencies": currencies}
 
 
 def _month(month: Month, currency: str) -> dict:

@@ -622,6 +622,37 @@ class LiabilityReport(Out):
     example = {"as_of": AT, "currencies": [LiabilityCurrency.example]}
 
 
+AGEING = {"current": "120.00", "1-30": "0.00", "31-60": "372.00", "61-90": "0.00", "90+": "0.00"}
+
+
+class ReceivablesAccount(Out):
+    """What one account has due, by days past the due date."""
+
+    account_id: str
+    account_name: str | None
+    total: str = Field(description="Everything due.")
+    buckets: dict[str, str] = Field(description="Due per bucket: `current` (not yet past due), `1-30`, `31-60`, `61-90`, `90+` days.")
+    example = {"account_id": "1", "account_name": "Acme Ltd", "total": "492.00", "buckets": AGEING}
+
+
+class ReceivablesCurrency(Out):
+    """What is due in one currency."""
+
+    currency: str
+    total: str = Field(description="Everything due in this currency.")
+    buckets: dict[str, str] = Field(description="Due per bucket, every account together.")
+    accounts: list[ReceivablesAccount] = Field(description="Per account with something due, by id.")
+    example = {"currency": "EUR", "total": "492.00", "buckets": AGEING, "accounts": [ReceivablesAccount.example]}
+
+
+class ReceivablesReport(Out):
+    """Open amounts of approved invoices at a date, in ageing buckets."""
+
+    as_of: date = Field(description="The date: the books as they stood at its end (the operator's zone).")
+    currencies: list[ReceivablesCurrency] = Field(description="Per currency.")
+    example = {"as_of": "2027-02-20", "currencies": [ReceivablesCurrency.example]}
+
+
 class RevenueMonth(Out):
     """Revenue recognised in one month (or the total of the range)."""
 

@@ -1,4 +1,4 @@
-"""Reports for the accountant: liability at a moment, revenue recognised per month."""
+"""Reports for the accountant: liability at a moment, revenue recognised per month, receivables by age."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from licensing.config import get_settings
 from licensing.credits.expiry import sweep_expiries
 from licensing.errors import ValidationFailed
 from licensing.reports import liability, revenue
+from licensing.reports.receivables import receivables
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
@@ -98,3 +99,25 @@ def revenue_report(
             return presenters.revenue_report(revenue(session, first, last))
     except OverflowError:
         raise ValidationFailed("from and to must be dates this engine can count with", field="to") from None
+
+
+@router.get(
+    "/receivables",
+    summary="Receivables (ageing) report",
+    description=(
+        "What approved invoices still have due at the end of `?as_of=` (a date; default today), per currency and account, in "
+        "buckets `current`, `1-30`, `31-60`, `61-90` and `90+` days past their due date. Not for keys limited to some accounts (403)."
+    ),
+    responses=docs.documented(docs.ReceivablesReport, "The receivables report.", *docs.AUTH),
+)
+def receivables_report(caller: ReadAllBooks, database: DatabaseDep, as_of: Annotated[str | None, Query(max_length=10)] = None):
+    settings = get_settings()
+    day = _day(as_of, "as_of") if as_of is not None else clock.local_date(clock.now(), settings.zone)
+    try:
+        with database.read() as session:
+            report = receivables(session, day, settings)
+            ids = {account_id for accounts in report.currencies.values() for account_id in accounts}
+            names = dict(session.exec(select(Account.id, Account.name).where(col(Account.id).in_(ids))).all()) if ids else {}
+            return presenters.receivables_report(report, names)
+    except OverflowError:
+        raise ValidationFailed("as_of is outside the calendar this engine can count with", field="as_of") from None
