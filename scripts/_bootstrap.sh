@@ -70,8 +70,9 @@ _quiet() {
     return "$rc"
 }
 
-# Debian packages needed at runtime by WeasyPrint, plus poppler-utils (pdftoppm) for tests.
-SYSTEM_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium)
+# Debian packages needed at runtime by WeasyPrint, plus poppler-utils (pdftoppm), chromium and
+# zbar-tools (zbarimg reads the payment QR code of a rendered invoice) for tests.
+SYSTEM_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core poppler-utils chromium zbar-tools)
 
 _dpkg_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | cut -c1-2)" = "ii" ]

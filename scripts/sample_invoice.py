@@ -8,6 +8,7 @@ docs/void-invoice.png instead.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from datetime import UTC, date, datetime, timedelta
@@ -16,6 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# The sample's bank details (a well-known example account, not a real operator's), so that the
+# invoice shows its payment instructions and EPC QR code; the environment may say otherwise.
+SAMPLE_BANK = {"LICENSING_OPERATOR_IBAN": "FR1420041010050500013M02606", "LICENSING_OPERATOR_BIC": "PSSTFRPPPAR"}
 
 from licensing.accounts.services import create_account, create_business_unit  # noqa: E402
 from licensing.catalog.services import create_product  # noqa: E402
@@ -68,7 +72,12 @@ def bill_sample(database: Database, *, void: bool = False) -> None:
 
 
 def main(void: bool = False) -> None:
+    from licensing.config import get_settings
     from tests.pdf_pages import page_png
+
+    for name, value in SAMPLE_BANK.items():
+        os.environ.setdefault(name, value)
+    get_settings.cache_clear()
 
     with tempfile.TemporaryDirectory() as directory:
         url = f"sqlite:///{directory}/sample.db"

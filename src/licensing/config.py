@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     operator_tax_id: str = "FR00123456789"
     operator_email: str = ""
     operator_logo: str = ""  # path of a PNG or SVG logo shown on documents
+    # Where members pay (printed on invoices with each invoice's RF payment reference, and for EUR
+    # as an EPC QR code); empty: documents carry no payment instructions. Checked with schwifty.
+    operator_iban: str = ""
+    operator_bic: str = ""
     # Mail of approved documents: smtp://user:password@host:587?starttls=true or
     # smtps://user:password@host:465; empty: no SMTP, each mail is written as <number>.<hash>.eml to
     # mail_outbox.
@@ -134,6 +138,32 @@ class Settings(BaseSettings):
         if value and not (len(value) == 2 and value.isascii() and value.isalpha() and value.isupper()):
             raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code (e.g. FR)")
         return value
+
+    @field_validator("operator_iban")
+    @classmethod
+    def _iban(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        from schwifty import IBAN
+        from schwifty.exceptions import SchwiftyException
+
+        try:
+            return IBAN(value).compact
+        except SchwiftyException as error:
+            raise ValueError(f"is not a valid IBAN ({error})") from None
+
+    @field_validator("operator_bic")
+    @classmethod
+    def _bic(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        from schwifty import BIC
+        from schwifty.exceptions import SchwiftyException
+
+        try:
+            return BIC(value).compact
+        except SchwiftyException as error:
+            raise ValueError(f"is not a valid BIC ({error})") from None
 
     @field_validator("smtp_url")
     @classmethod

@@ -30,6 +30,8 @@ from licensing.documents.model import (
 from licensing.invoicing import pricing
 from licensing.invoicing.approval import buyer_fields, seller_fields
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from licensing.invoicing.payments import amount_due
+from licensing.invoicing.references import invoice_reference
 from licensing.invoicing.tax import tax_treatment
 from licensing.money import ZERO
 
@@ -53,7 +55,7 @@ def buyer(account: Account) -> Party:
 def _party(fields: dict) -> Party:
     return Party(
         name=fields.get("name") or "", address_lines=tuple(fields.get("address_lines") or ()), country=fields.get("country"),
-        tax_id=fields.get("tax_id"), email=fields.get("email"),
+        tax_id=fields.get("tax_id"), email=fields.get("email"), iban=fields.get("iban"), bic=fields.get("bic"),
     )
 
 
@@ -140,6 +142,8 @@ def invoice_document(session: Session, invoice: Invoice, settings: Settings | No
         account_id=account.id,
         voided_on=local_date(invoice.voided_at, settings.zone) if invoice.status == "void" and invoice.voided_at else None,
         void_reason=invoice.void_reason if invoice.status == "void" else None,
+        payment_reference=invoice_reference(invoice.number) if invoice.status in ("approved", "paid") else None,
+        amount_due=amount_due(invoice) if invoice.status in ("approved", "paid") else None,
     )
 
 

@@ -42,9 +42,11 @@ class Party:
     country: str | None = None  # ISO 3166-1 alpha-2
     tax_id: str | None = None  # VAT id
     email: str | None = None
+    iban: str | None = None  # the seller's bank account, when the operator set one
+    bic: str | None = None
 
     def __post_init__(self) -> None:
-        _clean(self, "name", "country", "tax_id", "email")
+        _clean(self, "name", "country", "tax_id", "email", "iban", "bic")
         object.__setattr__(self, "name", self.name or "")
         object.__setattr__(self, "address_lines", tuple(line for line in map(xml_text, self.address_lines) if line and line.strip()))
 
@@ -112,6 +114,8 @@ class Document:
     notes: tuple[str, ...] = field(default_factory=tuple)
     voided_on: date | None = None  # a void invoice: the day it was voided (operator's zone)
     void_reason: str | None = None  # and why, when the operator said
+    payment_reference: str | None = None  # ISO 11649 RF reference of an approved invoice
+    amount_due: Decimal | None = None  # what is left to pay (invoices), when the document was made
 
     def __post_init__(self) -> None:
         _clean(self, "number", "status", "currency", "payment_terms", "credited_invoice_number", "reason", "void_reason")
@@ -133,3 +137,28 @@ class Document:
     @property
     def file_name(self) -> str:
         return f"{self.number or f'draft-{self.kind}-{self.id}'}.pdf"
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status == "paid"
+
+    @property
+    def payment_qr(self) -> str | None:
+        """The EPC QR code's payload (EPC069-12, version 002: a SEPA credit transfer a banking app
+        fills in) of an approved EUR invoice with something due and the seller's IBAN; else None."""
+        if self.kind != "invoice" or self.currency != "EUR" or not self.seller.iban or not self.payment_reference:
+            return None
+        if self.amount_due is None or self.amount_due <= 0 or self.amount_due > Decimal("999999999.99"):
+            return None
+        return epc_payload(
+            name=self.seller.name, iban=self.seller.iban, bic=self.seller.bic, amount=self.amount_due, reference=self.payment_reference
+        )
+
+
+def epc_payload(*, name: str, iban: str, bic: str | None, amount: Decimal, reference: str) -> str:
+    """EPC069-12 "Quick Response Code: guidelines to enable data capture for the initiation of a
+    SEPA credit transfer", version 002, UTF-8: service tag BCD, version, character set 1 (UTF-8),
+    identification SCT, BIC (optional in 002), beneficiary name (at most 70 characters), IBAN,
+    EUR amount, purpose (none), structured remittance (the RF reference), no unstructured text."""
+    beneficiary = " ".join(name.split())[:70]
+    return "\n".join(["BCD", "002", "1", "SCT", bic or "", beneficiary, iban, f"EUR{amount.quantize(Decimal('0.01'))}", "", reference])

@@ -58,6 +58,11 @@ def _money(value: Decimal, currency: str) -> str:
     return f"{value.quantize(Decimal(1).scaleb(-places)):,.{places}f}"
 
 
+def _grouped(text: str) -> str:
+    """An IBAN or RF reference in groups of four, as printed: ``RF18 5390 0754 7034``."""
+    return " ".join(text[index:index + 4] for index in range(0, len(text), 4))
+
+
 def _credits(value: Decimal) -> str:
     return f"{value:,.2f}"
 
@@ -88,7 +93,9 @@ def environment(directory: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(money=_money, credits=_credits, quantity=_quantity, rate=_rate, day=_day, day_before=_day_before)
+    env.filters.update(
+        money=_money, credits=_credits, quantity=_quantity, rate=_rate, day=_day, day_before=_day_before, grouped=_grouped,
+    )
     return env
 
 
@@ -96,8 +103,17 @@ def render_html(document: Document, settings: Settings | None = None, *, einvoic
     settings = settings or get_settings()
     logo = Path(settings.operator_logo).resolve().as_uri() if settings.operator_logo else None
     return environment(templates_dir(settings)).get_template("document.html").render(
-        doc=document, logo=logo, zone=settings.timezone, einvoice=einvoice
+        doc=document, logo=logo, zone=settings.timezone, einvoice=einvoice, qr_svg=qr_svg(document.payment_qr)
     )
+
+
+def qr_svg(payload: str | None) -> str | None:
+    """The QR code of ``payload`` as inline SVG (error correction M, as EPC069-12 asks), or None."""
+    if payload is None:
+        return None
+    import segno
+
+    return segno.make(payload, error="m", micro=False, boost_error=False).svg_inline(scale=1, border=4, omitsize=True)
 
 
 def render_mail(document: Document, settings: Settings | None = None) -> tuple[str, str]:

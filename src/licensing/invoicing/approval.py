@@ -48,9 +48,11 @@ from licensing.money import round_money
 def seller_fields(settings: Settings) -> dict:
     """The seller as documents show it, from the operator's settings: the fields of
     ``documents.model.Party`` (which ``documents.context`` builds from this dict)."""
-    return _party_fields(
+    fields = _party_fields(
         settings.operator_name, settings.operator_address, settings.operator_country, settings.operator_tax_id, settings.operator_email
     )
+    # Where the invoice is to be paid, as issued: a later change of bank account leaves it be.
+    return fields | ({"iban": settings.operator_iban, "bic": settings.operator_bic or None} if settings.operator_iban else {})
 
 
 def buyer_fields(account: Account) -> dict:
