@@ -48,6 +48,8 @@ api_key_app = typer.Typer(help="Manage API keys.", **_TYPER)
 app.add_typer(api_key_app, name="api-key")
 invoice_app = typer.Typer(help="Invoice and credit note documents.", **_TYPER)
 app.add_typer(invoice_app, name="invoice")
+payments_app = typer.Typer(help="Money in: bank statements.", **_TYPER)
+app.add_typer(payments_app, name="payments")
 console = Console(stderr=True, soft_wrap=True)  # messages are not wrapped: logs and scripts read them whole
 
 
@@ -533,6 +535,27 @@ def invoice_pdf(
         _fail(f"cannot write {target}: the folder {target.absolute().parent} does not exist", 2)
     target.write_bytes(pdf_of(document))
     typer.echo(f"wrote {target}")
+
+
+@payments_app.command("import")
+def payments_import(file: Annotated[str, typer.Argument(metavar="FILE", help="a camt.053 bank statement (XML)")]) -> None:
+    """Import a camt.053 bank statement: credit entries matched to invoices become payments, once each."""
+    from licensing.db.unit_of_work import run
+    from licensing.errors import LicensingError
+    from licensing.invoicing.statements import import_statement
+
+    path = Path(file)
+    if not path.is_file():
+        _fail(f"{file} is not a file", 2)
+    content = path.read_bytes()
+    database = _database()
+    try:
+        result = run(database, lambda session: import_statement(session, content, now=clock.now(), actor="cli"))
+    except LicensingError as error:
+        _fail(f"{file}: {error.detail} (nothing was recorded)", 2)
+    typer.echo(f"{file}: {len(result.matched)} matched, {len(result.unmatched)} unmatched, {result.already_imported} already imported")
+    for entry in result.unmatched:
+        typer.echo(f"unmatched\t{entry.booked_on}\t{entry.amount} {entry.currency}\t{entry.reference or entry.remittance or '-'}\t{entry.reason}")
 
 
 @app.command()

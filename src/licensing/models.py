@@ -22,6 +22,7 @@ from licensing.invoicing.models import (
     NumberSeries,
     Payment,
     PaymentAllocation,
+    StatementEntry,
 )
 from licensing.licences.models import ContractService, Licence
 from licensing.scheduler.models import JobRun
@@ -31,5 +32,5 @@ __all__ = [
     "Account", "Adjustment", "ApiKey", "BusinessUnit", "Consumption", "ContractService",
     "CreditNote", "CreditNoteLine", "CreditPrice", "Delivery", "Event", "ExpiryNotice", "Grant",
     "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "LedgerEntry", "Licence",
-    "Member", "NumberSeries", "OutboxCursor", "Payment", "PaymentAllocation", "Product", "Transfer", "Webhook", "WebhookDelivery",
+    "Member", "NumberSeries", "OutboxCursor", "Payment", "PaymentAllocation", "Product", "StatementEntry", "Transfer", "Webhook", "WebhookDelivery",
 ]

@@ -39,6 +39,7 @@ STATUS_BY_CODE = {
     "invoice_not_payable": 409,
     "invoice_paid": 409,
     "payment_already_reversed": 409,
+    "invalid_statement": 422,
     "database_unavailable": 503,
 }
 

@@ -21,7 +21,7 @@ from licensing.credits.models import (
     LedgerEntry,
     Transfer,
 )
-from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, Payment
+from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, Payment, StatementEntry
 from licensing.invoicing.payments import due_of
 from licensing.invoicing.references import invoice_reference
 from licensing.licences.models import ContractService, Licence
@@ -131,6 +131,15 @@ def invoice(row: Invoice, lines: list[InvoiceLine], grants: dict[int, Grant] | N
         "amount_paid": money_text(row.amount_paid, row.currency), "amount_credited": money_text(row.amount_credited, row.currency),
         "amount_due": money_text(due.amount_due, row.currency), "payment_status": due.payment_status, "days_overdue": due.days_overdue,
         "payment_reference": invoice_reference(row.number),
+    }
+
+
+def statement_entry(row: StatementEntry) -> dict:
+    return {
+        "id": sid(row.id), "status": row.status, "statement_id": row.statement_id, "account_iban": row.account_iban,
+        "amount": money_text(row.amount, row.currency), "currency": row.currency, "booked_on": row.booked_on.isoformat(),
+        "reference": row.reference, "remittance": row.remittance, "debtor_name": row.debtor_name,
+        "invoice_id": sid(row.invoice_id), "payment_id": sid(row.payment_id), "reason": row.reason, "created_at": instant_text(row.created_at),
     }
 
 

@@ -293,6 +293,39 @@ class Invoice(Out):
     }
 
 
+class StatementEntry(Out):
+    """A credit entry of an imported bank statement: the payment it became, or why it matched nothing."""
+
+    id: str
+    status: str = Field(description="`matched` (recorded as a payment) or `unmatched`.")
+    statement_id: str = Field(description="The statement's id (camt.053 `Stmt/Id`).")
+    account_iban: str | None = Field(description="The operator's account the statement is of.")
+    amount: str = Field(description="The amount credited.")
+    currency: str
+    booked_on: date = Field(description="The booking date.")
+    reference: str | None = Field(description="The structured creditor reference the payer gave (RF ...).")
+    remittance: str | None = Field(description="The unstructured remittance text.")
+    debtor_name: str | None = Field(description="Who paid, as the bank names them.")
+    invoice_id: str | None = Field(description="The invoice it names, if any.")
+    payment_id: str | None = Field(description="The payment it was recorded as (matched entries).")
+    reason: str | None = Field(description="Why it matched nothing (unmatched entries).")
+    created_at: datetime
+    example = {
+        "id": "1", "status": "matched", "statement_id": "STMT-2027-01-05", "account_iban": "FR1420041010050500013M02606", "amount": "120.00",
+        "currency": "EUR", "booked_on": "2027-01-05", "reference": "RF94INV2026000001", "remittance": None, "debtor_name": "Acme Ltd",
+        "invoice_id": "1", "payment_id": "1", "reason": None, "created_at": AT,
+    }
+
+
+class StatementImport(Out):
+    """What importing a statement did."""
+
+    matched: list[StatementEntry] = Field(description="Entries recorded as payments now.")
+    unmatched: list[StatementEntry] = Field(description="Entries recorded now that name no invoice that can take them.")
+    already_imported: int = Field(description="Entries an earlier import recorded (nothing done again).")
+    example = {"matched": [StatementEntry.example], "unmatched": [], "already_imported": 0}
+
+
 class Payment(Out):
     """Money received for an invoice, and where it went."""
 
@@ -796,6 +829,7 @@ def _page(model: type[Out], name: str, what: str) -> type[Out]:
 
 
 AccountPage = _page(AccountWithCredits, "AccountPage", "accounts")
+StatementEntryPage = _page(StatementEntry, "StatementEntryPage", "bank statement entries")
 PaymentPage = _page(Payment, "PaymentPage", "payments")
 BusinessUnitPage = _page(BusinessUnit, "BusinessUnitPage", "business units")
 MemberPage = _page(Member, "MemberPage", "members")

@@ -180,3 +180,27 @@ class PaymentAllocation(SQLModel, table=True):
     amount: Decimal = Field(sa_column=Column(Amount(), nullable=False))
     kind: str = Field(max_length=20)
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class StatementEntry(SQLModel, table=True):
+    """A credit entry of an imported bank statement (camt.053), recorded once however often its
+    statement is imported (``entry_key``), with the payment it became or why it matched nothing."""
+
+    __tablename__ = "statement_entries"
+    __table_args__ = (CheckConstraint("status in ('matched', 'unmatched')", name="statement_entry_status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_key: str = Field(max_length=400, unique=True)  # the bank's reference of the entry, or the statement's id and the entry's place
+    statement_id: str = Field(max_length=200)
+    account_iban: str | None = Field(default=None, max_length=40)  # the operator's account the statement is of
+    amount: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    currency: str = Field(max_length=3)
+    booked_on: dt.date
+    reference: str | None = Field(default=None, max_length=200)  # structured creditor reference (RF ...)
+    remittance: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # unstructured remittance text
+    debtor_name: str | None = Field(default=None, max_length=200)
+    status: str = Field(max_length=20)
+    invoice_id: int | None = Field(default=None, foreign_key="invoices.id")
+    payment_id: int | None = Field(default=None, foreign_key="payments.id")
+    reason: str | None = Field(default=None, max_length=400)  # why it matched nothing
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

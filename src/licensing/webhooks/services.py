@@ -79,7 +79,7 @@ EVENT_TYPES = (
     "credits.adjusted", "credits.transferred",
     "licence.renewed", "licence.terminated",
     "billing.failed", "renewal.failed",
-    "payment.received", "payment.reversed", "invoice.paid",
+    "payment.received", "payment.reversed", "invoice.paid", "bank_statement.imported",
 )
 ALL = "*"
 URL_LENGTH = 2000  # the column's length

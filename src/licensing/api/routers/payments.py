@@ -1,11 +1,12 @@
-"""Money in: payments recorded against invoices, listed, and reversed."""
+"""Money in: payments recorded against invoices, listed, and reversed; bank statements imported."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
 
 from licensing import clock
 from licensing.api import presenters
@@ -15,6 +16,7 @@ from licensing.api.deps import (
     DatabaseDep,
     IdempotencyKey,
     Pagination,
+    ReadAllBooks,
     ReadBooks,
     check_owner,
     get_owned,
@@ -24,8 +26,9 @@ from licensing.api.deps import (
 )
 from licensing.api.schemas import Instant, PaymentIn, PaymentReverseIn
 from licensing.db.repository import id_filter
-from licensing.invoicing.models import Invoice, Payment
+from licensing.invoicing.models import Invoice, Payment, StatementEntry
 from licensing.invoicing.payments import applied_to, record_payment, reverse_payment
+from licensing.invoicing.statements import import_statement
 
 router = APIRouter(prefix="/api/v1", tags=["money in"])
 
@@ -119,3 +122,72 @@ def reverse(
         return 200, present(session, payment)
 
     return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+
+
+CAMT_EXAMPLE = """<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
+  <BkToCstmrStmt>
+    <GrpHdr><MsgId>MSG-1</MsgId><CreDtTm>2027-01-05T18:00:00</CreDtTm></GrpHdr>
+    <Stmt>
+      <Id>STMT-2027-01-05</Id><CreDtTm>2027-01-05T18:00:00</CreDtTm>
+      <Acct><Id><IBAN>FR1420041010050500013M02606</IBAN></Id></Acct>
+      <Ntry>
+        <Amt Ccy="EUR">120.00</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts><BookgDt><Dt>2027-01-05</Dt></BookgDt>
+        <AcctSvcrRef>2027010500017</AcctSvcrRef>
+        <NtryDtls><TxDtls><RmtInf><Strd><CdtrRefInf><Ref>RF94INV2026000001</Ref></CdtrRefInf></Strd></RmtInf></TxDtls></NtryDtls>
+      </Ntry>
+    </Stmt>
+  </BkToCstmrStmt>
+</Document>
+"""
+
+
+@router.post(
+    "/bank-statements",
+    summary="Import a bank statement",
+    description=(
+        "A camt.053 statement as the body (`Content-Type: application/xml`). Booked credit entries are matched to invoices by "
+        "their RF payment reference, else by an invoice number in the remittance text, and recorded as payments (an "
+        "overpayment kept as unapplied cash); each entry once, however often its statement is imported. Answers what "
+        "matched and what did not. All or nothing: a file that is not a camt.053 statement (422 `invalid_statement`) "
+        "records nothing."
+    ),
+    responses=docs.documented(docs.StatementImport, "What the import recorded.", *docs.AUTH, "invalid_statement"),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/xml": {"schema": {"type": "string", "description": "A camt.053 document."}, "example": CAMT_EXAMPLE}},
+        }
+    },
+)
+async def import_bank_statement(request: Request, caller: Billing, database: DatabaseDep):
+    content = await request.body()
+    return await run_in_threadpool(_import, database, content, caller.actor)
+
+
+def _import(database, content: bytes, actor: str):
+    def action(session):
+        result = import_statement(session, content, now=clock.now(), actor=actor)
+        return 200, {
+            "matched": [presenters.statement_entry(row) for row in result.matched],
+            "unmatched": [presenters.statement_entry(row) for row in result.unmatched],
+            "already_imported": result.already_imported,
+        }
+
+    return write(database, action)
+
+
+@router.get(
+    "/bank-statement-entries",
+    summary="List bank statement entries",
+    description="Entries of imported statements, oldest first, filtered by `status` (`unmatched`: what is left to settle by hand).",
+    responses=docs.documented(docs.StatementEntryPage, "A page of statement entries.", *docs.AUTH),
+)
+def list_statement_entries(
+    caller: ReadAllBooks, database: DatabaseDep, page: Pagination, status: Literal["matched", "unmatched"] | None = None,
+):
+    statement = select(StatementEntry)
+    if status is not None:
+        statement = statement.where(StatementEntry.status == status)
+    with database.read() as session:
+        return paginate(session, statement, StatementEntry.id, page, presenters.statement_entry)

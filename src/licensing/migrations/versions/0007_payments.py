@@ -1,6 +1,6 @@
 """payments: money received, where each part of it went, and what is left to pay on invoices
 
-* ``payments`` and ``payment_allocations`` (SPEC 12);
+* ``payments`` and ``payment_allocations`` (SPEC 12), ``statement_entries`` (camt.053 imports);
 * ``invoices.amount_paid`` and ``invoices.amount_credited`` (caches of the allocations and of
   the approved credit notes), the latter filled from the credit notes approved so far.
 
@@ -70,9 +70,33 @@ def upgrade() -> None:
     op.create_index("ix_payment_allocations_payment_id", "payment_allocations", ["payment_id"])
     op.create_index("ix_payment_allocations_invoice_id", "payment_allocations", ["invoice_id"])
     op.create_index("ix_payment_allocations_unapplied", "payment_allocations", ["account_id", "invoice_id"])
+    op.create_table(
+        "statement_entries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("entry_key", sa.String(length=400), nullable=False),
+        sa.Column("statement_id", sa.String(length=200), nullable=False),
+        sa.Column("account_iban", sa.String(length=40), nullable=True),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("booked_on", sa.Date(), nullable=False),
+        sa.Column("reference", sa.String(length=200), nullable=True),
+        sa.Column("remittance", sa.Text(), nullable=True),
+        sa.Column("debtor_name", sa.String(length=200), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("invoice_id", sa.Integer(), nullable=True),
+        sa.Column("payment_id", sa.Integer(), nullable=True),
+        sa.Column("reason", sa.String(length=400), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("status in ('matched', 'unmatched')", name="statement_entry_status"),
+        sa.ForeignKeyConstraint(["invoice_id"], ["invoices.id"]),
+        sa.ForeignKeyConstraint(["payment_id"], ["payments.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("entry_key"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("statement_entries")
     op.drop_table("payment_allocations")
     op.drop_table("payments")
     op.execute("alter table invoices drop column amount_credited")
