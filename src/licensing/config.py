@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     mail_on_approval: bool = True
     # Expiry notices: a credits.expiring event this many days before credits expire.
     expiry_notice_days: list[int] = [30, 7]
+    # Payment reminders: the payment-reminders job mails an overdue invoice once at each of these
+    # days past its due date (JSON list, e.g. LICENSING_REMINDER_DAYS='[7, 14, 30]'; [] mails none).
+    reminder_days: list[int] = [7, 14, 30]
+    # Refuse consumptions and holds (409 account_overdue) for an account with an invoice this many
+    # days past its due date with something still due; unset: never.
+    block_consumption_after_days: int | None = None
     # Scheduled jobs: cron expressions (operator's time zone) replacing the defaults, as JSON,
     # e.g. LICENSING_SCHEDULE='{"billing-run": "0 2 * * *"}' (see licensing.scheduler.JOBS).
     schedule: dict[str, str] = {}
@@ -115,6 +121,20 @@ class Settings(BaseSettings):
     def _attempts(cls, value: int) -> int:
         if not 1 <= value <= 1000:
             raise ValueError("must be from 1 to 1000")
+        return value
+
+    @field_validator("reminder_days")
+    @classmethod
+    def _reminder_days(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= days <= 3650 for days in value):
+            raise ValueError("each stage must be a number of days from 1 to 3650")
+        return sorted(set(value))
+
+    @field_validator("block_consumption_after_days")
+    @classmethod
+    def _block_after(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= 3650:
+            raise ValueError("must be a number of days from 0 to 3650")
         return value
 
     @field_validator("expiry_notice_days")

@@ -102,6 +102,11 @@ class ServiceAlreadyBilled(LicensingError):
     title = "The contract service has billed lines that this change would bill again"
 
 
+class AccountOverdue(LicensingError):
+    code = "account_overdue"
+    title = "The account has an invoice too far overdue"
+
+
 class DatabaseUnavailable(LicensingError):
     code = "database_unavailable"
     title = "The database cannot be reached"

@@ -12,7 +12,7 @@ from licensing.credits.models import (
     LedgerEntry,
     Transfer,
 )
-from licensing.documents.models import Delivery
+from licensing.documents.models import Delivery, PaymentReminder
 from licensing.events import Event, OutboxCursor
 from licensing.invoicing.models import (
     CreditNote,
@@ -32,5 +32,6 @@ __all__ = [
     "Account", "Adjustment", "ApiKey", "BusinessUnit", "Consumption", "ContractService",
     "CreditNote", "CreditNoteLine", "CreditPrice", "Delivery", "Event", "ExpiryNotice", "Grant",
     "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "LedgerEntry", "Licence",
-    "Member", "NumberSeries", "OutboxCursor", "Payment", "PaymentAllocation", "Product", "StatementEntry", "Transfer", "Webhook", "WebhookDelivery",
+    "Member", "NumberSeries", "OutboxCursor", "Payment", "PaymentAllocation", "PaymentReminder",
+    "Product", "StatementEntry", "Transfer", "Webhook", "WebhookDelivery",
 ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import Column, UniqueConstraint
@@ -26,6 +26,10 @@ class Account(SQLModel, table=True):
     debt: Decimal = Field(default=Decimal("0"), sa_column=Column(Credits(), nullable=False, default=0))
     # The earliest moment a rollover cap of one of its grants is due to be applied (None: none).
     rollover_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # The due date of the account's oldest approved invoice with something still due (None: none
+    # is open), kept by invoicing with every approval, payment, credit note and void: what
+    # LICENSING_BLOCK_CONSUMPTION_AFTER_DAYS compares with, read from the row a booking locks anyway.
+    overdue_since: date | None = None
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 

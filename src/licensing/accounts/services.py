@@ -8,8 +8,10 @@ from typing import Any
 from sqlmodel import Session, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
+from licensing.clock import local_date
+from licensing.config import Settings, get_settings
 from licensing.db.repository import apply, get_or_404
-from licensing.errors import Conflict, ValidationFailed
+from licensing.errors import AccountOverdue, Conflict, ValidationFailed
 from licensing.money import is_currency
 
 ACCOUNT_FIELDS = ("name", "email", "currency", "address", "country", "tax_id", "tax_exempt")
@@ -57,3 +59,20 @@ def create_member(session: Session, account_id: str | int, *, name: str, email: 
     session.add(member)
     session.flush()
     return member
+
+
+def check_not_overdue(account: Account, now: datetime, settings: Settings | None = None) -> None:
+    """With ``LICENSING_BLOCK_CONSUMPTION_AFTER_DAYS`` set, refuse a booking or a hold for an
+    account whose oldest open invoice is that many days past its due date (at least one: an
+    invoice is overdue from the day after its due date), in the operator's zone."""
+    settings = settings or get_settings()
+    after = settings.block_consumption_after_days
+    if after is None or account.overdue_since is None:
+        return
+    late = (local_date(now, settings.zone) - account.overdue_since).days
+    if late >= max(after, 1):
+        raise AccountOverdue(
+            f"account {account.id} has an invoice {late} days past its due date ({account.overdue_since.isoformat()}): "
+            f"bookings are refused from {max(after, 1)} days; record its payment first",
+            overdue_since=account.overdue_since.isoformat(), days_overdue=late,
+        )

@@ -40,6 +40,7 @@ STATUS_BY_CODE = {
     "invoice_paid": 409,
     "payment_already_reversed": 409,
     "invalid_statement": 422,
+    "account_overdue": 409,
     "database_unavailable": 503,
 }
 

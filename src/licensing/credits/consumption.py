@@ -19,6 +19,7 @@ from sqlalchemy import and_, bindparam, literal_column, or_
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
+from licensing.accounts.services import check_not_overdue
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
 from licensing.credits.balance import remaining_of
@@ -286,6 +287,7 @@ def consume(
     debt of the consumption's place (its business unit, or the account's pool)."""
     consumption_id = reserve_id(session, Consumption.__table__)  # outside the account's lock: one round trip less under it
     account, unit_id = lock_account_and_unit(session, account_id, business_unit_id)
+    check_not_overdue(account, now)
     amount, price = resolve_credits(session, credits, credit_price_id, quantity)
     if amount <= 0:
         raise ValidationFailed("credits must be greater than zero", field="credits")

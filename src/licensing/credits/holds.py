@@ -18,6 +18,7 @@ from decimal import Decimal
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
+from licensing.accounts.services import check_not_overdue
 from licensing.config import Settings, get_settings
 from licensing.credits import ledger
 from licensing.credits.consumption import (
@@ -69,6 +70,7 @@ def place_hold(
     credits will be eligible at that moment."""
     settings = settings or get_settings()
     account = lock(session, Account, account_id, "account")
+    check_not_overdue(account, now, settings)
     amount, price = resolve_credits(session, credits, credit_price_id, quantity)
     if amount <= 0:
         raise ValidationFailed("credits must be greater than zero", field="credits")

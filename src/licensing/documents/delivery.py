@@ -62,12 +62,14 @@ from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sqlmodel import col, select
+
 from licensing import clock
 from licensing.config import Settings, get_settings
 from licensing.db import Database
 from licensing.documents.context import credit_note_document, invoice_document
 from licensing.documents.model import Document
-from licensing.documents.models import Delivery
+from licensing.documents.models import Delivery, PaymentReminder
 from licensing.documents.pdf import render_mail, render_pdf
 from licensing.events import record_event, worker
 from licensing.invoicing.models import CreditNote, Invoice
@@ -214,6 +216,42 @@ def mail_channel(database: Database, settings: Settings, *, now: datetime) -> wo
     )
 
 
+def reminder_channel(database: Database, settings: Settings, *, now: datetime) -> worker.Channel:
+    """Payment reminders as the worker sends them (``documents.reminders``): the reminder mail
+    with the invoice's PDF, only while the invoice is still open; sent with ``invoice.reminded``."""
+    mail = MailSettings.of(settings)
+
+    def prepare(_session, reminder: PaymentReminder) -> PaymentReminder:
+        if reminder.message_id is None:
+            reminder.message_id = new_message_id(reminder.id, mail.sender)
+        return reminder
+
+    def send(reminder: PaymentReminder, _at: datetime) -> tuple[Document, str]:
+        document, message = build_message(database, reminder, mail=mail, settings=settings, now=now, reminder_days=reminder.stage_days)
+        deliver(message, document, mail=mail, recipient=reminder.recipient, kind="reminder")
+        return document, message["Message-ID"]
+
+    def on_done(session, reminder: PaymentReminder, _job, sent: tuple[Document, str], at: datetime) -> None:
+        document, message_id = sent
+        reminder.sent_at, reminder.message_id = at, message_id
+        record_event(
+            session, "invoice.reminded",
+            {
+                "invoice_id": str(reminder.invoice_id), "number": document.number, "account_id": str(reminder.account_id),
+                "days_overdue": reminder.stage_days, "recipient": reminder.recipient, "message_id": message_id,
+            },
+            at=at,
+        )
+
+    return worker.Channel(
+        name="payment reminder", table=PaymentReminder, done="sent", log=log, max_attempts=mail.max_attempts, retry_delay=retry_delay,
+        lease_until=lambda _at: max(now, clock.now()) + CLAIM_TIME, prepare=prepare, send=send, on_done=on_done,
+        order=(PaymentReminder.next_attempt_at,),
+        filters=(col(PaymentReminder.invoice_id).in_(select(Invoice.id).where(Invoice.status == "approved")),),
+        describe_row=lambda reminder: f"{reminder.id} (invoice {reminder.invoice_id}, {reminder.stage_days} days)",
+    )
+
+
 def send_in_background(database: Database, delivery_ids: Iterable[int] | None = None, *, settings: Settings | None = None) -> threading.Thread:
     """Send what is due now (or only ``delivery_ids``) in a thread: at most one per database. A
     call while it works makes it go round once more (everything due), so that the mail of an
@@ -271,14 +309,22 @@ def _einvoice_of(document: Document) -> bytes | None:
         return None
 
 
-def build_message(database: Database, delivery: Delivery, *, mail: MailSettings, settings: Settings, now: datetime) -> tuple[Document, EmailMessage]:
-    """The mail of one (claimed) delivery: text and HTML bodies, the PDF attached."""
+def build_message(
+    database: Database, delivery: Delivery | PaymentReminder, *, mail: MailSettings, settings: Settings, now: datetime,
+    reminder_days: int | None = None,
+) -> tuple[Document, EmailMessage]:
+    """The mail of one (claimed) delivery: text and HTML bodies, the PDF attached; with
+    ``reminder_days``, the reminder of an invoice that many days overdue."""
     if delivery.message_id is None:
         raise ValueError(f"delivery {delivery.id} has no Message-ID yet: it draws one when it is first claimed")
     document = load_document(database, delivery, settings)
-    text, html = render_mail(document, settings)
     message = EmailMessage(policy=MAIL_POLICY)
-    message["Subject"] = f"{document.title} {document.number} from {_one_line(document.seller.name)}"
+    if reminder_days is None:
+        text, html = render_mail(document, settings)
+        message["Subject"] = f"{document.title} {document.number} from {_one_line(document.seller.name)}"
+    else:
+        text, html = render_mail(document, settings, template="reminder", days_overdue=reminder_days)
+        message["Subject"] = f"Reminder: invoice {document.number} from {_one_line(document.seller.name)} is {reminder_days} days overdue"
     message["From"] = mail.sender
     # An Address, never a string to parse: the name is only ever a display name. Address also
     # refuses a stored recipient that is anything but one address (the mail fails, and says so).
@@ -394,13 +440,13 @@ MAIL_POLICY = DEFAULT_POLICY.clone(header_factory=_header_registry())
 # -- sending ----------------------------------------------------------------------------------
 
 
-def deliver(message: EmailMessage, document: Document, *, mail: MailSettings, recipient: str) -> None:
+def deliver(message: EmailMessage, document: Document, *, mail: MailSettings, recipient: str, kind: str = "document") -> None:
     """Send the mail to ``recipient`` (the delivery's stored address: never read back from the
-    ``To`` header), or write it to the outbox folder."""
+    ``To`` header), or write it to the outbox folder (a reminder's file name starts ``reminder-``)."""
     if mail.smtp_url:
         send_smtp(message, smtp_server(mail.smtp_url), recipients=[recipient])
     else:
-        write_eml(message, document, mail.outbox)
+        write_eml(message, document, mail.outbox, prefix="" if kind == "document" else f"{kind}-")
 
 
 def send_smtp(message: EmailMessage, server: SmtpServer, *, recipients: list[str]) -> None:
@@ -427,7 +473,7 @@ def send_smtp(message: EmailMessage, server: SmtpServer, *, recipients: list[str
         connection.close()
 
 
-def write_eml(message: EmailMessage, document: Document, outbox: Path) -> Path:
+def write_eml(message: EmailMessage, document: Document, outbox: Path, prefix: str = "") -> Path:
     """The mail as ``<number>.<token>.eml`` in the outbox folder, written whole or not at all.
     The token is a hash of the ``Message-ID``: unique to this installation's delivery (another
     database's ``INV-2026-000001`` gets a file of its own), and the same on every attempt (a
@@ -436,7 +482,7 @@ def write_eml(message: EmailMessage, document: Document, outbox: Path) -> Path:
         raise ValueError("a mail without a Message-ID has no name in the outbox")
     outbox.mkdir(parents=True, exist_ok=True)
     token = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:16]
-    path = outbox / f"{Path(document.file_name).stem}.{token}.eml"
+    path = outbox / f"{prefix}{Path(document.file_name).stem}.{token}.eml"
     descriptor, temporary = tempfile.mkstemp(dir=outbox, prefix=".", suffix=".eml.tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:

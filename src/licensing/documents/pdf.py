@@ -116,14 +116,15 @@ def qr_svg(payload: str | None) -> str | None:
     return segno.make(payload, error="m", micro=False, boost_error=False).svg_inline(scale=1, border=4, omitsize=True)
 
 
-def render_mail(document: Document, settings: Settings | None = None) -> tuple[str, str]:
-    """The plain-text and HTML bodies of the mail that carries the document."""
+def render_mail(document: Document, settings: Settings | None = None, *, template: str = "document", **context) -> tuple[str, str]:
+    """The plain-text and HTML bodies of the mail that carries the document (``template``:
+    ``document``, or ``reminder`` with ``days_overdue``)."""
     settings = settings or get_settings()
     env = environment(templates_dir(settings))
     text_env = env.overlay(autoescape=False)
     return (
-        text_env.get_template("mail/document.txt").render(doc=document),
-        env.get_template("mail/document.html").render(doc=document),
+        text_env.get_template(f"mail/{template}.txt").render(doc=document, **context),
+        env.get_template(f"mail/{template}.html").render(doc=document, **context),
     )
 
 

@@ -39,7 +39,7 @@ from licensing.errors import InvoiceNotDraft
 from licensing.events import event_row, record_events
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
-from licensing.invoicing.payments import settle_unapplied_cash
+from licensing.invoicing.payments import refresh_overdue, settle_unapplied_cash
 from licensing.invoicing.tax import tax_treatment
 from licensing.licences.models import ContractService, Licence
 from licensing.money import round_money
@@ -220,4 +220,5 @@ def approve_invoices(
         create_grants(session, accounts, new_grants, actor=actor, at=at)
     record_events(session, events)
     settle_unapplied_cash(session, drafts, at=at)  # an account's overpayments pay its next invoices
+    refresh_overdue(session, accounts)  # the accounts' oldest open due date (LICENSING_BLOCK_CONSUMPTION_AFTER_DAYS)
     return draft_ids

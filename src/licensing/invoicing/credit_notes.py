@@ -50,7 +50,7 @@ from licensing.invoicing import pricing
 from licensing.invoicing.approval import buyer_details, seller_details
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
-from licensing.invoicing.payments import apply_credit, check_voidable, invoice_paid_data
+from licensing.invoicing.payments import apply_credit, check_voidable, invoice_paid_data, refresh_overdue
 from licensing.money import ZERO, minor_unit, round_money
 
 POLICIES = ("strict", "cap_to_remaining")
@@ -226,6 +226,7 @@ def approve_credit_note(
     if apply_credit(invoice, note.gross):
         record_event(session, "invoice.paid", invoice_paid_data(invoice), at=now)
     session.add(invoice)
+    refresh_overdue(session, [invoice.account_id])
     record_event(
         session, "credit_note.approved",
         {"credit_note_id": str(note.id), "number": note.number, "invoice_id": str(invoice.id), "account_id": str(account.id),
@@ -328,6 +329,7 @@ def void_invoice(
     invoice.status, invoice.voided_at, invoice.voided_by = "void", now, actor
     invoice.void_reason = reason.strip() if reason and reason.strip() else None
     session.add(invoice)
+    refresh_overdue(session, [invoice.account_id])
     record_event(
         session, "invoice.voided", {"invoice_id": str(invoice.id), "number": invoice.number, "account_id": str(account.id), "actor": actor}, at=now
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
@@ -155,6 +155,7 @@ def record_payment(
     invoice.amount_paid += applied
     paid = _settle_status(invoice)
     session.add(invoice)
+    refresh_overdue(session, [invoice.account_id])
     record_event(session, "payment.received", _payment_data(payment, applied=applied, unapplied=excess), at=now)
     if paid:
         record_event(session, "invoice.paid", invoice_paid_data(invoice), at=now)
@@ -181,6 +182,7 @@ def reverse_payment(session: Session, payment_id: int | str, *, reason: str | No
         invoice.amount_paid -= held[invoice_id]
         _settle_status(invoice)
         session.add(invoice)
+    refresh_overdue(session, [payment.account_id])
     record_event(
         session, "payment.reversed",
         _payment_data(payment) | {"reason": payment.reversal_reason, "reopened_invoice_ids": [str(i) for i in invoices]},
@@ -238,6 +240,22 @@ def settle_unapplied_cash(session: Session, invoices: list, *, at: datetime) -> 
     insert_rows(session, PaymentAllocation.__table__, rows)
     record_events(session, events)
     session.flush()
+
+
+def refresh_overdue(session: Session, account_ids) -> None:
+    """Write each account's ``overdue_since``: the due date of its oldest approved invoice with
+    something still due (an ``approved`` invoice is one: a paid one is ``paid``), or none."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return
+    session.flush()  # invoice statuses changed through the ORM, before the statement reads them
+    accounts, invoices = Account.__table__, Invoice.__table__
+    oldest = (
+        select(func.min(invoices.c.due_date))
+        .where(invoices.c.account_id == accounts.c.id, invoices.c.status == "approved")
+        .scalar_subquery()
+    )
+    session.execute(update(accounts).where(accounts.c.id.in_(ids)).values(overdue_since=oldest))
 
 
 def unapplied_cash(session: Session, account_id: int) -> Decimal:

@@ -61,6 +61,14 @@ def deliveries(database: Database, now: datetime, settings: Settings) -> str:
     return f"{run.sent} mails sent, {run.retried} to retry, {run.failed} failed"
 
 
+def payment_reminders(database: Database, now: datetime, settings: Settings) -> str:
+    from licensing.documents.reminders import queue_reminders, send_reminders
+
+    queued = queue_reminders(database, now=now, settings=settings)
+    run = send_reminders(database, now=now, settings=settings)
+    return f"{queued} reminders queued; {run.done} sent, {run.retried} to retry, {run.failed} failed"
+
+
 def webhooks(database: Database, now: datetime, settings: Settings) -> str:
     from licensing.webhooks.background import send_in_background
     from licensing.webhooks.services import fan_out
@@ -80,5 +88,6 @@ TABLE: dict[str, tuple[str, Job]] = {
     "expiry-notices": ("15 1 * * *", expiry_notices),
     "hold-deadlines": ("*/5 * * * *", hold_deadlines),
     "deliveries": ("* * * * *", deliveries),
+    "payment-reminders": ("30 1 * * *", payment_reminders),
     "webhooks": ("* * * * * */5", webhooks),
 }

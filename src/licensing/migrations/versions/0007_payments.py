@@ -70,6 +70,35 @@ def upgrade() -> None:
     op.create_index("ix_payment_allocations_payment_id", "payment_allocations", ["payment_id"])
     op.create_index("ix_payment_allocations_invoice_id", "payment_allocations", ["invoice_id"])
     op.create_index("ix_payment_allocations_unapplied", "payment_allocations", ["account_id", "invoice_id"])
+    # The oldest open due date of each account (see accounts.models.Account.overdue_since).
+    op.add_column("accounts", sa.Column("overdue_since", sa.Date(), nullable=True))
+    op.execute(
+        "update accounts set overdue_since = (select min(due_date) from invoices"
+        " where invoices.account_id = accounts.id and invoices.status = 'approved')"
+    )
+    op.create_table(
+        "payment_reminders",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("invoice_id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("stage_days", sa.Integer(), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.String(length=2000), nullable=True),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("message_id", sa.String(length=200), nullable=True),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("status in ('pending', 'sent', 'failed', 'skipped')", name="payment_reminder_status"),
+        sa.ForeignKeyConstraint(["invoice_id"], ["invoices.id"]),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("invoice_id", "stage_days", name="uq_payment_reminder_stage"),
+    )
+    op.create_index("ix_payment_reminders_invoice_id", "payment_reminders", ["invoice_id"])
+    op.create_index("ix_payment_reminders_due", "payment_reminders", ["status", "next_attempt_at"])
     op.create_table(
         "statement_entries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -97,6 +126,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("statement_entries")
+    op.drop_table("payment_reminders")
+    op.execute("alter table accounts drop column overdue_since")
     op.drop_table("payment_allocations")
     op.drop_table("payments")
     op.execute("alter table invoices drop column amount_credited")
