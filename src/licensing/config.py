@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # as an EPC QR code); empty: documents carry no payment instructions. Checked with schwifty.
     operator_iban: str = ""
     operator_bic: str = ""
+    # SEPA creditor identifier (e.g. DE98ZZZ09999999999): needed, with the IBAN and BIC, to collect
+    # invoices by direct debit (pain.008).
+    operator_creditor_id: str = ""
     # Mail of approved documents: smtp://user:password@host:587?starttls=true or
     # smtps://user:password@host:465; empty: no SMTP, each mail is written as <number>.<hash>.eml to
     # mail_outbox.
@@ -185,6 +188,14 @@ class Settings(BaseSettings):
         except SchwiftyException as error:
             raise ValueError(f"is not a valid BIC ({error})") from None
 
+    @field_validator("operator_creditor_id")
+    @classmethod
+    def _creditor_id(cls, value: str) -> str:
+        compact = "".join(value.split()).upper()
+        if compact and not is_creditor_identifier(compact):
+            raise ValueError(f"{value!r} is not a SEPA creditor identifier (e.g. DE98ZZZ09999999999)")
+        return compact
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp(cls, value: str) -> str:
@@ -241,3 +252,16 @@ def setting_errors(error: ValidationError) -> list[str]:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def is_creditor_identifier(text: str) -> bool:
+    """A SEPA creditor identifier: country code, two check digits (ISO 7064 MOD 97-10 over the
+    national identifier, the country code and "00", letters as numbers), a 3-character business
+    code (not part of the check), and the national identifier (up to 28 characters)."""
+    if not (8 <= len(text) <= 35 and text.isascii() and text.isalnum() and text[:2].isalpha() and text[2:4].isdigit()):
+        return False
+    national = text[7:]
+    if not national:
+        return False
+    digits = "".join(str(int(character, 36)) for character in national + text[:2] + text[2:4])
+    return int(digits) % 97 == 1

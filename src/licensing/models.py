@@ -17,8 +17,11 @@ from licensing.events import Event, OutboxCursor
 from licensing.invoicing.models import (
     CreditNote,
     CreditNoteLine,
+    DirectDebit,
+    DirectDebitItem,
     Invoice,
     InvoiceLine,
+    Mandate,
     NumberSeries,
     Payment,
     PaymentAllocation,
@@ -30,8 +33,8 @@ from licensing.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
     "Account", "Adjustment", "ApiKey", "BusinessUnit", "Consumption", "ContractService",
-    "CreditNote", "CreditNoteLine", "CreditPrice", "Delivery", "Event", "ExpiryNotice", "Grant",
-    "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "LedgerEntry", "Licence",
+    "CreditNote", "CreditNoteLine", "CreditPrice", "Delivery", "DirectDebit", "DirectDebitItem", "Event", "ExpiryNotice", "Grant",
+    "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "LedgerEntry", "Licence", "Mandate",
     "Member", "NumberSeries", "OutboxCursor", "Payment", "PaymentAllocation", "PaymentReminder",
     "Product", "StatementEntry", "Transfer", "Webhook", "WebhookDelivery",
 ]

@@ -89,6 +89,8 @@ ReadBooks = Annotated[Caller, Depends(require("admin", "billing", "read"))]
 ReadAllBooks = Annotated[Caller, Depends(require("admin", "billing", "read", all_accounts=True))]
 Bookings = Annotated[Caller, Depends(require("admin", "billing", "bookings"))]
 Billing = Annotated[Caller, Depends(require("admin", "billing"))]
+# Work across every account (a direct-debit collection): not for a key limited to some accounts.
+BillingAllAccounts = Annotated[Caller, Depends(require("admin", "billing", all_accounts=True))]
 Admin = Annotated[Caller, Depends(require("admin"))]
 
 

@@ -21,7 +21,17 @@ from licensing.credits.models import (
     LedgerEntry,
     Transfer,
 )
-from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, Payment, StatementEntry
+from licensing.invoicing.models import (
+    CreditNote,
+    CreditNoteLine,
+    DirectDebit,
+    DirectDebitItem,
+    Invoice,
+    InvoiceLine,
+    Mandate,
+    Payment,
+    StatementEntry,
+)
 from licensing.invoicing.payments import due_of
 from licensing.invoicing.references import invoice_reference
 from licensing.licences.models import ContractService, Licence
@@ -131,6 +141,30 @@ def invoice(row: Invoice, lines: list[InvoiceLine], grants: dict[int, Grant] | N
         "amount_paid": money_text(row.amount_paid, row.currency), "amount_credited": money_text(row.amount_credited, row.currency),
         "amount_due": money_text(due.amount_due, row.currency), "payment_status": due.payment_status, "days_overdue": due.days_overdue,
         "payment_reference": invoice_reference(row.number),
+    }
+
+
+def mandate(row: Mandate) -> dict:
+    return {
+        "id": sid(row.id), "account_id": sid(row.account_id), "iban": row.iban, "bic": row.bic, "debtor_name": row.debtor_name,
+        "mandate_reference": row.mandate_reference, "signed_on": row.signed_on.isoformat(), "scheme": row.scheme, "status": row.status,
+        "first_collected_on": row.first_collected_on.isoformat() if row.first_collected_on else None,
+        "revoked_at": instant_text(row.revoked_at), "created_at": instant_text(row.created_at),
+    }
+
+
+def direct_debit(row: DirectDebit, items: list[DirectDebitItem]) -> dict:
+    return {
+        "id": sid(row.id), "collection_date": row.collection_date.isoformat(), "message_id": row.message_id, "count": row.count,
+        "total": money_text(row.total, "EUR"), "currency": "EUR",
+        "items": [
+            {
+                "invoice_id": sid(item.invoice_id), "mandate_id": sid(item.mandate_id), "payment_id": sid(item.payment_id),
+                "amount": money_text(item.amount, "EUR"), "sequence": item.sequence, "end_to_end_id": item.end_to_end_id,
+            }
+            for item in items
+        ],
+        "created_at": instant_text(row.created_at), "created_by": row.created_by,
     }
 
 

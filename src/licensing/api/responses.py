@@ -293,6 +293,58 @@ class Invoice(Out):
     }
 
 
+class Mandate(Out):
+    """A SEPA direct debit mandate."""
+
+    id: str
+    account_id: str
+    iban: str = Field(description="The debtor's IBAN (compact).")
+    bic: str | None = Field(description="The debtor's bank's BIC, if known.")
+    debtor_name: str = Field(description="The account holder, as the collection names them (the account's name).")
+    mandate_reference: str = Field(description="The mandate's unique reference.")
+    signed_on: date = Field(description="The day the debtor signed it.")
+    scheme: str = Field(description="`CORE` or `B2B`.")
+    status: str = Field(description="`active` or `revoked`.")
+    first_collected_on: date | None = Field(description="The collection date of its first collection (FRST), if any.")
+    revoked_at: datetime | None = Field(description="When it was revoked.")
+    created_at: datetime
+    example = {
+        "id": "1", "account_id": "1", "iban": "DE89370400440532013000", "bic": "COBADEFFXXX", "debtor_name": "Acme Ltd",
+        "mandate_reference": "LIC-1-1", "signed_on": "2026-12-01", "scheme": "CORE", "status": "active", "first_collected_on": None,
+        "revoked_at": None, "created_at": AT,
+    }
+
+
+class DirectDebitItem(Out):
+    """One invoice a collection covers."""
+
+    invoice_id: str
+    mandate_id: str = Field(description="The mandate it is collected under.")
+    payment_id: str = Field(description="The direct-debit payment recorded for it (reverse it for a returned debit).")
+    amount: str = Field(description="The amount collected: what was due.")
+    sequence: str = Field(description="`FRST` (the mandate's first collection) or `RCUR`.")
+    end_to_end_id: str = Field(description="The transaction's end-to-end id in the file (the invoice number).")
+    example = {"invoice_id": "1", "mandate_id": "1", "payment_id": "1", "amount": "120.00", "sequence": "FRST", "end_to_end_id": "INV-2026-000001"}
+
+
+class DirectDebit(Out):
+    """A direct-debit collection and its pain.008 file (``GET /direct-debits/{id}.xml``)."""
+
+    id: str
+    collection_date: date = Field(description="The day the banks collect.")
+    message_id: str = Field(description="The pain.008 file's message id.")
+    count: int = Field(description="Invoices collected.")
+    total: str = Field(description="Their total.")
+    currency: str
+    items: list[DirectDebitItem] = Field(description="The invoices collected.")
+    created_at: datetime
+    created_by: str = Field(description="Who made the collection.")
+    example = {
+        "id": "1", "collection_date": "2027-01-20", "message_id": "20270116090000-6b1f0c2d9a4e", "count": 1, "total": "120.00",
+        "currency": "EUR", "items": [DirectDebitItem.example], "created_at": AT, "created_by": "api-key:billing",
+    }
+
+
 class StatementEntry(Out):
     """A credit entry of an imported bank statement: the payment it became, or why it matched nothing."""
 
@@ -831,6 +883,7 @@ def _page(model: type[Out], name: str, what: str) -> type[Out]:
 AccountPage = _page(AccountWithCredits, "AccountPage", "accounts")
 StatementEntryPage = _page(StatementEntry, "StatementEntryPage", "bank statement entries")
 PaymentPage = _page(Payment, "PaymentPage", "payments")
+MandatePage = _page(Mandate, "MandatePage", "mandates")
 BusinessUnitPage = _page(BusinessUnit, "BusinessUnitPage", "business units")
 MemberPage = _page(Member, "MemberPage", "members")
 ProductPage = _page(Product, "ProductPage", "products")

@@ -305,6 +305,19 @@ class PaymentIn(Input):
     allow_overpayment: bool = False
 
 
+class MandateIn(Input):
+    iban: Annotated[str, StringConstraints(min_length=1, max_length=50), OneLine]
+    bic: Annotated[str, StringConstraints(min_length=1, max_length=11), OneLine] | None = None
+    mandate_reference: Annotated[str, StringConstraints(min_length=1, max_length=35, pattern=r"^[A-Za-z0-9+?/:().,'-]+$")] | None = None
+    signed_on: Day
+    scheme: Literal["CORE", "B2B"] = "CORE"
+
+
+class DirectDebitIn(Input):
+    collection_date: Day
+    scheme: Literal["CORE", "B2B"] = "CORE"
+
+
 class PaymentReverseIn(Input):
     reason: Reason | None = None  # refund, returned debit, chargeback ...
 
@@ -432,6 +445,17 @@ INPUT_FIELDS_OF = {
         "allow_overpayment": "Keep what exceeds `amount_due` as the account's unapplied cash instead of refusing (409 `overpayment`).",
     },
     "PaymentReverseIn": {"reason": "Why: a refund, a returned debit (with its reason code), a chargeback."},
+    "MandateIn": {
+        "iban": "The debtor's IBAN (spaces allowed); checked.",
+        "bic": "The debtor's bank's BIC; default: the one the IBAN's bank code names, when known.",
+        "mandate_reference": "The mandate's unique reference (at most 35 characters); default: LIC-<account>-<mandate>.",
+        "signed_on": "The day the debtor signed the mandate.",
+        "scheme": "`CORE` (consumers, the default) or `B2B` (businesses).",
+    },
+    "DirectDebitIn": {
+        "collection_date": "The day the banks are to collect (after today).",
+        "scheme": "Collect the invoices under `CORE` (default) or `B2B` mandates: one file each.",
+    },
     "ApiKeyIn": {"name": "A name for the key (shown as the actor of what it does)."},
 }
 
@@ -475,6 +499,8 @@ INPUT_EXAMPLES = {
     "VoidIn": {"credit_policy": "strict", "reason": "issued to the wrong account"},
     "PaymentIn": {"amount": "120.00", "method": "bank_transfer", "received_at": "2027-01-05T10:00:00+01:00", "reference": "SEPA 20270105-17"},
     "PaymentReverseIn": {"reason": "returned debit (AM04: insufficient funds)"},
+    "MandateIn": {"iban": "DE89 3704 0044 0532 0130 00", "signed_on": "2026-12-01", "scheme": "CORE"},
+    "DirectDebitIn": {"collection_date": "2027-01-20"},
     "ApiKeyIn": {"name": "frontdesk", "role": "bookings", "account_ids": ["1"]},
     "WebhookIn": {"url": "https://books.example.com/hooks/licensing", "events": ["invoice.approved", "credits.consumed"]},
 }

@@ -204,3 +204,58 @@ class StatementEntry(SQLModel, table=True):
     payment_id: int | None = Field(default=None, foreign_key="payments.id")
     reason: str | None = Field(default=None, max_length=400)  # why it matched nothing
     created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Mandate(SQLModel, table=True):
+    """A SEPA direct debit mandate: the account's permission to collect its invoices from a bank
+    account (EUR accounts only)."""
+
+    __tablename__ = "mandates"
+    __table_args__ = (
+        CheckConstraint("scheme in ('CORE', 'B2B')", name="mandate_scheme"),
+        CheckConstraint("status in ('active', 'revoked')", name="mandate_status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", index=True)
+    iban: str = Field(max_length=34)
+    bic: str | None = Field(default=None, max_length=11)
+    debtor_name: str = Field(max_length=200)  # the account holder, as the mandate names them
+    mandate_reference: str = Field(max_length=35, unique=True)
+    signed_on: dt.date
+    scheme: str = Field(default="CORE", max_length=4)
+    status: str = Field(default="active", max_length=20)
+    first_collected_on: dt.date | None = None  # the first collection (FRST), after which they are RCUR
+    revoked_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class DirectDebit(SQLModel, table=True):
+    """A collection: one pain.008 file covering approved, unpaid EUR invoices of accounts with an
+    active mandate, each invoice once (``DirectDebitItem``)."""
+
+    __tablename__ = "direct_debits"
+
+    id: int | None = Field(default=None, primary_key=True)
+    collection_date: dt.date
+    message_id: str = Field(max_length=35)
+    count: int
+    total: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    xml: str = Field(sa_column=Column(Text, nullable=False))  # the pain.008.001.02 file as written
+    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    created_by: str = Field(max_length=200)
+
+
+class DirectDebitItem(SQLModel, table=True):
+    """One invoice collected by a direct debit (an invoice is collected once), and its payment."""
+
+    __tablename__ = "direct_debit_items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    direct_debit_id: int = Field(foreign_key="direct_debits.id", index=True)
+    invoice_id: int = Field(foreign_key="invoices.id", unique=True)
+    mandate_id: int = Field(foreign_key="mandates.id")
+    payment_id: int = Field(foreign_key="payments.id")
+    amount: Decimal = Field(sa_column=Column(Amount(), nullable=False))
+    sequence: str = Field(max_length=4)  # FRST or RCUR
+    end_to_end_id: str = Field(max_length=35)

@@ -5,28 +5,33 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from licensing import clock
+from licensing.accounts.models import Account
 from licensing.api import presenters
 from licensing.api import responses as docs
 from licensing.api.deps import (
     Billing,
+    BillingAllAccounts,
     DatabaseDep,
     IdempotencyKey,
     Pagination,
     ReadAllBooks,
     ReadBooks,
+    check_account,
     check_owner,
     get_owned,
     in_scope,
     paginate,
     write,
 )
-from licensing.api.schemas import Instant, PaymentIn, PaymentReverseIn
-from licensing.db.repository import id_filter
-from licensing.invoicing.models import Invoice, Payment, StatementEntry
+from licensing.api.schemas import DirectDebitIn, Instant, MandateIn, PaymentIn, PaymentReverseIn
+from licensing.db.repository import get_or_404, id_filter
+from licensing.invoicing.direct_debits import create_direct_debit, create_mandate, revoke_mandate
+from licensing.invoicing.models import DirectDebit, DirectDebitItem, Invoice, Mandate, Payment, StatementEntry
 from licensing.invoicing.payments import applied_to, record_payment, reverse_payment
 from licensing.invoicing.statements import import_statement
 
@@ -191,3 +196,110 @@ def list_statement_entries(
         statement = statement.where(StatementEntry.status == status)
     with database.read() as session:
         return paginate(session, statement, StatementEntry.id, page, presenters.statement_entry)
+
+
+@router.post(
+    "/accounts/{account_id}/mandates",
+    status_code=201,
+    summary="Create a SEPA direct debit mandate",
+    description=(
+        "An EUR account's mandate: `iban` (checked), `bic` (default: from the IBAN's bank when known), `mandate_reference` "
+        "(default generated), `signed_on`, `scheme` (`CORE` or `B2B`). A non-EUR account is 409 `currency_mismatch`."
+    ),
+    responses=docs.documented(docs.Mandate, "The mandate, active.", *docs.AUTH, "not_found", "currency_mismatch", "conflict", status=201),
+)
+def create_mandate_route(account_id: str, body: MandateIn, caller: Billing, database: DatabaseDep):
+    check_account(caller, account_id)
+
+    def action(session):
+        created = create_mandate(
+            session, account_id, iban=body.iban, bic=body.bic, mandate_reference=body.mandate_reference, signed_on=body.signed_on,
+            scheme=body.scheme, now=clock.now(),
+        )
+        return 201, presenters.mandate(created)
+
+    return write(database, action)
+
+
+@router.get(
+    "/accounts/{account_id}/mandates",
+    summary="List an account's mandates",
+    description="The account's mandates, revoked ones too, oldest first.",
+    responses=docs.documented(docs.MandatePage, "A page of mandates.", *docs.AUTH, "not_found"),
+)
+def list_mandates(account_id: str, caller: ReadBooks, database: DatabaseDep, page: Pagination):
+    check_account(caller, account_id)
+    with database.read() as session:
+        get_or_404(session, Account, account_id, "account")
+        statement = select(Mandate).where(Mandate.account_id == id_filter(account_id))
+        return paginate(session, statement, Mandate.id, page, presenters.mandate)
+
+
+@router.post(
+    "/mandates/{mandate_id}/revoke",
+    summary="Revoke a mandate",
+    description="No collection uses it from now on. A revoked mandate is 409 `mandate_revoked`.",
+    responses=docs.documented(docs.Mandate, "The mandate, revoked.", *docs.AUTH, "not_found", "mandate_revoked"),
+)
+def revoke_mandate_route(mandate_id: str, caller: Billing, database: DatabaseDep):
+    def action(session):
+        check_owner(session, caller, Mandate, mandate_id, "mandate")
+        return 200, presenters.mandate(revoke_mandate(session, mandate_id, now=clock.now()))
+
+    return write(database, action)
+
+
+@router.post(
+    "/direct-debits",
+    status_code=201,
+    summary="Collect by direct debit",
+    description=(
+        "A collection on `collection_date` (after today) of every approved, unpaid EUR invoice of an account with an active "
+        "mandate of `scheme`, each invoice once ever: a pain.008.001.02 file (`GET /direct-debits/{id}.xml`) and a "
+        "`direct_debit` payment per invoice (reverse it for a returned debit). Needs LICENSING_OPERATOR_CREDITOR_ID, _IBAN and "
+        "_BIC (else 409 `direct_debit_unavailable`); nothing to collect is 409 `nothing_to_collect`. All accounts."
+    ),
+    responses=docs.documented(
+        docs.DirectDebit, "The collection.", *docs.AUTH, "direct_debit_unavailable", "nothing_to_collect", "idempotency_conflict", status=201
+    ),
+)
+def create_direct_debit_route(
+    body: DirectDebitIn, caller: BillingAllAccounts, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None,
+):
+    def action(session):
+        debit = create_direct_debit(session, collection_date=body.collection_date, scheme=body.scheme, now=clock.now(), actor=caller.actor)
+        return 201, _present_debit(session, debit)
+
+    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+
+
+def _present_debit(session, debit: DirectDebit) -> dict:
+    items = session.exec(select(DirectDebitItem).where(DirectDebitItem.direct_debit_id == debit.id).order_by(DirectDebitItem.id)).all()
+    return presenters.direct_debit(debit, list(items))
+
+
+@router.get(
+    "/direct-debits/{debit_id}.xml",
+    response_class=Response,
+    summary="Get a collection's pain.008 file",
+    description="The pain.008.001.02 file to hand to the bank, as written when the collection was made.",
+    responses={200: {"content": {"application/xml": {"schema": {"type": "string"}}}, "description": "The pain.008 XML."}}
+    | docs.problems(*docs.AUTH, "not_found"),
+)
+def direct_debit_xml(debit_id: str, caller: ReadAllBooks, database: DatabaseDep):
+    with database.read() as session:
+        debit = get_or_404(session, DirectDebit, debit_id, "direct debit")
+        return Response(
+            debit.xml, media_type="application/xml", headers={"Content-Disposition": f'attachment; filename="direct-debit-{debit.id}.xml"'}
+        )
+
+
+@router.get(
+    "/direct-debits/{debit_id}",
+    summary="Get a direct-debit collection",
+    description="The collection with the invoices it covers.",
+    responses=docs.documented(docs.DirectDebit, "The collection.", *docs.AUTH, "not_found"),
+)
+def get_direct_debit(debit_id: str, caller: ReadAllBooks, database: DatabaseDep):
+    with database.read() as session:
+        return _present_debit(session, get_or_404(session, DirectDebit, debit_id, "direct debit"))

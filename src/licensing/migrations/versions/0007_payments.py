@@ -100,6 +100,57 @@ def upgrade() -> None:
     op.create_index("ix_payment_reminders_invoice_id", "payment_reminders", ["invoice_id"])
     op.create_index("ix_payment_reminders_due", "payment_reminders", ["status", "next_attempt_at"])
     op.create_table(
+        "mandates",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("iban", sa.String(length=34), nullable=False),
+        sa.Column("bic", sa.String(length=11), nullable=True),
+        sa.Column("debtor_name", sa.String(length=200), nullable=False),
+        sa.Column("mandate_reference", sa.String(length=35), nullable=False),
+        sa.Column("signed_on", sa.Date(), nullable=False),
+        sa.Column("scheme", sa.String(length=4), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("first_collected_on", sa.Date(), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("scheme in ('CORE', 'B2B')", name="mandate_scheme"),
+        sa.CheckConstraint("status in ('active', 'revoked')", name="mandate_status"),
+        sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("mandate_reference"),
+    )
+    op.create_index("ix_mandates_account_id", "mandates", ["account_id"])
+    op.create_table(
+        "direct_debits",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("collection_date", sa.Date(), nullable=False),
+        sa.Column("message_id", sa.String(length=35), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("total", sa.BigInteger(), nullable=False),
+        sa.Column("xml", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "direct_debit_items",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("direct_debit_id", sa.Integer(), nullable=False),
+        sa.Column("invoice_id", sa.Integer(), nullable=False),
+        sa.Column("mandate_id", sa.Integer(), nullable=False),
+        sa.Column("payment_id", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("sequence", sa.String(length=4), nullable=False),
+        sa.Column("end_to_end_id", sa.String(length=35), nullable=False),
+        sa.ForeignKeyConstraint(["direct_debit_id"], ["direct_debits.id"]),
+        sa.ForeignKeyConstraint(["invoice_id"], ["invoices.id"]),
+        sa.ForeignKeyConstraint(["mandate_id"], ["mandates.id"]),
+        sa.ForeignKeyConstraint(["payment_id"], ["payments.id"]),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("invoice_id"),
+    )
+    op.create_index("ix_direct_debit_items_direct_debit_id", "direct_debit_items", ["direct_debit_id"])
+    op.create_table(
         "statement_entries",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("entry_key", sa.String(length=400), nullable=False),
@@ -126,6 +177,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("statement_entries")
+    op.drop_table("direct_debit_items")
+    op.drop_table("direct_debits")
+    op.drop_table("mandates")
     op.drop_table("payment_reminders")
     op.execute("alter table accounts drop column overdue_since")
     op.drop_table("payment_allocations")
