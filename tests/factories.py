@@ -40,11 +40,13 @@ def credit_pack(
     currency: str = "EUR",
     tax_rate: str = "20",
     name: str | None = None,
+    grant_on: str = "approval",
 ):
     with database.write() as session:
         return create_product(
             session,
             kind="credit_pack",
+            grant_on=grant_on,
             name=name or f"{credits} credits ({lifetime})",
             price=Decimal(price),
             currency=currency,

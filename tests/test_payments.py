@@ -10,6 +10,9 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
+from licensing.catalog.services import create_product
+from licensing.credits.consumption import consume
+from licensing.credits.models import Grant
 from licensing.errors import CurrencyMismatch, ValidationFailed
 from licensing.events import Event
 from licensing.invoicing.credit_notes import approve_credit_note, create_credit_note, void_invoice
@@ -232,3 +235,66 @@ def test_receivables_age_by_days_past_due_at_chosen_dates(database):
     assert [bucket_of(days) for days in (-3, 0, 1, 30, 31, 60, 61, 90, 91)] == [
         "current", "current", "1-30", "1-30", "31-60", "31-60", "61-90", "61-90", "90+"
     ]
+
+
+def pack_on_payment_licence(database):
+    """An account with a 10-credit pack (100.00 + 20 % = 120.00) that grants on payment."""
+    account = factories.account(database)
+    pack = factories.credit_pack(database, credits="10", lifetime="P3M", grant_on="payment")
+    licence = factories.licence(database, account.id, date(2027, 1, 1), date(2027, 1, 31))
+    factories.service(database, licence.id, pack.id, from_date=date(2027, 1, 1), to_date=date(2027, 1, 31))
+    return account, licence
+
+
+def credits_of(database, account_id) -> tuple:
+    with database.read() as session:
+        grants = session.exec(select(Grant).where(Grant.account_id == account_id)).all()
+        return [(grant.credits, grant.remaining, grant.removed) for grant in grants]
+
+
+def test_a_pack_granted_on_payment_waits_for_the_invoice_to_be_paid_in_full(database):
+    account, licence = pack_on_payment_licence(database)
+    invoice = bill_and_approve(database, licence.id, date(2027, 1, 1), JANUARY)
+    assert credits_of(database, account.id) == []  # approved, not paid: nothing granted
+
+    pay(database, invoice.id, "20.00")
+    assert credits_of(database, account.id) == []  # partly paid: still nothing
+    pay(database, invoice.id, "100.00", received_at=instant("2027-01-06 10:00"))
+    assert credits_of(database, account.id) == [(D("10.00"), D("10.00"), D("0.00"))]
+    pay(database, invoice.id, "5.00", allow_overpayment=True)  # paid again: granted once
+    assert len(credits_of(database, account.id)) == 1
+
+
+def test_a_reversal_reopening_an_invoice_takes_back_the_credits_its_payment_granted(database):
+    account, licence = pack_on_payment_licence(database)
+    invoice = bill_and_approve(database, licence.id, date(2027, 1, 1), JANUARY)
+    payment = pay(database, invoice.id, "120.00")
+    with database.write() as session:
+        consume(session, account.id, credits=D("3"), now=instant("2027-01-07 10:00"), actor=ACTOR)
+
+    with database.write() as session:
+        reverse_payment(session, payment.id, reason="chargeback", now=instant("2027-01-08 10:00"), actor=ACTOR)
+
+    # what was used stays used; the 7 that remained are taken back
+    assert credits_of(database, account.id) == [(D("10.00"), D("0.00"), D("7.00"))]
+    assert invoice_state(database, invoice.id)[:4] == ("approved", D("0.0000"), D("120.0000"), "unpaid")
+
+
+def test_a_pack_granted_on_approval_is_not_touched_by_payments(database):
+    account = factories.account(database)
+    pack = factories.credit_pack(database, credits="10", lifetime="P3M")
+    licence = factories.licence(database, account.id, date(2027, 1, 1), date(2027, 1, 31))
+    factories.service(database, licence.id, pack.id, from_date=date(2027, 1, 1), to_date=date(2027, 1, 31))
+    invoice = bill_and_approve(database, licence.id, date(2027, 1, 1), JANUARY)
+    assert credits_of(database, account.id) == [(D("10.00"), D("10.00"), D("0.00"))]
+    payment = pay(database, invoice.id, "120.00")
+    with database.write() as session:
+        reverse_payment(session, payment.id, now=instant("2027-01-08 10:00"), actor=ACTOR)
+    assert credits_of(database, account.id) == [(D("10.00"), D("10.00"), D("0.00"))]
+
+
+def test_only_credit_packs_grant_on_payment(database):
+    with pytest.raises(ValidationFailed, match="only credit packs grant credits"), database.write() as session:
+        create_product(session, kind="service", name="Desk", price=D("1"), currency="EUR", tax_rate=D(0), grant_on="payment", at=JANUARY)
+    with pytest.raises(ValidationFailed, match="grant_on"), database.write() as session:
+        create_product(session, kind="credit_pack", name="Pack", price=D("1"), currency="EUR", credits=D(1), grant_on="later", at=JANUARY)

@@ -82,7 +82,7 @@ def product(row: Product) -> dict:
     return {
         "id": sid(row.id), "kind": row.kind, "name": row.name, "price": money_text(row.price, row.currency),
         "currency": row.currency, "tax_rate": f"{row.tax_rate:.2f}", "credits": credits_text(row.credits),
-        "lifetime": row.lifetime, "active": row.active, "created_at": instant_text(row.created_at),
+        "lifetime": row.lifetime, "grant_on": row.grant_on, "active": row.active, "created_at": instant_text(row.created_at),
     }
 
 

@@ -171,9 +171,10 @@ class Product(Out):
     lifetime: str | None
     active: bool = Field(description="Whether the product may be added to licences.")
     created_at: datetime
+    grant_on: str = Field(description="When a pack's credits are granted: `approval` of its invoice, or `payment` in full.")
     example = {
         "id": "1", "kind": "credit_pack", "name": "10 credits", "price": "100.00", "currency": "EUR", "tax_rate": "20.00",
-        "credits": "10.00", "lifetime": "P1Y", "active": True, "created_at": AT,
+        "credits": "10.00", "lifetime": "P1Y", "grant_on": "approval", "active": True, "created_at": AT,
     }
 
 

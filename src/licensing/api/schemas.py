@@ -158,6 +158,7 @@ class ProductIn(Input):
     tax_rate: RateIn  # required: a forgotten rate would bill 0 % VAT without anyone noticing ("0" for none)
     credits: CreditsIn | None = None
     lifetime: Duration | None = None
+    grant_on: Literal["approval", "payment"] = "approval"
     active: bool = True
 
 
@@ -167,6 +168,7 @@ class ProductPatch(Input):
     tax_rate: RateIn = None  # type: ignore[assignment]
     credits: CreditsIn = None  # type: ignore[assignment]
     lifetime: Duration | None = None
+    grant_on: Literal["approval", "payment"] = None  # type: ignore[assignment]
     active: bool = None  # type: ignore[assignment]
 
 
@@ -417,8 +419,11 @@ INPUT_FIELDS = {
 }
 
 INPUT_FIELDS_OF = {
-    "ProductIn": {"kind": "`service` or `credit_pack`.", "credits": "Credits a pack grants per unit (credit packs only)."},
-    "ProductPatch": {"credits": "Credits a pack grants per unit."},
+    "ProductIn": {
+        "kind": "`service` or `credit_pack`.", "credits": "Credits a pack grants per unit (credit packs only).",
+        "grant_on": "When a pack's credits are granted: on the invoice's `approval` (default) or when it is paid in full (`payment`).",
+    },
+    "ProductPatch": {"credits": "Credits a pack grants per unit.", "grant_on": "`approval` or `payment` (invoices to come)."},
     "LicenceIn": {"account_id": "The account the licence is for."},
     "ConsumptionIn": {"credits": "Credits to consume (or give `credit_price_id` and `quantity`)."},
     "HoldIn": {"credits": "Credits to reserve (or give `credit_price_id` and `quantity`)."},

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Column
+from sqlalchemy import CheckConstraint, Column, String
 from sqlmodel import Field, SQLModel
 
 from licensing.db.types import Amount, Credits, UTCDateTime
@@ -27,6 +27,9 @@ class Product(SQLModel, table=True):
     tax_rate: Decimal = Field(sa_column=Column(Amount(), nullable=False, default=0))
     credits: Decimal | None = Field(default=None, sa_column=Column(Credits(), nullable=True))
     lifetime: str | None = Field(default=None, max_length=40)
+    # When a credit pack's credits are granted: on the invoice's ``approval``, or on its
+    # ``payment`` in full (SPEC 12).
+    grant_on: str = Field(default="approval", sa_column=Column(String(20), nullable=False, server_default="approval"))
     active: bool = True
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 

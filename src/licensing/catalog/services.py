@@ -15,7 +15,7 @@ from licensing.db.repository import apply, patched
 from licensing.errors import ValidationFailed
 from licensing.money import check_line_size, is_currency, minor_unit
 
-PRODUCT_FIELDS = ("kind", "name", "price", "currency", "tax_rate", "credits", "lifetime", "active")
+PRODUCT_FIELDS = ("kind", "name", "price", "currency", "tax_rate", "credits", "lifetime", "grant_on", "active")
 
 
 def _check_product(values: dict[str, Any]) -> None:
@@ -40,6 +40,10 @@ def _check_product(values: dict[str, Any]) -> None:
             parse_lifetime(values["lifetime"])
     elif values.get("credits") is not None or values.get("lifetime") is not None:
         raise ValidationFailed("only credit packs carry credits and a lifetime", field="credits")
+    if values.get("grant_on") not in (None, "approval", "payment"):
+        raise ValidationFailed("grant_on must be approval or payment", field="grant_on")
+    if kind != "credit_pack" and values.get("grant_on") == "payment":
+        raise ValidationFailed("only credit packs grant credits, on payment or otherwise", field="grant_on")
 
 
 def create_product(session: Session, *, at: datetime, **values: Any) -> Product:

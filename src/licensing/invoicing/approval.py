@@ -1,15 +1,5 @@
-"""Approval (SPEC 3): the next number and, in the same transaction, one grant per credit-pack line.
-
-Grant dates, in the operator's time zone:
-
-* recurring lines (monthly, weekly): ``valid_from`` = 00:00 on the line's start (its week's
-  start for a weekly line); ``expires_at`` = 00:00 on (nominal start + lifetime), the months of
-  a monthly line's lifetime landing on the licence's anchor day (anchor 31: Feb 28 + P1M =
-  Mar 31). A partial first period starting Jan 16 with anchor 1 has nominal start Jan 1, so its
-  P1M credits expire on Feb 1 like every other month's.
-* one-off lines: ``valid_from`` = the later of 00:00 on the line's date and the approval moment;
-  ``expires_at`` = 00:00 on (the date of ``valid_from`` + lifetime).
-* a pack with no lifetime never expires.
+"""Approval (SPEC 3): the next number and, in the same transaction, one grant per credit-pack line
+(``invoicing.granting``: the dates of grants; packs that grant on payment wait for it).
 
 Approval also keeps the seller and the buyer as issued (``seller_details``/``buyer_details``,
 JSON of the fields of ``documents.model.Party``; the buyer's also holds the VAT treatment the
@@ -27,21 +17,18 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
-from licensing.catalog.models import Product
-from licensing.clock import local_date, start_of_day
+from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.credits.expiry import record_due_expiries_of
-from licensing.credits.grants import NewGrant, create_grants
-from licensing.dates import Lifetime, parse_lifetime
 from licensing.db.bulk import update_rows
 from licensing.db.repository import get_or_404, lock_all, lock_rows
 from licensing.errors import InvoiceNotDraft
 from licensing.events import event_row, record_events
+from licensing.invoicing.granting import grant_lines
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.invoicing.payments import refresh_overdue, settle_unapplied_cash
 from licensing.invoicing.tax import tax_treatment
-from licensing.licences.models import ContractService, Licence
 from licensing.money import round_money
 
 
@@ -75,24 +62,6 @@ def seller_details(settings: Settings) -> str:
 def buyer_details(account: Account, settings: Settings) -> str:
     """The buyer's JSON an approved document keeps, with the VAT treatment it is issued under."""
     return json.dumps(buyer_fields(account) | {"tax_treatment": tax_treatment(account, settings)}, separators=(",", ":"))
-
-
-def grant_window(
-    line, lifetime: Lifetime | None, anchor_day: int | None, *, approved_at: datetime, settings: Settings
-) -> tuple[datetime, datetime | None]:
-    """(valid_from, expires_at) of the grant for a credit-pack line (a mapping of its columns)
-    approved at ``approved_at``."""
-    zone = settings.zone
-    if line["schedule"] in ("monthly", "weekly"):
-        valid_from = start_of_day(line["period_start"], zone)
-        if lifetime is None:
-            return valid_from, None
-        anchor = anchor_day if line["schedule"] == "monthly" else None
-        return valid_from, start_of_day(lifetime.end(line["nominal_start"], anchor_day=anchor), zone)
-    valid_from = max(start_of_day(line["period_start"], zone), approved_at)
-    if lifetime is None:
-        return valid_from, None
-    return valid_from, start_of_day(lifetime.end(local_date(valid_from, zone)), zone)
 
 
 def approve_invoice(session: Session, invoice_id: str | int, *, at: datetime, actor: str, settings: Settings | None = None) -> Invoice:
@@ -179,45 +148,10 @@ def approve_invoices(
         if line["credits"] is not None
     ]
     if lines:
-        lifetimes = {
-            product_id: parse_lifetime(lifetime) if lifetime else None
-            for product_id, lifetime in session.exec(
-                select(Product.id, Product.lifetime).where(col(Product.id).in_({line["product_id"] for line in lines}))
-            ).all()
-        }
-        licence_of = {invoice.id: invoice.licence_id for invoice in drafts}
-        anchors = dict(
-            session.exec(select(Licence.id, Licence.billing_anchor_day).where(col(Licence.id).in_({lid for lid in licence_of.values() if lid}))).all()
+        grant_lines(
+            session, accounts, lines, account_of={invoice.id: invoice.account_id for invoice in drafts},
+            licence_of={invoice.id: invoice.licence_id for invoice in drafts}, at=at, actor=actor, settings=settings, on="approval",
         )
-        service_ids = {line["contract_service_id"] for line in lines if line["contract_service_id"] is not None}
-        caps = (
-            dict(
-                session.exec(
-                    select(ContractService.id, ContractService.max_rollover).where(
-                        col(ContractService.id).in_(service_ids), col(ContractService.max_rollover).is_not(None)
-                    )
-                ).all()
-            )
-            if service_ids
-            else {}
-        )
-        new_grants = []
-        windows: dict[tuple, tuple[datetime, datetime | None]] = {}  # licences share their dates
-        for line in lines:
-            anchor = anchors.get(licence_of[line["invoice_id"]])
-            key = (line["schedule"], line["period_start"], line["nominal_start"], line["product_id"], anchor)
-            if key not in windows:
-                windows[key] = grant_window(line, lifetimes[line["product_id"]], anchor, approved_at=at, settings=settings)
-            valid_from, expires_at = windows[key]
-            new_grants.append(
-                NewGrant(
-                    account_id=invoices[line["invoice_id"]].account_id, credits=line["credits"], value=line["net"],
-                    valid_from=valid_from, expires_at=expires_at, business_unit_id=line["business_unit_id"],
-                    source_type="invoice_line", source_id=str(line["id"]), contract_service_id=line["contract_service_id"],
-                    invoice_line_id=line["id"], rollover_cap=caps.get(line["contract_service_id"]),
-                )
-            )
-        create_grants(session, accounts, new_grants, actor=actor, at=at)
     record_events(session, events)
     settle_unapplied_cash(session, drafts, at=at)  # an account's overpayments pay its next invoices
     refresh_overdue(session, accounts)  # the accounts' oldest open due date (LICENSING_BLOCK_CONSUMPTION_AFTER_DAYS)

@@ -22,7 +22,6 @@ way, as if a credit note credited it whole.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -33,14 +32,10 @@ from sqlmodel import Session, col, select
 from licensing.accounts.models import Account
 from licensing.clock import local_date
 from licensing.config import Settings, get_settings
-from licensing.credits import ledger
 from licensing.credits.expiry import record_due_expiries
-from licensing.credits.kinds import LedgerKind
-from licensing.credits.models import Grant
 from licensing.db.repository import get_or_404, get_reference, id_filter, lock
 from licensing.errors import (
     Conflict,
-    CreditsAlreadyConsumed,
     InvoiceNotDraft,
     UnknownReference,
     ValidationFailed,
@@ -48,6 +43,7 @@ from licensing.errors import (
 from licensing.events import record_event
 from licensing.invoicing import pricing
 from licensing.invoicing.approval import buyer_details, seller_details
+from licensing.invoicing.granting import take_back
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.invoicing.payments import apply_credit, check_voidable, invoice_paid_data, refresh_overdue
@@ -243,52 +239,6 @@ def credited_share(note_line: CreditNoteLine, line: InvoiceLine) -> Fraction:
     if line.net:
         return Fraction(note_line.net) / Fraction(line.net)
     return Fraction(note_line.quantity) / Fraction(line.quantity)
-
-
-def take_back(
-    session: Session,
-    account: Account,
-    shares: list[tuple[int, Fraction]],
-    *,
-    policy: str,
-    source_type: str,
-    source_id: int,
-    now: datetime,
-    actor: str,
-) -> dict[int, Decimal]:
-    """Take back ``share`` of the grant of each invoice line (lines without a grant are plain
-    services: nothing to take back). Refused with the remaining count when too few remain,
-    unless the policy caps to what remains. Returns the credits taken back per invoice line."""
-    grants = {
-        grant.invoice_line_id: grant
-        for grant in session.exec(
-            select(Grant).where(col(Grant.invoice_line_id).in_([line_id for line_id, _ in shares])).order_by(Grant.id)
-            .with_for_update().execution_options(populate_existing=True)
-        ).all()
-    }
-    plan = []
-    for line_id, share in shares:
-        grant = grants.get(line_id)
-        if grant is None:
-            continue
-        wanted = Decimal(math.floor(Fraction(grant.credits) * share * 100)) / 100  # rounded down to 2 places
-        if wanted > grant.remaining and policy != "cap_to_remaining":
-            raise CreditsAlreadyConsumed(
-                f"{wanted:.2f} credits of grant {grant.id} would be taken back but only {grant.remaining:.2f} remain "
-                f"(the others were used, held or have expired); approve with credit_policy cap_to_remaining to take back what remains",
-                grant_id=str(grant.id), credits_to_take_back=f"{wanted:.2f}", credits_remaining=f"{grant.remaining:.2f}",
-            )
-        plan.append((line_id, grant, min(wanted, grant.remaining)))
-    taken: dict[int, Decimal] = {}
-    for line_id, grant, take in plan:
-        taken[line_id] = take
-        if take <= 0:
-            continue
-        ledger.move(
-            session, account, grant, LedgerKind.CREDIT_NOTE_REVERSAL, -take, source_type=source_type,
-            source_id=source_id, actor=actor, occurred_at=now, recorded_at=now,
-        )
-    return taken
 
 
 def void_invoice(

@@ -26,10 +26,12 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
+from licensing.config import get_settings
 from licensing.db.bulk import insert_rows
 from licensing.db.repository import get_or_404, lock
 from licensing.errors import Conflict, CurrencyMismatch, ValidationFailed
 from licensing.events import event_row, record_event, record_events
+from licensing.invoicing.granting import grant_on_payment, take_back_on_reopening
 from licensing.invoicing.models import Invoice, Payment, PaymentAllocation
 from licensing.money import ZERO, minor_unit, round_money
 
@@ -130,7 +132,7 @@ def record_payment(
         raise ValidationFailed(f"amount has more decimal places than {invoice.currency} has", field="amount")
     if currency is not None and currency != invoice.currency:
         raise CurrencyMismatch(f"invoice {invoice.id} is in {invoice.currency}, the payment in {currency}", invoice_currency=invoice.currency)
-    lock(session, Account, invoice.account_id, "account")
+    account = lock(session, Account, invoice.account_id, "account")
     invoice = lock(session, Invoice, invoice.id, "invoice")
     if invoice.status not in ("approved", "paid"):
         raise InvoiceNotPayable(f"invoice {invoice.id} is {invoice.status}: only approved invoices take payments", invoice_status=invoice.status)
@@ -159,6 +161,7 @@ def record_payment(
     record_event(session, "payment.received", _payment_data(payment, applied=applied, unapplied=excess), at=now)
     if paid:
         record_event(session, "invoice.paid", invoice_paid_data(invoice), at=now)
+        grant_on_payment(session, invoice, account, at=now, actor=actor, settings=get_settings())
     session.flush()
     return payment
 
@@ -178,10 +181,14 @@ def reverse_payment(session: Session, payment_id: int | str, *, reason: str | No
     payment.status, payment.reversed_at, payment.reversed_by = "reversed", now, actor
     payment.reversal_reason = reason.strip() if reason and reason.strip() else None
     session.add(payment)
+    account = session.get(Account, payment.account_id)
     for invoice_id, invoice in invoices.items():
+        was_paid = invoice.status == "paid"
         invoice.amount_paid -= held[invoice_id]
         _settle_status(invoice)
         session.add(invoice)
+        if was_paid and invoice.status == "approved":  # reopened: credits that came with its payment go back
+            take_back_on_reopening(session, invoice, account, source_id=payment.id, at=now, actor=actor)
     refresh_overdue(session, [payment.account_id])
     record_event(
         session, "payment.reversed",
@@ -220,7 +227,7 @@ def settle_unapplied_cash(session: Session, invoices: list, *, at: datetime) -> 
             select(Invoice).where(col(Invoice.id).in_(approved_ids)).with_for_update().execution_options(populate_existing=True)
         )
     }
-    rows, events = [], []
+    rows, events, paid_now = [], [], []
     for account_id, pool in cash.items():
         for approved in by_account[account_id]:
             invoice = fresh[approved.id]
@@ -236,9 +243,12 @@ def settle_unapplied_cash(session: Session, invoices: list, *, at: datetime) -> 
                 invoice.amount_paid += taken
             if _settle_status(invoice):
                 events.append(event_row("invoice.paid", invoice_paid_data(invoice), at=at))
+                paid_now.append(invoice)
             session.add(invoice)
     insert_rows(session, PaymentAllocation.__table__, rows)
     record_events(session, events)
+    for invoice in paid_now:
+        grant_on_payment(session, invoice, session.get(Account, invoice.account_id), at=at, actor="payment", settings=get_settings())
     session.flush()
 
 

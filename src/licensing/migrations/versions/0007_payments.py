@@ -70,6 +70,8 @@ def upgrade() -> None:
     op.create_index("ix_payment_allocations_payment_id", "payment_allocations", ["payment_id"])
     op.create_index("ix_payment_allocations_invoice_id", "payment_allocations", ["invoice_id"])
     op.create_index("ix_payment_allocations_unapplied", "payment_allocations", ["account_id", "invoice_id"])
+    # When a credit pack grants its credits: on approval (every pack so far) or on payment.
+    op.add_column("products", sa.Column("grant_on", sa.String(length=20), nullable=False, server_default="approval"))
     # The oldest open due date of each account (see accounts.models.Account.overdue_since).
     op.add_column("accounts", sa.Column("overdue_since", sa.Date(), nullable=True))
     op.execute(
@@ -182,6 +184,7 @@ def downgrade() -> None:
     op.drop_table("mandates")
     op.drop_table("payment_reminders")
     op.execute("alter table accounts drop column overdue_since")
+    op.execute("alter table products drop column grant_on")
     op.drop_table("payment_allocations")
     op.drop_table("payments")
     op.execute("alter table invoices drop column amount_credited")
