@@ -79,7 +79,8 @@ EVENT_TYPES = (
     "credits.adjusted", "credits.transferred",
     "licence.renewed", "licence.terminated",
     "billing.failed", "renewal.failed",
-    "payment.received", "payment.reversed", "invoice.paid", "bank_statement.imported",
+    "payment.received", "payment.reversed", "invoice.paid", "invoice.overdue", "invoice.reminded", "bank_statement.imported",
+    "mandate.created", "mandate.revoked", "direct_debit.created",
 )
 ALL = "*"
 URL_LENGTH = 2000  # the column's length
