@@ -141,7 +141,8 @@ def record_payment(
     excess = amount - applied
     if excess > 0 and not allow_overpayment:
         raise Overpayment(
-            f"the payment of {amount} is more than the {due} due on invoice {invoice.id}: allow_overpayment keeps the rest as unapplied cash",
+            f"the payment of {round_money(amount, invoice.currency)} is more than the {round_money(due, invoice.currency)} due on invoice "
+            f"{invoice.id}: allow_overpayment keeps the rest as unapplied cash",
             amount_due=str(round_money(due, invoice.currency)),
         )
     payment = Payment(
