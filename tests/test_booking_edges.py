@@ -711,3 +711,37 @@ def test_a_transfer_without_a_reason_is_refused(database, reason):
 
     error = refused(database, ValidationFailed, without_reason)
     assert error.extra["errors"] == [{"field": "reason", "message": "a reason is required"}]
+
+
+# Found by the mutation run over debt.py (docs/architecture.md): debt of exactly one credit, and a
+# business unit's debt below one credit, each settled where it is owed.
+
+
+def test_an_overdraft_short_by_exactly_one_credit_is_settled_by_the_next_grant(database):
+    account = factories.account(database)
+    add_credits(database, account.id, "2")
+    use(database, account.id, "3", NOW + SECOND, allow_overdraft=True)
+    assert stored(database, account.id) == (D("-1.00"), D("1.00"))
+
+    settling = add_credits(database, account.id, "5", NOW + 2 * SECOND)
+
+    assert entries(database, account.id)[-2:] == [
+        ("adjust_add", D("5.00"), D("4.00"), settling), ("debt_settlement", D("-1.00"), D("4.00"), settling),
+    ]
+    assert stored(database, account.id) == (D("4.00"), D("0.00"))
+    assert_cache_is_the_ledger(database, account.id, NOW + 2 * SECOND)
+
+
+def test_half_a_credit_owed_by_a_business_unit_is_settled_by_that_units_grant_and_not_by_the_pool(database):
+    account = factories.account(database, name="St Mary's Hospital")
+    cardiology = factories.business_unit(database, account.id, "Cardiology")
+    add_credits(database, account.id, "2", business_unit_id=cardiology.id)
+    use(database, account.id, "2.50", NOW + SECOND, business_unit_id=cardiology.id, allow_overdraft=True)
+
+    pool = add_credits(database, account.id, "10", NOW + 2 * SECOND)
+    assert entries(database, account.id)[-1] == ("adjust_add", D("10.00"), D("9.50"), pool)  # the pool settles nothing
+    assert stored(database, account.id) == (D("9.50"), D("0.50"))
+
+    unit_grant = add_credits(database, account.id, "1", NOW + 3 * SECOND, business_unit_id=cardiology.id)
+    assert entries(database, account.id)[-1] == ("debt_settlement", D("-0.50"), D("10.50"), unit_grant)
+    assert stored(database, account.id) == (D("10.50"), D("0.00"))

@@ -23,6 +23,7 @@ from sqlmodel import select
 from licensing.catalog.models import Product
 from licensing.credits.consumption import Draw, consume
 from licensing.credits.expiry import settle_expiries, sweep_expiries
+from licensing.credits.holds import place_hold
 from licensing.credits.models import Grant, LedgerEntry
 from licensing.errors import InsufficientCredits
 from licensing.events import Event
@@ -838,3 +839,45 @@ def test_a_top_up_through_the_use_case_is_numbered_in_the_invoice_series(databas
     # The month's own credits expire first, so they are drawn first.
     assert use(database, account.id, "15", instant("2027-01-31 17:00")) == [Draw(january.id, D("10.00")), Draw(topped_up.id, D("5.00"))]
     assert_ledger_agrees_with_summary(database, account.id, instant("2027-01-31 17:00"))
+
+
+# Found by the mutation run over rollover.py (docs/architecture.md): a cut below one credit, a
+# cap that meets grants expiring at the very moment it applies, and a booking ahead of a cut of
+# the last credit of a grant.
+
+
+def test_a_cap_cuts_half_a_credit_when_half_a_credit_is_over_it(database):
+    account, licence = capped_pack_licence(database, lifetime="P3M", max_rollover="9.50")
+    bill_months_on_their_first_days(database, licence.id, 2)
+    settle_expiries(database, account.id, now=instant("2027-02-15 12:00"))
+
+    january, february = grants_of(database, account.id)
+    assert cuts(database, account.id) == [(january.id, D("-0.50"), FEB_1, "grant", str(february.id), "system")]
+
+
+def test_a_cap_leaves_credits_expiring_at_its_moment_to_expire(database):
+    """P1M packs: January's credits expire at 00:00 on Feb 1, the moment February's cap applies.
+    They expire (breakage); the cap cuts nothing."""
+    account, licence = capped_pack_licence(database, lifetime="P1M", max_rollover="5")
+    bill_months_on_their_first_days(database, licence.id, 2)
+    settle_expiries(database, account.id, now=instant("2027-02-15 12:00"))
+
+    january, february = grants_of(database, account.id)
+    assert cuts(database, account.id) == []
+    assert (january.expired, january.removed, january.remaining) == (D("10.00"), D("0.00"), D("0.00"))
+    assert february.remaining == D("10.00")
+
+
+def test_a_hold_ahead_of_a_pending_cut_cannot_use_the_last_credit_the_cut_will_take(database):
+    """A cap of 0: on Feb 1 February's grant cuts what is left of January's. With one credit of
+    January's left, a hold for Feb 10 sees February's 10 credits only."""
+    account, licence = capped_pack_licence(database, lifetime="P3M", max_rollover="0")
+    bill_months_on_their_first_days(database, licence.id, 1)
+    assert bill(database, date(2027, 2, 1), instant("2027-01-20 09:00")) == (1, 0)  # February billed and approved ahead
+    approve_drafts(database, licence.id, instant("2027-01-20 09:00"))
+    with database.write() as session:
+        consume(session, account.id, credits=D("9"), now=instant("2027-01-20 10:00"), actor=ACTOR)
+
+    with pytest.raises(InsufficientCredits) as refused, database.write() as session:
+        place_hold(session, account.id, credits=D("11"), event_at=instant("2027-02-10 10:00"), now=instant("2027-01-20 11:00"), actor=ACTOR)
+    assert refused.value.extra["credits_available"] == "10.00"
