@@ -10,11 +10,13 @@ quantities that round to zero. Through the use cases, on SQLite and PostgreSQL, 
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
+from sqlmodel import select
 
 from licensing.accounts.models import Account
 from licensing.credits.adjustments import adjust, transfer
@@ -22,6 +24,7 @@ from licensing.credits.consumption import FIRST_READ, Draw, consume, reverse_con
 from licensing.credits.holds import place_hold, release_hold, settle_hold_deadlines
 from licensing.credits.models import Consumption, Hold
 from licensing.errors import InsufficientCredits, UnknownReference, ValidationFailed
+from licensing.events import Event
 from licensing.money import MAX_LINE_CREDITS
 from tests import factories
 from tests.support.use_cases import bill_and_approve, grants_of, instant, ledger_of, summary_at
@@ -745,3 +748,17 @@ def test_half_a_credit_owed_by_a_business_unit_is_settled_by_that_units_grant_an
     unit_grant = add_credits(database, account.id, "1", NOW + 3 * SECOND, business_unit_id=cardiology.id)
     assert entries(database, account.id)[-1] == ("debt_settlement", D("-0.50"), D("10.50"), unit_grant)
     assert stored(database, account.id) == (D("10.50"), D("0.00"))
+
+
+def test_the_credits_granted_event_names_each_grants_business_unit_or_none(database):
+    """Found by the mutation run over grants.py: nothing read the event's business unit."""
+    account = factories.account(database, name="St Mary's Hospital")
+    cardiology = factories.business_unit(database, account.id, "Cardiology")
+    in_unit = add_credits(database, account.id, "2", business_unit_id=cardiology.id)
+    in_pool = add_credits(database, account.id, "3", NOW + SECOND)
+
+    with database.read() as session:
+        granted = [json.loads(data) for data in session.exec(select(Event.data).where(Event.type == "credits.granted").order_by(Event.id))]
+    assert [(item["grant_id"], item["business_unit_id"], item["credits"]) for event in granted for item in event["grants"]] == [
+        (str(in_unit), str(cardiology.id), "2.00"), (str(in_pool), None, "3.00"),
+    ]

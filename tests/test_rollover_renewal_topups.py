@@ -855,11 +855,18 @@ def test_a_cap_cuts_half_a_credit_when_half_a_credit_is_over_it(database):
     assert cuts(database, account.id) == [(january.id, D("-0.50"), FEB_1, "grant", str(february.id), "system")]
 
 
-def test_a_cap_leaves_credits_expiring_at_its_moment_to_expire(database):
+@pytest.mark.parametrize("february_approved", ["on_feb_1", "ahead_on_jan_20"])
+def test_a_cap_leaves_credits_expiring_at_its_moment_to_expire(database, february_approved):
     """P1M packs: January's credits expire at 00:00 on Feb 1, the moment February's cap applies.
-    They expire (breakage); the cap cuts nothing."""
+    They expire (breakage); the cap cuts nothing, whether February's grant was approved on its day
+    (the expiry is recorded by the approval) or ahead (the cut pending, recorded first on Feb 15)."""
     account, licence = capped_pack_licence(database, lifetime="P1M", max_rollover="5")
-    bill_months_on_their_first_days(database, licence.id, 2)
+    if february_approved == "on_feb_1":
+        bill_months_on_their_first_days(database, licence.id, 2)
+    else:
+        bill_months_on_their_first_days(database, licence.id, 1)
+        assert bill(database, date(2027, 2, 1), instant("2027-01-20 09:00")) == (1, 0)
+        approve_drafts(database, licence.id, instant("2027-01-20 09:00"))
     settle_expiries(database, account.id, now=instant("2027-02-15 12:00"))
 
     january, february = grants_of(database, account.id)
