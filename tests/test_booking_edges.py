@@ -21,6 +21,7 @@ from sqlmodel import select
 from licensing.accounts.models import Account
 from licensing.credits.adjustments import adjust, transfer
 from licensing.credits.consumption import FIRST_READ, Draw, consume, reverse_consumption
+from licensing.credits.expiry import record_due_expiries_of
 from licensing.credits.holds import place_hold, release_hold, settle_hold_deadlines
 from licensing.credits.models import Consumption, Hold
 from licensing.errors import InsufficientCredits, UnknownReference, ValidationFailed
@@ -762,3 +763,18 @@ def test_the_credits_granted_event_names_each_grants_business_unit_or_none(datab
     assert [(item["grant_id"], item["business_unit_id"], item["credits"]) for event in granted for item in event["grants"]] == [
         (str(in_unit), str(cardiology.id), "2.00"), (str(in_pool), None, "3.00"),
     ]
+
+
+def test_expiries_due_on_several_accounts_are_recorded_together(database):
+    """Found by the mutation run over expiry.py: an approval records the due expiries of every
+    account of its batch at once (a billing run would otherwise fall back to one licence at a time)."""
+    first, second = factories.account(database), factories.account(database, name="Other Ltd")
+    first_grant = add_credits(database, first.id, "2", JAN_1, lifetime="P1M")
+    second_grant = add_credits(database, second.id, "3", JAN_1, lifetime="P1M")
+
+    with database.write() as session:
+        accounts = {account.id: session.get(Account, account.id) for account in (first, second)}
+        assert record_due_expiries_of(session, accounts, now=FEB_1 + DAY) == 2
+
+    assert entries(database, first.id)[-1] == ("expire", D("-2.00"), D("0.00"), first_grant)
+    assert entries(database, second.id)[-1] == ("expire", D("-3.00"), D("0.00"), second_grant)
