@@ -166,3 +166,26 @@ def test_the_receivables_report_over_http(client):
     assert (today["as_of"], today["currencies"][0]["buckets"]["current"]) == ("2027-01-10", "300.00")
     refused_with(call(client, "GET", "/api/v1/reports/receivables", params={"as_of": "2027-02-30"}), 422, "validation_error")
     assert client.as_role("bookings").get("/api/v1/reports/receivables").status_code == 403
+
+
+def test_a_credit_note_says_what_is_owed_back_to_the_member(client):
+    """A note on a paid invoice is a refund to make; on an unpaid one it reduces what is due."""
+    paid = desk_invoice(client)
+    created(client, f"/api/v1/invoices/{paid['id']}/payments", {"amount": "372.00"})
+    partly = desk_invoice(client)
+    created(client, f"/api/v1/invoices/{partly['id']}/payments", {"amount": "100.00"})
+
+    def credited(invoice: dict, amount: str) -> dict:
+        line = invoice["lines"][0]["id"]
+        body = {"invoice_id": invoice["id"], "reason": "desk closed", "lines": [{"invoice_line_id": line, "amount": amount}]}
+        note = created(client, "/api/v1/credit-notes", body)
+        response = call(client, "POST", f"/api/v1/credit-notes/{note['id']}/approve")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    refund = credited(paid, "100.00")  # 120.00 gross with 20 % tax
+    assert (refund["amount_due"], refund["payment_status"], refund["amount_paid"]) == ("120.00", "unpaid", "0.00")
+    assert refund["payment_reference"] is None
+    absorbed = credited(partly, "100.00")
+    assert (absorbed["amount_due"], absorbed["payment_status"]) == ("0.00", "paid")
+    assert (invoice(client, partly["id"])["amount_due"], invoice(client, paid["id"])["amount_due"]) == ("152.00", "0.00")

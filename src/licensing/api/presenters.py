@@ -279,7 +279,8 @@ def transfer(row: Transfer, moves: list[tuple[int, int, Decimal]]) -> dict:
     }
 
 
-def credit_note(row: CreditNote, lines: list[CreditNoteLine], invoice_number: str | None = None) -> dict:
+def credit_note(row: CreditNote, lines: list[CreditNoteLine], invoice_number: str | None = None, refund: Decimal = Decimal(0)) -> dict:
+    """``refund``: what is still to be paid back for it (``payments.refund_due``)."""
     return {
         "id": sid(row.id), "number": row.number, "status": row.status, "invoice_id": sid(row.invoice_id),
         "invoice_number": invoice_number, "account_id": sid(row.account_id), "reason": row.reason,
@@ -295,6 +296,9 @@ def credit_note(row: CreditNote, lines: list[CreditNoteLine], invoice_number: st
         ],
         "net": money_text(row.net, row.currency), "tax": money_text(row.tax, row.currency), "gross": money_text(row.gross, row.currency),
         "approved_at": instant_text(row.approved_at), "created_at": instant_text(row.created_at),
+        # Money in, as for invoices, seen from the member: what is owed back to them.
+        "amount_paid": money_text(Decimal(0), row.currency), "amount_due": money_text(refund, row.currency),
+        "payment_status": "unpaid" if refund > 0 else "paid", "days_overdue": 0, "payment_reference": None,
     }
 
 

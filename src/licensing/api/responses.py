@@ -673,10 +673,18 @@ class CreditNote(Out):
     gross: str = Field(description="Gross amount credited (positive).")
     approved_at: datetime | None
     created_at: datetime
+    amount_paid: str = Field(description="What has been paid back for it through the engine (always 0.00: refunds are made outside it).")
+    amount_due: str = Field(
+        description="What is still owed back to the member: the part of the credit its invoice could not absorb because it had been paid."
+    )
+    payment_status: str = Field(description="`paid` (nothing owed back) or `unpaid` (a refund to make).")
+    days_overdue: int = Field(description="Always 0 for a credit note.")
+    payment_reference: str | None = Field(description="Always null for a credit note.")
     example = {
         "id": "1", "number": None, "status": "draft", "invoice_id": "1", "invoice_number": "2026-0001", "account_id": "1",
         "reason": "half the pack was never delivered", "credit_policy": "strict", "issue_date": "2026-12-01", "currency": "EUR",
         "lines": [CreditNoteLine.example], "net": "50.00", "tax": "10.00", "gross": "60.00", "approved_at": None, "created_at": AT,
+        "amount_paid": "0.00", "amount_due": "0.00", "payment_status": "paid", "days_overdue": 0, "payment_reference": None,
     }
 
 

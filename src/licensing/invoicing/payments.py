@@ -32,7 +32,7 @@ from licensing.db.repository import get_or_404, lock
 from licensing.errors import Conflict, CurrencyMismatch, ValidationFailed
 from licensing.events import event_row, record_event, record_events
 from licensing.invoicing.granting import grant_on_payment, take_back_on_reopening
-from licensing.invoicing.models import Invoice, Payment, PaymentAllocation
+from licensing.invoicing.models import CreditNote, Invoice, Payment, PaymentAllocation
 from licensing.money import ZERO, minor_unit, round_money
 
 METHODS = ("bank_transfer", "card", "cash", "direct_debit", "other")
@@ -267,6 +267,24 @@ def refresh_overdue(session: Session, account_ids) -> None:
         .scalar_subquery()
     )
     session.execute(update(accounts).where(accounts.c.id.in_(ids)).values(overdue_since=oldest))
+
+
+def refund_due(session: Session, note: CreditNote, invoice: Invoice) -> Decimal:
+    """What the operator owes back for an approved credit note: the part of the credit that its
+    invoice could not absorb because it had been paid. The engine records no refunds: this is
+    what remains to pay back outside it. Of several notes, the latest approved exceed first."""
+    if note.status != "approved":
+        return ZERO
+    over = invoice.amount_paid + invoice.amount_credited - invoice.gross
+    if over <= 0:
+        return ZERO
+    later = session.exec(
+        select(func.coalesce(func.sum(CreditNote.gross), 0)).where(
+            CreditNote.invoice_id == invoice.id, CreditNote.status == "approved",
+            (col(CreditNote.approved_at) > note.approved_at) | ((col(CreditNote.approved_at) == note.approved_at) & (col(CreditNote.id) > note.id)),
+        )
+    ).one()
+    return max(ZERO, min(note.gross, over - later))
 
 
 def unapplied_cash(session: Session, account_id: int) -> Decimal:

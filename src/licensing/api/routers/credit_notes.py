@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -33,13 +34,15 @@ from licensing.invoicing.credit_notes import (
     note_lines,
 )
 from licensing.invoicing.models import CreditNote, Invoice
+from licensing.invoicing.payments import refund_due
 
 router = APIRouter(prefix="/api/v1", tags=["corrections"])
 
 
 def present(session, note: CreditNote) -> dict:
     invoice = session.get(Invoice, note.invoice_id)
-    return presenters.credit_note(note, note_lines(session, note.id), invoice.number if invoice else None)
+    refund = refund_due(session, note, invoice) if invoice else Decimal(0)
+    return presenters.credit_note(note, note_lines(session, note.id), invoice.number if invoice else None, refund)
 
 
 @router.post(
