@@ -267,7 +267,9 @@ def send_in_background(database: Database, delivery_ids: Iterable[int] | None = 
         except Exception:  # noqa: BLE001 - a background sender must not take anything down
             log.exception("mailing documents failed; the scheduler will try again")
 
-    thread, _started = worker.start(database, "delivery", lambda: send(ids), again=lambda: send(None), daemon=True)
+    # Not a daemon: a process that ends (`licensing scheduler --once`, a stopping server) waits for
+    # the mail in flight rather than tearing down the PDF renderer under it.
+    thread, _started = worker.start(database, "delivery", lambda: send(ids), again=lambda: send(None), daemon=False)
     return thread
 
 

@@ -7,7 +7,8 @@
 * The renderer reads only the project's own template assets (and the operator's configured
   logo): ``AssetFetcher`` refuses every other URL, whatever a user wrote, and records what was
   asked for. A ``<link>`` or ``<img>`` smuggled into a description is escaped anyway.
-* One ``FontConfiguration`` per process (a new one per render leaks memory, STACK-NOTES); a
+* One ``FontConfiguration`` per process (a new one per render leaks memory, STACK-NOTES), used by
+  one render at a time (a lock: Pango and fontconfig are not thread-safe); a
   process pool (``render_many``) for batches: threads add no throughput to WeasyPrint.
 * Approved documents are PDF/A-3b with their EN 16931 XML embedded as ``factur-x.xml``
   (profile EN16931): WeasyPrint writes the PDF/A-3b, then the ``factur-x`` library embeds the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import mimetypes
 import multiprocessing
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 from decimal import Decimal
@@ -191,7 +193,13 @@ def html_to_pdf(html: str, *, fetcher: AssetFetcher | None = None, settings: Set
     fetcher = fetcher or AssetFetcher(settings)
     base_url = templates_dir(settings).resolve().as_uri() + "/"
     options = {"pdf_variant": pdf_variant} if pdf_variant else {}
-    return HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf(font_config=font_configuration(), **options)
+    # One render at a time in a process: the shared FontConfiguration, Pango and fontconfig are not
+    # thread-safe (a mail sender thread rendering beside a scheduler job corrupted the heap).
+    with _render_lock:
+        return HTML(string=html, base_url=base_url, url_fetcher=fetcher).write_pdf(font_config=font_configuration(), **options)
+
+
+_render_lock = threading.Lock()
 
 
 def render_pdf(document: Document, *, xml: bytes | None = None, fetcher: AssetFetcher | None = None, settings: Settings | None = None) -> bytes:
