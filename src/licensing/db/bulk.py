@@ -33,6 +33,19 @@ def reading(session: Session) -> Connection:
     return session.connection()
 
 
+def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], *, unique: list[str]) -> int:
+    """Insert the ``rows`` whose ``unique`` columns are not taken yet (``ON CONFLICT DO NOTHING``,
+    so two writers at once never insert one twice); returns how many were inserted."""
+    if not rows:
+        return 0
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=unique).returning(table.c.id)
+    return len(session.execute(statement).all())
+
+
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, return_ids: bool = False) -> list[int]:
     """Insert ``rows`` (dicts with the same keys) into ``table``; their ids in order if asked."""
     if not rows:

@@ -24,13 +24,12 @@ import json
 from datetime import datetime
 
 from sqlalchemy import func, tuple_
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from licensing.accounts.models import Account
 from licensing.config import get_settings
 from licensing.db import Database
+from licensing.db.bulk import insert_new
 from licensing.documents.models import Delivery
 from licensing.events import Event, OutboxCursor
 
@@ -87,10 +86,7 @@ def queue_approved(database: Database, *, limit: int = QUEUE_LIMIT) -> int:
                 }
                 for (document_type, document_id), (account_id, approved_at) in documents.items()
             ]
-            insert = sqlite_insert if database.is_sqlite else postgresql_insert
-            table = Delivery.__table__
-            statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["document_type", "document_id"]).returning(table.c.id)
-            queued = len(session.execute(statement).all())
+            queued = insert_new(session, Delivery.__table__, rows, unique=["document_type", "document_id"])
         if move_cursor:
             cursor = session.get(OutboxCursor, CURSOR, with_for_update=True) or OutboxCursor(name=CURSOR)
             if moved > cursor.after_event_id:

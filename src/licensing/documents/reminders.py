@@ -18,14 +18,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from licensing.accounts.models import Account
 from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.db import Database
+from licensing.db.bulk import insert_new
 from licensing.documents.models import PaymentReminder
 from licensing.events import event_row, record_events
 from licensing.invoicing.models import Invoice
@@ -77,9 +76,7 @@ def queue_reminders(database: Database, *, now: datetime, settings: Settings | N
                 data = {"invoice_id": str(invoice.id), "number": invoice.number, "account_id": str(invoice.account_id)}
                 events.append(event_row("invoice.overdue", data | {"due_date": invoice.due_date.isoformat()}, at=now))
             mailed += latest_mail is not None
-        if rows:
-            insert = sqlite_insert if database.is_sqlite else postgresql_insert
-            session.execute(insert(table).values(rows).on_conflict_do_nothing(index_elements=["invoice_id", "stage_days"]))
+        insert_new(session, table, rows, unique=["invoice_id", "stage_days"])
         record_events(session, events)
     return mailed
 

@@ -176,7 +176,7 @@ def reverse_payment(session: Session, payment_id: int | str, *, reason: str | No
     payment = lock(session, Payment, payment.id, "payment")
     if payment.status == "reversed":
         raise PaymentAlreadyReversed(f"payment {payment.id} was reversed at {payment.reversed_at.isoformat()}")
-    held = _held_by(session, payment.id)
+    held = applied_to(session, payment.id)
     invoices = {invoice_id: lock(session, Invoice, invoice_id, "invoice") for invoice_id in sorted(i for i in held if i is not None)}
     _allocate(session, payment, [(invoice_id, -amount) for invoice_id, amount in held.items()], kind="reversal", at=now)
     payment.status, payment.reversed_at, payment.reversed_by = "reversed", now, actor
@@ -297,10 +297,6 @@ def unapplied_cash(session: Session, account_id: int) -> Decimal:
 
 def applied_to(session: Session, payment_id: int) -> dict[int | None, Decimal]:
     """Where a payment stands: what each invoice holds of it (None: unapplied)."""
-    return _held_by(session, payment_id)
-
-
-def _held_by(session: Session, payment_id: int) -> dict[int | None, Decimal]:
     rows = session.exec(
         select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount))
         .where(PaymentAllocation.payment_id == payment_id)

@@ -54,13 +54,12 @@ from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from licensing import __version__, clock
 from licensing.config import Settings, get_settings
 from licensing.db import Database
+from licensing.db.bulk import insert_new
 from licensing.db.repository import get_or_404, lock
 from licensing.errors import NotFound, ValidationFailed
 from licensing.events import Event, worker
@@ -214,7 +213,6 @@ def _fan_out_webhook(database: Database, webhook_id: int, *, now: datetime, limi
             return 0
         queued = 0
         if event_ids:
-            insert = sqlite_insert if database.is_sqlite else postgresql_insert
             rows = [
                 {
                     "webhook_id": webhook_id, "event_id": event_id, "status": "pending", "attempts": 0, "last_error": None,
@@ -222,9 +220,7 @@ def _fan_out_webhook(database: Database, webhook_id: int, *, now: datetime, limi
                 }
                 for event_id in event_ids
             ]
-            table = WebhookDelivery.__table__
-            statement = insert(table).values(rows).on_conflict_do_nothing(index_elements=["webhook_id", "event_id"]).returning(table.c.id)
-            queued = len(session.execute(statement).all())
+            queued = insert_new(session, WebhookDelivery.__table__, rows, unique=["webhook_id", "event_id"])
         if move_cursor and cursor > webhook.after_event_id:
             webhook.after_event_id = cursor
             session.add(webhook)

@@ -25,6 +25,11 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
+def account_names(session, ids: set[int]) -> dict[int, str]:
+    """The names of the accounts a report shows, beside their ids."""
+    return dict(session.exec(select(Account.id, Account.name).where(col(Account.id).in_(ids))).all()) if ids else {}
+
+
 def _day(value: str, field: str) -> date:
     if not _DATE.match(value):
         raise ValidationFailed(f"{field} must be a date written YYYY-MM-DD", field=field)
@@ -69,8 +74,7 @@ def liability_report(caller: ReadAllBooks, database: DatabaseDep, as_of: Annotat
         with database.read() as session:
             report = liability(session, moment, inclusive=inclusive)
             ids = {account_id for _total, accounts in report.currencies.values() for account_id in accounts}
-            names = dict(session.exec(select(Account.id, Account.name).where(col(Account.id).in_(ids))).all()) if ids else {}
-            return presenters.liability_report(report, names)
+            return presenters.liability_report(report, account_names(session, ids))
     except OverflowError:
         raise ValidationFailed("as_of is outside the calendar this engine can count with", field="as_of") from None
 
@@ -117,7 +121,6 @@ def receivables_report(caller: ReadAllBooks, database: DatabaseDep, as_of: Annot
         with database.read() as session:
             report = receivables(session, day, settings)
             ids = {account_id for accounts in report.currencies.values() for account_id in accounts}
-            names = dict(session.exec(select(Account.id, Account.name).where(col(Account.id).in_(ids))).all()) if ids else {}
-            return presenters.receivables_report(report, names)
+            return presenters.receivables_report(report, account_names(session, ids))
     except OverflowError:
         raise ValidationFailed("as_of is outside the calendar this engine can count with", field="as_of") from None
