@@ -724,9 +724,9 @@ def test_a_transfer_between_accounts_keeps_validity_expiry_and_value_per_credit(
         source.id, target.id, D("10.00"), "Team moved to the subsidiary", ACTOR, instant("2027-01-15 10:00")
     )
     (new,) = grants_of(database, target.id)
-    # 10 x 100.00 / 30 = 33.3333 (the value of one credit stays 3.3333...).
+    # Worth what the move took out of the source grant, to the cent: 100.00 for 30 less 66.67 for 20.
     assert (new.id, new.credits, new.remaining, new.value, new.currency, new.valid_from, new.expires_at, new.business_unit_id) == (
-        to_grant, D("10.00"), D("10.00"), D("33.3333"), "EUR", instant("2027-01-01 00:00"), instant("2027-03-01 00:00"), None
+        to_grant, D("10.00"), D("10.00"), D("33.33"), "EUR", instant("2027-01-01 00:00"), instant("2027-03-01 00:00"), None
     )
     assert (new.source_type, new.source_id, new.origin_grant_id) == ("transfer", str(moved.id), origin)
     assert counters(database, source.id) == [(D("30.00"), D("20.00"), D("0.00"), D("0.00"), D("10.00"), D("0.00"))]
@@ -1189,7 +1189,7 @@ def test_http_transfers_between_accounts_and_business_units(api, database):
     assert (move["from_grant_id"], move["credits"]) == (origin["id"], "10.00")
     (new,) = get(api, f"/api/v1/accounts/{target_id}/grants", "2027-01-15T10:00:00Z")["items"]
     assert (new["id"], new["credits"], new["remaining"], new["value"], new["valid_from"], new["expires_at"], new["source"]) == (
-        move["to_grant_id"], "10.00", "10.00", "33.3333", "2027-01-01T00:00:00+00:00", "2027-03-01T00:00:00+00:00",
+        move["to_grant_id"], "10.00", "10.00", "33.33", "2027-01-01T00:00:00+00:00", "2027-03-01T00:00:00+00:00",
         {"type": "transfer", "id": moved["id"]},
     )
     assert ledger_rows(api, source_id, "2027-01-15T10:00:00Z") == [
@@ -1209,7 +1209,7 @@ def test_http_transfers_between_accounts_and_business_units(api, database):
     assert totals(summary["unrestricted"]) == ("10.00", "6.00", "0.00", "0.00", "4.00", "0.00")
     (unit,) = summary["business_units"]
     assert (unit["business_unit_id"], unit["granted"], unit["remaining"]) == (cardiology, "4.00", "4.00")
-    assert get(api, f"/api/v1/accounts/{target_id}/grants", "2027-01-16T10:00:00Z")["items"][1]["value"] == "13.3333"
+    assert get(api, f"/api/v1/accounts/{target_id}/grants", "2027-01-16T10:00:00Z")["items"][1]["value"] == "13.33"
     before = everything(database)
 
     # From a unit only that unit's grants are drawn: Cardiology has 4, the pool's 6 do not count.

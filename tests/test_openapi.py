@@ -21,7 +21,7 @@ from licensing.db import Database
 METHODS = {"get", "post", "put", "patch", "delete"}
 PROBLEM = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
-FILES = ("application/pdf", "application/xml")  # documents answered as files, not JSON
+FILES = ("application/pdf", "application/xml", "text/csv", "text/plain")  # documents and exports answered as files, not JSON
 
 # The operations whose body is XML by the contract (API.md), not JSON.
 XML_BODIES = {"POST /api/v1/bank-statements"}

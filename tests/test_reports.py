@@ -46,6 +46,7 @@ from licensing.credits.holds import (
     release_hold,
     settle_hold_deadlines,
 )
+from licensing.credits.ledger import worth
 from licensing.credits.models import Grant, Hold, LedgerEntry
 from licensing.errors import CreditsAlreadyConsumed, InsufficientCredits
 from licensing.invoicing.approval import approve_invoice
@@ -261,9 +262,10 @@ def test_liability_at_a_date_counts_credits_expiring_at_the_instant_that_ends_it
     assert currency_figures(january) == end_of_january_figures(books)
     assert february["as_of"] == "2027-02-02T00:00:00+00:00"
     assert currency_figures(february) == start_of_february_figures(books)
-    # Exact figures behind the rounded ones: 160 + 200/3 and 250/3.
+    # Each grant's outstanding credits are worth their share of its value to the cent (160 + 66.67
+    # and 83.33): the figures are sums of cents, as the journal's deferred revenue is.
     assert exact_liability(database, instant("2027-02-01 00:00"), inclusive=False) == {
-        "EUR": (Fraction(18), Fraction(160) + Fraction(200, 3)), "GBP": (Fraction(5, 2), Fraction(250, 3)),
+        "EUR": (Fraction(18), Fraction(160) + Fraction(6667, 100)), "GBP": (Fraction(5, 2), Fraction(8333, 100)),
     }
 
 
@@ -451,7 +453,8 @@ def test_credits_cut_by_a_rollover_cap_leave_the_liability_at_the_cut_even_befor
 
 def test_a_transfer_moves_value_between_accounts_without_changing_the_total_liability(database, api):
     """SPEC 5: moved credits keep their value; reports.py: a transfer moves value between
-    accounts without changing the total, exactly."""
+    accounts without changing the total, to the cent: the new grant is worth what the move took
+    out of the source grant (100.00 for 3 credits less 66.67 for the 2 left)."""
     acme = factories.account(database, name="Acme Ltd")
     beta = factories.account(database, name="Beta GmbH")
     pack = factories.credit_pack(database, credits="3", lifetime=None, price="100.00")
@@ -466,7 +469,7 @@ def test_a_transfer_moves_value_between_accounts_without_changing_the_total_liab
         report = liability(session, moment)
     total, accounts = report.currencies["EUR"]
     assert (total.credits, total.value) == (Fraction(3), Fraction(100))
-    assert (accounts[acme.id].value, accounts[beta.id].value) == (Fraction(200, 3), Fraction(100, 3))
+    assert (accounts[acme.id].value, accounts[beta.id].value) == (Fraction(6667, 100), Fraction(3333, 100))
     assert currency_figures(liability_json(api, "2027-01-05")) == [
         ("EUR", "3.00", "100.00", [(str(acme.id), "2.00", "66.67"), (str(beta.id), "1.00", "33.33")])
     ]
@@ -506,9 +509,11 @@ def books_of_the_first_quarter(database) -> dict:
     return {"account_id": account.id}
 
 
+# A grant's credits are worth their share of its value to the cent, taken in turn: J's first
+# credit 33.33 (100.00 - 66.67), its second 33.34 (66.67 - 33.33), its last 33.33.
 JANUARY = ("2027-01", "2.00", "66.67", "0.00", "0.00", "66.67", "6.00", "200.00", "0.00", "0.00")
-# 1 credit consumed (33.333...) + 1 expired (33.333...) = 66.67, not 33.33 + 33.33.
-FEBRUARY = ("2027-02", "1.00", "33.33", "1.00", "33.33", "66.67", "0.00", "0.00", "1.50", "50.00")
+# J's last credit expired (33.33) and 1 credit of F consumed (50.00 - 16.67 = 33.33).
+FEBRUARY = ("2027-02", "1.00", "33.33", "1.00", "33.33", "66.66", "0.00", "0.00", "1.50", "50.00")
 MARCH = ("2027-03", "0.00", "0.00", "0.50", "16.67", "16.67", "0.00", "0.00", "0.00", "0.00")
 QUARTER = ("total", "3.00", "100.00", "1.50", "50.00", "150.00", "6.00", "200.00", "1.50", "50.00")
 
@@ -525,7 +530,7 @@ def test_revenue_per_month_recognises_consumption_and_expiry_and_counts_sales_an
     assert month_figures(eur["total"]) == QUARTER
 
 
-def test_revenue_is_exact_and_rounded_only_when_shown(database):
+def test_revenue_adds_up_to_the_cent_across_months(database):
     books_of_the_first_quarter(database)
 
     with database.read() as session:
@@ -533,11 +538,12 @@ def test_revenue_is_exact_and_rounded_only_when_shown(database):
 
     assert list(months) == ["2027-01", "2027-02", "2027-03"]
     january, february, march = months.values()
-    assert (january.consumed.credits, january.consumed.value, january.recognised) == (2, Fraction(200, 3), Fraction(200, 3))
+    cents = Fraction(1, 100)
+    assert (january.consumed.credits, january.consumed.value, january.recognised) == (2, 6667 * cents, 6667 * cents)
     assert (january.sold.credits, january.sold.value) == (6, 200)
-    assert (february.consumed.value, february.expired.value, february.recognised) == (Fraction(100, 3), Fraction(100, 3), Fraction(200, 3))
+    assert (february.consumed.value, february.expired.value, february.recognised) == (3333 * cents, 3333 * cents, 6666 * cents)
     assert (february.taken_back.credits, february.taken_back.value) == (Fraction(3, 2), 50)
-    assert (march.expired.credits, march.expired.value) == (Fraction(1, 2), Fraction(50, 3))
+    assert (march.expired.credits, march.expired.value) == (Fraction(1, 2), 1667 * cents)
     whole = totals(months)
     # Everything sold is recognised or taken back: nothing is outstanding after Mar 1.
     assert whole.sold.value == whole.recognised + whole.taken_back.value == 200
@@ -682,8 +688,9 @@ def shown(value: Fraction) -> str:
     return f"{Decimal(cents) / 100:.2f}"
 
 
-def per_credit(grant: Grant) -> Fraction:
-    return Fraction(grant.value) / Fraction(grant.credits)
+def worth_of(grant: Grant, credits: Decimal) -> Fraction:
+    """What ``credits`` of the grant's outstanding ones are worth (``credits.ledger.worth``)."""
+    return Fraction(worth(grant, credits))
 
 
 class BooksMachine(RuleBasedStateMachine):
@@ -877,7 +884,7 @@ class BooksMachine(RuleBasedStateMachine):
         credits of expired grants (promised until the hold is settled), x value / credits."""
         grants = self.grants()
         credits = sum((g.held + (D(0) if self.expired(g) else g.remaining) for g in grants), D(0))
-        value = sum((Fraction(g.held + (D(0) if self.expired(g) else g.remaining)) * per_credit(g) for g in grants), Fraction(0))
+        value = sum((worth_of(g, g.held + (D(0) if self.expired(g) else g.remaining)) for g in grants), Fraction(0))
         with self.database.read() as session:
             report = presenters.liability_report(liability(session, self.now))
         expected = [] if credits == 0 else [
@@ -895,7 +902,7 @@ class BooksMachine(RuleBasedStateMachine):
         with self.database.read() as session:
             whole = totals(revenue(session, *EVER).currencies.get("EUR", {}))
             outstanding, _accounts = liability(session, self.now).currencies.get("EUR", (Liability(), {}))
-        unrecorded_breakage = sum((Fraction(g.remaining) * per_credit(g) for g in grants if self.expired(g)), Fraction(0))
+        unrecorded_breakage = sum((worth_of(g, g.remaining + g.held) - worth_of(g, g.held) for g in grants if self.expired(g)), Fraction(0))
         assert whole.sold.value == sum((Fraction(g.value) for g in grants if g.source_type == "invoice_line"), Fraction(0))
         assert whole.sold.value == whole.recognised + whole.taken_back.value + outstanding.value + unrecorded_breakage
 

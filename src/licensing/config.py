@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     schedule: dict[str, str] = {}
     # Where the document templates are (default: the package's own, licensing/templates/).
     templates_dir: str = ""
+    # The DATEV export of the journal (Buchungsstapel header): the tax adviser's number
+    # (Beraternummer), the client's number (Mandantennummer), the first month of the fiscal year.
+    datev_consultant_number: str = "1001"
+    datev_client_number: str = "1"
+    fiscal_year_start_month: int = 1
     # Reverse charge (VAT category AE) for business buyers with a VAT id in another EU country.
     reverse_charge: bool = False
 

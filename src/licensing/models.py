@@ -2,6 +2,7 @@
 
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.auth.models import ApiKey, IdempotencyRecord
+from licensing.books.models import BooksSettings, JournalEntry, JournalPosting
 from licensing.catalog.models import CreditPrice, Product
 from licensing.credits.models import (
     Adjustment,
@@ -32,9 +33,9 @@ from licensing.scheduler.models import JobRun
 from licensing.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
-    "Account", "Adjustment", "ApiKey", "BusinessUnit", "Consumption", "ContractService",
+    "Account", "Adjustment", "ApiKey", "BooksSettings", "BusinessUnit", "Consumption", "ContractService",
     "CreditNote", "CreditNoteLine", "CreditPrice", "Delivery", "DirectDebit", "DirectDebitItem", "Event", "ExpiryNotice", "Grant",
-    "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "LedgerEntry", "Licence", "Mandate",
+    "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "JournalEntry", "JournalPosting", "LedgerEntry", "Licence", "Mandate",
     "Member", "NumberSeries", "OutboxCursor", "Payment", "PaymentAllocation", "PaymentReminder",
     "Product", "StatementEntry", "Transfer", "Webhook", "WebhookDelivery",
 ]

@@ -15,6 +15,7 @@ from licensing.api.errors import RETRY_AFTER_SECONDS
 from licensing.api.routers import (
     accounts,
     api_keys,
+    books,
     catalog,
     consumptions,
     credit_notes,
@@ -62,7 +63,7 @@ def create_app(database: Database | None = None) -> FastAPI:
             )
         return {"status": "ok", "database": "ok", "version": __version__}
 
-    for module in (accounts, catalog, licences, invoices, payments, credit_notes, consumptions, holds, reports, webhooks, api_keys):
+    for module in (accounts, catalog, licences, invoices, payments, credit_notes, consumptions, holds, reports, books, webhooks, api_keys):
         app.include_router(module.router)
     document_problems(app)
     return app

@@ -41,6 +41,7 @@ STATUS_BY_CODE = {
     "payment_already_reversed": 409,
     "invalid_statement": 422,
     "account_overdue": 409,
+    "period_locked": 409,
     "direct_debit_unavailable": 409,
     "nothing_to_collect": 409,
     "mandate_revoked": 409,

@@ -10,6 +10,9 @@ from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.api.schemas import credits_text, instant_text
 from licensing.auth.models import ApiKey
 from licensing.auth.services import scope_of, status_of
+from licensing.books.chart import ROLES, Chart
+from licensing.books.reading import BalanceLine
+from licensing.books.views import EntryView
 from licensing.catalog.models import CreditPrice, Product
 from licensing.credits.balance import Figures, Summary
 from licensing.credits.consumption import Draw
@@ -385,3 +388,43 @@ def api_key(row: ApiKey, at: datetime, secret: str | None = None) -> dict:
     if secret is not None:
         body["key"] = secret
     return body
+
+
+def journal_entry(entry: EntryView) -> dict:
+    return {
+        "id": str(entry.id), "date": entry.date.isoformat(), "event": entry.event, "source": {"type": entry.source_type, "id": entry.source_id},
+        "description": entry.description, "document": entry.document,
+        "account_id": None if entry.account_id is None else str(entry.account_id), "currency": entry.currency,
+        "postings": [
+            {
+                "account": posting.account, "account_name": posting.account_name, "role": posting.role,
+                "debit": money_text(posting.debit, entry.currency), "credit": money_text(posting.credit, entry.currency),
+                "currency": entry.currency, "tax_rate": None if posting.tax_rate is None else f"{posting.tax_rate:.2f}",
+            }
+            for posting in entry.postings
+        ],
+    }
+
+
+def trial_balance(as_of: date, lines: list[BalanceLine]) -> dict:
+    totals_of: dict[str, list[Decimal]] = {}
+    for line in lines:
+        total = totals_of.setdefault(line.currency, [Decimal(0), Decimal(0)])
+        total[0] += line.debit
+        total[1] += line.credit
+    return {
+        "as_of": as_of.isoformat(),
+        "lines": [
+            {"account": line.account, "account_name": line.account_name, "currency": line.currency,
+             "debit": money_text(line.debit, line.currency), "credit": money_text(line.credit, line.currency)}
+            for line in lines
+        ],
+        "totals": [
+            {"currency": currency, "debit": money_text(debit, currency), "credit": money_text(credit, currency)}
+            for currency, (debit, credit) in sorted(totals_of.items())
+        ],
+    }
+
+
+def chart_of_accounts(chart: Chart) -> dict:
+    return chart.as_dict() | {"roles": dict(ROLES)}

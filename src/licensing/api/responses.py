@@ -13,6 +13,7 @@ re-validating what the routes return. Each field has a description (its own, or 
 
 from __future__ import annotations
 
+import datetime as _dt
 from datetime import date, datetime
 from typing import Any, ClassVar
 
@@ -745,6 +746,95 @@ class ReceivablesReport(Out):
     as_of: date = Field(description="The date: the books as they stood at its end (the operator's zone).")
     currencies: list[ReceivablesCurrency] = Field(description="Per currency.")
     example = {"as_of": "2027-02-20", "currencies": [ReceivablesCurrency.example]}
+
+
+class JournalPostingOut(Out):
+    """One side of a journal entry."""
+
+    account: str = Field(description="The ledger account's code in the chart of accounts.")
+    account_name: str = Field(description="The ledger account's name.")
+    role: str = Field(description="What the account is for (the chart maps each role to a code).")
+    debit: str = Field(description="Amount debited (`\"0.00\"` when credited).")
+    credit: str = Field(description="Amount credited (`\"0.00\"` when debited).")
+    currency: str
+    tax_rate: str | None = Field(description="The VAT rate of revenue and VAT postings of invoices and credit notes, else null.")
+    example = {"account": "1100", "account_name": "Accounts receivable", "role": "receivables", "debit": "119.00", "credit": "0.00",
+               "currency": "EUR", "tax_rate": None}
+
+
+class JournalEntryOut(Out):
+    """One balanced entry of the journal (SPEC 11)."""
+
+    id: str
+    date: _dt.date = Field(description="The day it posts on (the operator's zone).")
+    event: str = Field(description="`invoice_approved`, `credits_used`, `credits_returned`, `credits_expired`, `credits_cut`, "
+                       "`credit_note_approved`, `invoice_voided`, `payment_received`, `payment_reversed`, `unapplied_cash_applied`, "
+                       "`credits_granted_on_payment`, `credits_taken_back_on_reopening`.")
+    source: dict[str, str] = Field(description="`{type, id}`: what it records (invoice, credit_note, consumption, payment, grant, ...).")
+    description: str
+    document: str | None = Field(description="The invoice or credit note number it belongs to.")
+    account_id: str | None = Field(description="The member account it concerns.")
+    currency: str
+    postings: list[JournalPostingOut] = Field(description="Debits equal credits.")
+    example = {"id": "1", "date": "2027-01-01", "event": "invoice_approved", "source": {"type": "invoice", "id": "7"},
+               "description": "Invoice INV-2027-000001", "document": "INV-2027-000001", "account_id": "1", "currency": "EUR",
+               "postings": [JournalPostingOut.example]}
+
+
+class JournalPage(Out):
+    """Journal entries, oldest first."""
+
+    items: list[JournalEntryOut]
+    next_cursor: str | None = Field(description="Pass as `?cursor=` for the next page; null on the last.")
+    example = {"items": [JournalEntryOut.example], "next_cursor": None}
+
+
+class TrialBalanceLine(Out):
+    """The balance of one ledger account in one currency."""
+
+    account: str = Field(description="The account's code.")
+    account_name: str
+    currency: str
+    debit: str = Field(description="Its debit balance (or `\"0.00\"`).")
+    credit: str = Field(description="Its credit balance (or `\"0.00\"`).")
+    example = {"account": "1100", "account_name": "Accounts receivable", "currency": "EUR", "debit": "119.00", "credit": "0.00"}
+
+
+class TrialBalanceTotal(Out):
+    """Debits and credits of one currency: always equal."""
+
+    currency: str
+    debit: str = Field(description="The debit balances of its accounts, together.")
+    credit: str = Field(description="The credit balances of its accounts, together.")
+    example = {"currency": "EUR", "debit": "119.00", "credit": "119.00"}
+
+
+class TrialBalance(Out):
+    """The balance of each ledger account at the end of a day."""
+
+    as_of: date = Field(description="Entries dated up to this day count.")
+    lines: list[TrialBalanceLine] = Field(description="By account code and currency; accounts with a zero balance are left out.")
+    totals: list[TrialBalanceTotal] = Field(description="Per currency.")
+    example = {"as_of": "2027-01-31", "lines": [TrialBalanceLine.example], "totals": [TrialBalanceTotal.example]}
+
+
+class ChartOfAccounts(Out):
+    """The ledger account of each role."""
+
+    preset: str = Field(description="`plain`, `skr03` or `skr04`: what the accounts not set explicitly come from.")
+    accounts: dict[str, dict[str, str]] = Field(description="Role -> `{code, name}`.")
+    vat_payable: dict[str, dict[str, str]] = Field(description="VAT rate -> `{code, name}` (other rates: the vat_payable role's).")
+    tax_keys: dict[str, str] = Field(description="VAT rate -> DATEV BU-Schlüssel of revenue lines in the DATEV export.")
+    roles: dict[str, str] = Field(description="Role -> what it is for.")
+    example = {"preset": "plain", "accounts": {"receivables": {"code": "1100", "name": "Accounts receivable"}}, "vat_payable": {},
+               "tax_keys": {}, "roles": {"receivables": "What accounts owe on approved invoices (gross)"}}
+
+
+class LockDate(Out):
+    """The lock date of the books."""
+
+    lock_date: date | None = Field(description="Nothing posts on or before it; null: none.")
+    example = {"lock_date": "2027-01-31"}
 
 
 class RevenueMonth(Out):

@@ -324,6 +324,17 @@ class PaymentReverseIn(Input):
     reason: Reason | None = None  # refund, returned debit, chargeback ...
 
 
+class LockDateIn(Input):
+    lock_date: Day | None
+
+
+class ChartIn(Input):
+    preset: Literal["plain", "skr03", "skr04"] = "plain"
+    accounts: dict[str, str | dict[str, str]] = {}
+    vat_payable: dict[str, str | dict[str, str]] = {}
+    tax_keys: dict[str, str] = {}
+
+
 class VoidIn(Input):
     credit_policy: Literal["strict", "cap_to_remaining"] = "strict"
     reason: Text | None = None  # shown on the void invoice's document
@@ -419,6 +430,15 @@ INPUT_FIELDS = {
 }
 
 INPUT_FIELDS_OF = {
+    "LockDateIn": {"lock_date": "Nothing may post on or before this day (`YYYY-MM-DD`); null opens the books again."},
+    "ChartIn": {
+        "preset": "The chart every role starts from: `plain` (English), `skr03` or `skr04` (DATEV).",
+        "accounts": "Role -> account code, or `{code, name}`, replacing the preset's (roles: receivables, bank, card_clearing, cash, "
+        "unapplied_cash, vat_payable, deferred_credit_revenue, credits_awaiting_payment, services_revenue, credits_used_revenue, "
+        "breakage_revenue, credit_note_allowances).",
+        "vat_payable": "VAT rate (`\"19.00\"`) -> account code, or `{code, name}`: VAT payable per rate (others post to the vat_payable role's).",
+        "tax_keys": "VAT rate -> DATEV BU-Schlüssel written on revenue lines of that rate in the DATEV export (`\"\"`: none).",
+    },
     "ProductIn": {
         "kind": "`service` or `credit_pack`.", "credits": "Credits a pack grants per unit (credit packs only).",
         "grant_on": "When a pack's credits are granted: on the invoice's `approval` (default) or when it is paid in full (`payment`).",
@@ -465,6 +485,8 @@ INPUT_FIELDS_OF = {
 }
 
 INPUT_EXAMPLES = {
+    "LockDateIn": {"lock_date": "2027-01-31"},
+    "ChartIn": {"preset": "skr03", "accounts": {"bank": {"code": "1210", "name": "Sparkasse"}}, "vat_payable": {"19.00": "1776"}},
     "AccountIn": {
         "name": "Acme Ltd",
         "email": "billing@acme.test",

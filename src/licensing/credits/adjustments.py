@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from sqlmodel import Session
 
@@ -32,8 +32,6 @@ from licensing.db.repository import get_reference, lock, lock_all
 from licensing.errors import CurrencyMismatch, ValidationFailed
 from licensing.events import record_event
 from licensing.money import ZERO
-
-VALUE_PLACES = Decimal("0.0001")  # grant values are stored with 4 places
 
 
 def adjust(
@@ -140,8 +138,9 @@ def transfer(
     origins = []
     for row, take in planned:
         grant = lock(session, Grant, row.id, "grant")
-        moved_value = (grant.value * take / grant.credits).quantize(VALUE_PLACES, ROUND_HALF_UP)
-        ledger.move(
+        # The new grant is worth what the move takes out of this one (to the cent), so that the
+        # worth of all outstanding credits, and so the journal's deferred revenue, stays the same.
+        moved_value = -ledger.move(
             session, source, grant, LedgerKind.TRANSFER_OUT, -take, source_type="transfer", source_id=transfer_id,
             actor=actor, occurred_at=now, recorded_at=now,
         )

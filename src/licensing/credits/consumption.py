@@ -75,7 +75,7 @@ def _eligible_statement(with_unit: bool, with_due: bool = False, unit_only: bool
     if with_due:
         eligible = or_(eligible, col(Grant.expires_at) <= bindparam("now", type_=UTCDateTime()))
     statement = (
-        select(Grant.id, Grant.business_unit_id, Grant.remaining, Grant.used, Grant.expires_at)
+        select(Grant.id, Grant.business_unit_id, Grant.remaining, Grant.used, Grant.expires_at, Grant.held, Grant.credits, Grant.value)
         # A literal 0 (not a parameter), so that the planner may use the partial index ix_grants_drawable.
         .where(Grant.account_id == bindparam("account_id"), col(Grant.remaining) > literal_column("0"), eligible)
         .order_by(col(Grant.expires_at).asc().nulls_last(), Grant.valid_from, Grant.id)
@@ -99,6 +99,9 @@ class Available(NamedTuple):
     remaining: Decimal
     used: Decimal
     expires_at: datetime | None
+    held: Decimal
+    credits: Decimal
+    value: Decimal
 
 
 def after_future_cuts(session: Session, account: Account, candidates, *, now: datetime, at: datetime) -> tuple[object, dict[int, Decimal]]:
@@ -111,7 +114,10 @@ def after_future_cuts(session: Session, account: Account, candidates, *, now: da
         return candidates, {}
     rows = list(candidates)
     stored = {row.id: row.remaining for row in rows if row.id in cuts}
-    reduced = [Available(row.id, row.business_unit_id, row.remaining - cuts.get(row.id, ZERO), row.used, row.expires_at) for row in rows]
+    reduced = [
+        Available(row.id, row.business_unit_id, row.remaining - cuts.get(row.id, ZERO), row.used, row.expires_at, row.held, row.credits, row.value)
+        for row in rows
+    ]
     return [row for row in reduced if row.remaining > 0], stored
 
 
@@ -314,27 +320,38 @@ def consume(
         ])
         entries = []
         balance = account.balance
+        currency = account.currency
         for grant, take in planned:
             balance -= take
+            valued = _Valued(grant.credits, grant.value, currency)
             # The draw takes effect when it is recorded (like a hold): the credits are promised from
             # now on, whichever moment the booking is for (docs/decisions.md).
             entries.append(ledger.entry_row(
                 account.id, balance_after=balance, kind="consume", credits=-take, grant_id=grant.id,
                 business_unit_id=grant.business_unit_id, source_type="consumption", source_id=consumption.id,
-                actor=actor, occurred_at=now, recorded_at=now,
+                actor=actor, occurred_at=now, recorded_at=now, currency=currency,
+                value=ledger.value_moved(valued, stored.get(grant.id, grant.remaining) + grant.held, LedgerKind.CONSUME, -take),
             ))
         if shortfall > 0:
             balance -= shortfall
             entries.append(ledger.entry_row(
                 account.id, balance_after=balance, kind="debt", credits=-shortfall, grant_id=None,
                 business_unit_id=unit_id, source_type="consumption", source_id=consumption.id,
-                actor=actor, occurred_at=now, recorded_at=now,
+                actor=actor, occurred_at=now, recorded_at=now, currency=currency,
             ))
         ledger.append(session, entries)
         ledger.store_balances(session, [(account, balance)])
         draws = [Draw(grant.id, take) for grant, take in planned]
         consumed_event(session, account, consumption, draws, now=now)
     return consumption, draws
+
+
+class _Valued(NamedTuple):
+    """What the value of a draw depends on (``ledger.worth``)."""
+
+    credits: Decimal
+    value: Decimal
+    currency: str
 
 
 class _Counters(NamedTuple):

@@ -77,6 +77,8 @@ class LedgerEntry(SQLModel, table=True):
     kind: str = Field(max_length=30)
     credits: Decimal = Field(sa_column=Column(Credits(), nullable=False))
     balance_after: Decimal = Field(sa_column=Column(Credits(), nullable=False))
+    # The change of the money value of the grant's outstanding credits (``ledger.value_moved``).
+    value: Decimal = Field(default=Decimal("0"), sa_column=Column(Amount(), nullable=False, default=0))
     source_type: str = Field(max_length=30)
     source_id: str = Field(max_length=40)
     actor: str = Field(max_length=200)

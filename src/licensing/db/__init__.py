@@ -8,7 +8,8 @@
 Use cases take a ``Session`` that is already inside a transaction; callers (API, CLI,
 scheduler) open it with ``Database.write()`` or ``Database.read()``. What must happen only once
 a change is committed (sending the mail of an approved document now) is registered with
-``after_commit`` inside the transaction, whoever opened it.
+``after_commit`` inside the transaction, whoever opened it; what must be written last in it (the
+journal entries of the credits a use case moved) with ``before_commit``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class Database:
         with Session(self.writer, expire_on_commit=False, info={"database": self}) as session:
             with session.begin():
                 yield session
+                for hook in session.info.pop(BEFORE_COMMIT, {}).values():
+                    hook(session)
             hooks = session.info.pop(AFTER_COMMIT, {})
         for name, hook in hooks.items():
             try:
@@ -103,6 +106,14 @@ class Database:
 
 
 AFTER_COMMIT = "licensing.after_commit"
+BEFORE_COMMIT = "licensing.before_commit"
+
+
+def before_commit(session: Session, name: str, hook: Callable[[Session], None]) -> None:
+    """Run ``hook(session)`` at the end of the transaction of ``session``, in it, just before it
+    commits (once per ``name``; in the order registered): work gathered over the whole use case
+    (the journal entries of the credits it moved). An error there rolls everything back."""
+    session.info.setdefault(BEFORE_COMMIT, {}).setdefault(name, hook)
 
 
 def after_commit(session: Session, name: str, hook: Callable[[Database], None]) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
+from licensing.books.journal import post
 from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.credits.expiry import record_due_expiries_of
@@ -25,6 +26,7 @@ from licensing.db.repository import get_or_404, lock_all, lock_rows
 from licensing.errors import InvoiceNotDraft
 from licensing.events import event_row, record_events
 from licensing.invoicing.granting import grant_lines
+from licensing.invoicing.journal import approval_entries
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.invoicing.payments import refresh_overdue, settle_unapplied_cash
@@ -153,6 +155,7 @@ def approve_invoices(
             licence_of={invoice.id: invoice.licence_id for invoice in drafts}, at=at, actor=actor, settings=settings, on="approval",
         )
     record_events(session, events)
+    post(session, approval_entries(session, draft_ids), at=at)
     settle_unapplied_cash(session, drafts, at=at)  # an account's overpayments pay its next invoices
     refresh_overdue(session, accounts)  # the accounts' oldest open due date (LICENSING_BLOCK_CONSUMPTION_AFTER_DAYS)
     return draft_ids

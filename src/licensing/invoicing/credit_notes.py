@@ -30,6 +30,7 @@ from fractions import Fraction
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
+from licensing.books.journal import post
 from licensing.clock import local_date
 from licensing.config import Settings, get_settings
 from licensing.credits.expiry import record_due_expiries
@@ -44,6 +45,7 @@ from licensing.events import record_event
 from licensing.invoicing import pricing
 from licensing.invoicing.approval import buyer_details, seller_details
 from licensing.invoicing.granting import take_back
+from licensing.invoicing.journal import credit_note_entry, void_entry
 from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.invoicing.payments import apply_credit, check_voidable, invoice_paid_data, refresh_overdue
@@ -219,6 +221,7 @@ def approve_credit_note(
     note.status, note.approved_at, note.approved_by, note.issue_date = "approved", now, actor, local_date(now, settings.zone)
     note.seller_details, note.buyer_details = seller_details(settings), buyer_details(account, settings)  # as issued, for good
     session.add(note)
+    post(session, [credit_note_entry(session, note)], at=now)
     if apply_credit(invoice, note.gross):
         record_event(session, "invoice.paid", invoice_paid_data(invoice), at=now)
     session.add(invoice)
@@ -279,6 +282,7 @@ def void_invoice(
     invoice.status, invoice.voided_at, invoice.voided_by = "void", now, actor
     invoice.void_reason = reason.strip() if reason and reason.strip() else None
     session.add(invoice)
+    post(session, [void_entry(session, invoice)], at=now)
     refresh_overdue(session, [invoice.account_id])
     record_event(
         session, "invoice.voided", {"invoice_id": str(invoice.id), "number": invoice.number, "account_id": str(account.id), "actor": actor}, at=now

@@ -24,6 +24,7 @@ from fractions import Fraction
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account
+from licensing.books.journal import post
 from licensing.catalog.models import Product
 from licensing.clock import local_date, start_of_day
 from licensing.config import Settings
@@ -33,6 +34,7 @@ from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Grant
 from licensing.dates import Lifetime, parse_lifetime
 from licensing.errors import CreditsAlreadyConsumed
+from licensing.invoicing.journal import grant_value_entries
 from licensing.invoicing.models import InvoiceLine
 from licensing.licences.models import ContractService, Licence
 
@@ -137,6 +139,7 @@ def grant_on_payment(session: Session, invoice, account: Account, *, at: datetim
             session, {account.id: account}, lines, account_of={invoice.id: account.id}, licence_of={invoice.id: invoice.licence_id},
             at=at, actor=actor, settings=settings, on="payment",
         )
+        post(session, grant_value_entries(session, invoice, kind="grant", source_type="invoice", source_id=invoice.id, at=at), at=at)
 
 
 def take_back_on_reopening(session: Session, invoice, account: Account, *, source_id: int, at: datetime, actor: str) -> dict[int, Decimal]:
@@ -149,10 +152,12 @@ def take_back_on_reopening(session: Session, invoice, account: Account, *, sourc
     ).all()
     if not line_ids:
         return {}
-    return take_back(
+    taken = take_back(
         session, account, [(line_id, Fraction(1)) for line_id in line_ids], policy="cap_to_remaining", source_type="payment_reversal",
         source_id=source_id, now=at, actor=actor,
     )
+    post(session, grant_value_entries(session, invoice, kind="reopen", source_type="payment_reversal", source_id=source_id, at=at), at=at)
+    return taken
 
 
 def take_back(

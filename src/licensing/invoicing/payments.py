@@ -32,6 +32,7 @@ from licensing.db.repository import get_or_404, lock
 from licensing.errors import Conflict, CurrencyMismatch, ValidationFailed
 from licensing.events import event_row, record_event, record_events
 from licensing.invoicing.granting import grant_on_payment, take_back_on_reopening
+from licensing.invoicing.journal import post_allocations
 from licensing.invoicing.models import CreditNote, Invoice, Payment, PaymentAllocation
 from licensing.money import ZERO, minor_unit, round_money
 
@@ -247,6 +248,7 @@ def settle_unapplied_cash(session: Session, invoices: list, *, at: datetime) -> 
                 paid_now.append(invoice)
             session.add(invoice)
     insert_rows(session, PaymentAllocation.__table__, rows)
+    post_allocations(session, payments, rows, at=at)
     record_events(session, events)
     for invoice in paid_now:
         grant_on_payment(session, invoice, session.get(Account, invoice.account_id), at=at, actor="payment", settings=get_settings())
@@ -306,7 +308,9 @@ def applied_to(session: Session, payment_id: int) -> dict[int | None, Decimal]:
 
 
 def _allocate(session: Session, payment: Payment, parts: list[tuple[int | None, Decimal]], *, kind: str, at: datetime) -> None:
-    insert_rows(session, PaymentAllocation.__table__, [_allocation(payment, invoice_id, amount, kind, at) for invoice_id, amount in parts if amount])
+    rows = [_allocation(payment, invoice_id, amount, kind, at) for invoice_id, amount in parts if amount]
+    insert_rows(session, PaymentAllocation.__table__, rows)
+    post_allocations(session, {payment.id: payment}, rows, at=at)
 
 
 def _allocation(payment: Payment, invoice_id: int | None, amount: Decimal, kind: str, at: datetime) -> dict:

@@ -1,14 +1,15 @@
 """The accountant's view (SPEC 7): outstanding liability and recognised revenue, per currency.
 
-Every figure is computed from the ledger and the grants in exact arithmetic (fractions): the
-value of one credit of a grant is ``value / credits``, which need not be a finite decimal
-(100.00 for 3 credits). Figures are rounded half-up to the currency's minor unit only when
-they are shown, so that for every currency, over all time,
+Every figure is computed from the ledger and the grants. Money follows the ledger's valuation
+(``credits.ledger.worth``): the outstanding credits of a grant are worth value x outstanding /
+credits, rounded to the cent per grant, and each ledger entry records the change of that worth
+it made (``value``). So for every currency, over all time, to the cent,
 
     value sold = revenue recognised (consumed + expired or cut) + value taken back + liability
 
-holds exactly in the engine's arithmetic (grants from invoices are sold; manual additions are
-worth 0; a transfer moves value between accounts without changing the total).
+(grants from invoices are sold; manual additions are worth 0; a transfer moves value between
+accounts without changing the total), and the journal's deferred credit revenue and revenue
+accounts (``books``) equal these reports.
 
 * **Liability at a moment t**: credits outstanding on every grant not expired at t (valid or not
   yet valid, held credits included: they are promised, not consumed), as the ledger stood at t,
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from fractions import Fraction
 
 from sqlalchemy import func
@@ -29,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from licensing.clock import end_of_day, start_of_day
 from licensing.config import Settings, get_settings
+from licensing.credits.ledger import worth
 from licensing.credits.models import Grant, LedgerEntry
 
 OUTSTANDING_EXCLUDED = ("hold", "hold_release")  # held credits stay outstanding
@@ -55,23 +58,19 @@ class LiabilityReport:
     currencies: dict[str, tuple[Liability, dict[int, Liability]]] = field(default_factory=dict)
 
 
-def unit_values(session: Session) -> dict[int, tuple[object, Fraction]]:
-    """Every grant's row and the exact value of one of its credits. A grant made by a transfer
-    is valued as the grant its credits came from (its own stored value is rounded to 4 places),
-    so that a transfer moves value without changing any total."""
-    grants = {row.id: row for row in session.exec(
-        select(Grant.id, Grant.account_id, Grant.currency, Grant.credits, Grant.value, Grant.expires_at, Grant.origin_grant_id, Grant.source_type)
-    ).all()}
-    values: dict[int, Fraction] = {}
-
-    def value_of(grant_id: int) -> Fraction:
-        if grant_id not in values:
-            row = grants[grant_id]
-            origin = row.origin_grant_id
-            values[grant_id] = value_of(origin) if origin is not None else _fraction(row.value) / _fraction(row.credits)
-        return values[grant_id]
-
-    return {grant_id: (row, value_of(grant_id)) for grant_id, row in grants.items()}
+def grant_rows(session: Session, grant_ids) -> dict[int, object]:
+    """The grants' rows with what their worth depends on."""
+    rows = {}
+    ids = sorted(set(grant_ids))
+    for offset in range(0, len(ids), 5000):
+        chunk = ids[offset : offset + 5000]
+        rows.update(
+            (row.id, row)
+            for row in session.exec(
+                select(Grant.id, Grant.account_id, Grant.currency, Grant.credits, Grant.value, Grant.expires_at).where(col(Grant.id).in_(chunk))
+            ).all()
+        )
+    return rows
 
 
 def liability(session: Session, as_of: datetime, *, inclusive: bool = True) -> LiabilityReport:
@@ -95,18 +94,19 @@ def liability(session: Session, as_of: datetime, *, inclusive: bool = True) -> L
             held[grant_id] = held.get(grant_id, Fraction(0)) - _fraction(credits)
         else:
             kept[grant_id] = kept.get(grant_id, Fraction(0)) + _fraction(credits)
-    grants = unit_values(session)
+    grants = grant_rows(session, set(kept) | set(held))
     report = LiabilityReport(as_of=as_of)
     for grant_id in sorted(set(kept) | set(held)):
-        row, unit_value = grants[grant_id]
+        row = grants[grant_id]
         expired = row.expires_at is not None and (row.expires_at <= as_of if inclusive else row.expires_at < as_of)
         outstanding = held.get(grant_id, Fraction(0)) if expired else kept.get(grant_id, Fraction(0))
         if not outstanding:
             continue
         total, accounts = report.currencies.setdefault(row.currency, (Liability(), {}))
+        value = _fraction(worth(row, Decimal(outstanding.numerator) / Decimal(outstanding.denominator)))
         for target in (total, accounts.setdefault(row.account_id, Liability())):
             target.credits += outstanding
-            target.value += outstanding * unit_value
+            target.value += value
     report.currencies = dict(sorted(report.currencies.items()))
     return report
 
@@ -149,7 +149,7 @@ def revenue(session: Session, start: date, end: date, settings: Settings | None 
     report = RevenueReport(start=start, end=end)
     kinds = CONSUMED + EXPIRED + TAKEN_BACK + ("grant",)
     rows = session.exec(
-        select(LedgerEntry.kind, LedgerEntry.credits, LedgerEntry.occurred_at, LedgerEntry.source_type, LedgerEntry.grant_id)
+        select(LedgerEntry.kind, LedgerEntry.credits, LedgerEntry.value, LedgerEntry.occurred_at, LedgerEntry.source_type, LedgerEntry.grant_id)
         .where(
             col(LedgerEntry.kind).in_(kinds),
             LedgerEntry.occurred_at >= since,
@@ -158,18 +158,16 @@ def revenue(session: Session, start: date, end: date, settings: Settings | None 
         )
         .order_by(LedgerEntry.id)
     ).all()
-    grants = unit_values(session) if rows else {}
-    for kind, credits, occurred_at, source_type, grant_id in rows:
-        grant, unit_value = grants[grant_id]
-        currency = grant.currency
+    grants = grant_rows(session, {row.grant_id for row in rows}) if rows else {}
+    for kind, credits, value, occurred_at, source_type, grant_id in rows:
+        currency = grants[grant_id].currency
         if kind == "grant" and source_type not in SOLD_SOURCES:
             continue
         month_key = occurred_at.astimezone(zone).strftime("%Y-%m")
         month = report.currencies.setdefault(currency, {}).setdefault(month_key, Month(month_key))
-        moved = -_fraction(credits) if kind != "grant" else _fraction(credits)
-        worth = moved * unit_value
+        sign = 1 if kind == "grant" else -1
         bucket = month.sold if kind == "grant" else month.consumed if kind in CONSUMED else month.expired if kind in EXPIRED else month.taken_back
-        bucket.add(moved, worth)
+        bucket.add(sign * _fraction(credits), sign * _fraction(value))
     for currency, months in report.currencies.items():
         report.currencies[currency] = dict(sorted(months.items()))
     return report

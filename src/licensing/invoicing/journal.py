@@ -1,0 +1,306 @@
+"""The journal entries of invoices, credit notes and payments (SPEC 11), built from what is
+stored: the same functions post them live, in the transaction of the event, and ``rebuild``
+posts them for a database made before the journal existed.
+
+* invoice approved: debit receivables (gross); credit services revenue, deferred credit revenue
+  (credit packs), credits awaiting payment (packs that grant on payment), VAT payable per rate;
+* credit note approved, invoice voided: debit deferred credit revenue (the value of the credits
+  taken back), credit note allowances (the rest of a pack line's net), services revenue,
+  credits awaiting payment, VAT payable; credit receivables (gross);
+* payment received: debit bank, card clearing or cash; credit receivables (what invoices took)
+  and unapplied cash (the excess); unapplied cash applied: debit unapplied cash, credit
+  receivables; payment reversed: debit receivables and unapplied cash (what each held of it),
+  credit the money account;
+* credits granted on payment: debit credits awaiting payment, credit deferred credit revenue;
+  taken back when a reversal reopens the invoice: the other way round.
+
+Consumptions, expiries and cuts are posted by the ledger (``books.journal.record_ledger``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from licensing.books.chart import PAYMENT_ROLES
+from licensing.books.journal import VALUED, NewEntry, ledger_entries, post
+from licensing.books.models import JournalEntry, JournalPosting
+from licensing.catalog.models import Product
+from licensing.clock import local_date
+from licensing.config import get_settings
+from licensing.credits.models import Grant, LedgerEntry
+from licensing.errors import Conflict
+from licensing.invoicing import pricing
+from licensing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, Payment, PaymentAllocation
+
+ZERO = Decimal(0)
+CHUNK = 1000
+
+
+def _zone():
+    return get_settings().zone
+
+
+def _pack_roles(session: Session, product_ids) -> dict[int, str]:
+    """The role a credit pack's net posts to on approval, per product."""
+    return {
+        product_id: "credits_awaiting_payment" if grant_on == "payment" else "deferred_credit_revenue"
+        for product_id, grant_on in session.exec(select(Product.id, Product.grant_on).where(col(Product.id).in_(set(product_ids)))).all()
+    }
+
+
+def approval_entries(session: Session, invoice_ids: list[int]) -> list[NewEntry]:
+    """The entries of approved invoices, in the order given."""
+    zone = _zone()
+    entries = []
+    for offset in range(0, len(invoice_ids), CHUNK):
+        chunk = invoice_ids[offset : offset + CHUNK]
+        # Columns, not entities: the approval wrote the number and dates with a Core statement.
+        invoices = {
+            invoice.id: invoice
+            for invoice in session.exec(
+                select(Invoice.id, Invoice.number, Invoice.issue_date, Invoice.approved_at, Invoice.currency, Invoice.account_id, Invoice.gross)
+                .where(col(Invoice.id).in_(chunk))
+            ).all()
+        }
+        lines: dict[int, list] = defaultdict(list)
+        for line in session.exec(
+            select(InvoiceLine.invoice_id, InvoiceLine.product_id, InvoiceLine.net, InvoiceLine.tax_rate, InvoiceLine.credits)
+            .where(col(InvoiceLine.invoice_id).in_(chunk)).order_by(InvoiceLine.id)
+        ).all():
+            lines[line.invoice_id].append(line)
+        roles = _pack_roles(session, {line.product_id for rows in lines.values() for line in rows if line.credits is not None})
+        for invoice_id in chunk:
+            invoice = invoices[invoice_id]
+            entry = NewEntry(
+                event="invoice_approved", day=invoice.issue_date, made=local_date(invoice.approved_at, zone), currency=invoice.currency,
+                source_type="invoice", source_id=str(invoice.id), account_id=invoice.account_id, document=invoice.number,
+                description=f"Invoice {invoice.number}",
+            )
+            entry.debit("receivables", invoice.gross)
+            for line in lines[invoice_id]:
+                role = "services_revenue" if line.credits is None else roles[line.product_id]
+                entry.credit(role, line.net, line.tax_rate.normalize())
+            for rate, (_net, tax) in pricing.totals(((line.net, line.tax_rate) for line in lines[invoice_id]), invoice.currency)[3].items():
+                entry.credit("vat_payable", tax, rate)
+            entries.append(entry)
+    return entries
+
+
+def _taken_back(session: Session, source_type: str, source_id: int) -> dict[int, Decimal]:
+    """The value taken back per invoice line by a credit note, void or reopening (positive)."""
+    return {
+        line_id: -value
+        for line_id, value in session.exec(
+            select(Grant.invoice_line_id, func.sum(LedgerEntry.value))
+            .join(Grant, Grant.id == LedgerEntry.grant_id)
+            .where(LedgerEntry.kind == "credit_note_reversal", LedgerEntry.source_type == source_type, LedgerEntry.source_id == str(source_id))
+            .group_by(Grant.invoice_line_id)
+        ).all()
+    }
+
+
+def _crediting_entry(session: Session, entry: NewEntry, parts: list[tuple[InvoiceLine, Decimal]], taken: dict[int, Decimal], gross: Decimal):
+    """Debit what ``parts`` (invoice line, net credited) take back, VAT per rate; credit receivables."""
+    granted = set(session.exec(select(Grant.invoice_line_id).where(col(Grant.invoice_line_id).in_([line.id for line, _ in parts]))).all())
+    roles = _pack_roles(session, {line.product_id for line, _ in parts if line.credits is not None})
+    for line, net in parts:
+        rate = line.tax_rate.normalize()
+        if line.credits is None:
+            entry.debit("services_revenue", net, rate)
+        elif line.id in granted:
+            value = taken.get(line.id, ZERO)
+            entry.debit("deferred_credit_revenue", value, rate).debit("credit_note_allowances", net - value, rate)
+        else:  # a pack that grants on payment, not paid yet
+            entry.debit(roles[line.product_id], net, rate)
+    for rate, (_net, tax) in pricing.totals(((net, line.tax_rate) for line, net in parts), entry.currency)[3].items():
+        entry.debit("vat_payable", tax, rate)
+    entry.credit("receivables", gross)
+    return entry
+
+
+def credit_note_entry(session: Session, note: CreditNote) -> NewEntry:
+    lines = session.exec(select(CreditNoteLine).where(CreditNoteLine.credit_note_id == note.id).order_by(CreditNoteLine.id)).all()
+    invoice_lines = {
+        line.id: line for line in session.exec(select(InvoiceLine).where(col(InvoiceLine.id).in_([line.invoice_line_id for line in lines]))).all()
+    }
+    number = session.exec(select(Invoice.number).where(Invoice.id == note.invoice_id)).one()
+    entry = NewEntry(
+        event="credit_note_approved", day=note.issue_date, made=local_date(note.approved_at, _zone()), currency=note.currency,
+        source_type="credit_note", source_id=str(note.id), account_id=note.account_id, document=note.number,
+        description=f"Credit note {note.number} for invoice {number}",
+    )
+    parts = [(invoice_lines[line.invoice_line_id], line.net) for line in lines]
+    return _crediting_entry(session, entry, parts, _taken_back(session, "credit_note", note.id), note.gross)
+
+
+def void_entry(session: Session, invoice: Invoice) -> NewEntry:
+    lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id).order_by(InvoiceLine.id)).all()
+    made = local_date(invoice.voided_at, _zone())
+    entry = NewEntry(
+        event="invoice_voided", day=made, made=made, currency=invoice.currency, source_type="invoice", source_id=str(invoice.id),
+        account_id=invoice.account_id, document=invoice.number, description=f"Invoice {invoice.number} voided",
+    )
+    return _crediting_entry(session, entry, [(line, line.net) for line in lines], _taken_back(session, "invoice_void", invoice.id), invoice.gross)
+
+
+_PAYMENT_EVENTS = {"payment": "payment_received", "reversal": "payment_reversed", "settlement": "unapplied_cash_applied"}
+
+
+def allocation_entry(payment: Payment, kind: str, rows: list[tuple[int | None, Decimal]], at: datetime, numbers: dict[int, str]) -> NewEntry:
+    """The entry of the allocation rows (invoice id or None, signed amount) written at ``at`` for
+    one payment: received (``received_at`` is the day, given by the user), reversed, or its
+    unapplied cash applied to invoices."""
+    zone = _zone()
+    made = local_date(at, zone)
+    received = kind == "payment"
+    invoices = ", ".join(numbers[invoice_id] for invoice_id, _ in rows if invoice_id is not None and invoice_id in numbers)
+    entry = NewEntry(
+        event=_PAYMENT_EVENTS[kind], day=local_date(payment.received_at, zone) if received else made, made=made, strict=received,
+        currency=payment.currency, source_type="payment", source_id=str(payment.id), account_id=payment.account_id,
+        document=numbers.get(payment.invoice_id), description=f"Payment {payment.id} ({payment.method.replace('_', ' ')})"
+        + (f" for {invoices}" if invoices else "") + {"payment": "", "reversal": " reversed", "settlement": ": unapplied cash applied"}[kind],
+    )
+    money = PAYMENT_ROLES[payment.method]
+    for invoice_id, amount in rows:
+        entry.credit("receivables" if invoice_id is not None else "unapplied_cash", amount)
+        if kind != "settlement":
+            entry.debit(money, amount)
+    return entry
+
+
+def invoice_numbers(session: Session, invoice_ids) -> dict[int, str]:
+    ids = {invoice_id for invoice_id in invoice_ids if invoice_id is not None}
+    return dict(session.exec(select(Invoice.id, Invoice.number).where(col(Invoice.id).in_(ids))).all()) if ids else {}
+
+
+def post_allocations(session: Session, payments: dict[int, Payment], rows: list[dict], *, at: datetime) -> None:
+    """Post the allocation rows just written (mappings with payment_id, invoice_id, amount, kind)."""
+    grouped: dict[tuple[int, str], list[tuple[int | None, Decimal]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["payment_id"], row["kind"]].append((row["invoice_id"], row["amount"]))
+    numbers = invoice_numbers(session, [row["invoice_id"] for row in rows] + [payment.invoice_id for payment in payments.values()])
+    post(session, [allocation_entry(payments[payment_id], kind, parts, at, numbers) for (payment_id, kind), parts in grouped.items()], at=at)
+
+
+def grant_value_entries(session: Session, invoice: Invoice, *, kind: str, source_type: str, source_id: int, at: datetime) -> list[NewEntry]:
+    """Credits of packs that grant on payment: granted (the value moves from credits awaiting
+    payment to deferred revenue) or taken back on a reopening (back again)."""
+    if kind == "grant":
+        value = session.exec(
+            select(func.sum(LedgerEntry.value))
+            .join(Grant, Grant.id == LedgerEntry.grant_id)
+            .join(InvoiceLine, InvoiceLine.id == Grant.invoice_line_id)
+            .where(InvoiceLine.invoice_id == invoice.id, LedgerEntry.kind == "grant", LedgerEntry.recorded_at == at)
+        ).one()
+    else:
+        lines = set(session.exec(select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice.id)).all())
+        value = sum((taken for line_id, taken in _taken_back(session, source_type, source_id).items() if line_id in lines), ZERO)
+    if not value:
+        return []
+    day = local_date(at, _zone())
+    granted = kind == "grant"
+    entry = NewEntry(
+        event="credits_granted_on_payment" if granted else "credits_taken_back_on_reopening", day=day, made=day, currency=invoice.currency,
+        source_type="invoice" if granted else source_type, source_id=str(invoice.id if granted else source_id), account_id=invoice.account_id,
+        document=invoice.number,
+        description=f"Invoice {invoice.number}: credits " + ("granted on payment" if granted else "taken back, payment reversed"),
+    )
+    if granted:
+        entry.debit("credits_awaiting_payment", value).credit("deferred_credit_revenue", value)
+    else:
+        entry.debit("deferred_credit_revenue", value).credit("credits_awaiting_payment", value)
+    return [entry]
+
+
+# Rebuilding ------------------------------------------------------------------------------------
+
+
+class JournalNotEmpty(Conflict):
+    code = "journal_not_empty"
+    title = "The journal has entries"
+
+
+def rebuild(session: Session, *, replace: bool = False) -> int:
+    """Post the journal of everything the database holds, in the order it happened: approvals,
+    credit notes, voids, payments and their allocations, and the ledger's valued entries.
+    Refused when the journal has entries, unless ``replace`` (which a lock date refuses: the
+    closed books must stay as they were exported). Returns the entries posted."""
+    from licensing.books.journal import lock_date
+
+    has_entries = session.exec(select(JournalEntry.id).limit(1)).first() is not None
+    if has_entries:
+        if not replace:
+            raise JournalNotEmpty("the journal has entries already: rebuild builds the journal of a database that has none (or --replace)")
+        if lock_date(session) is not None:
+            raise JournalNotEmpty("the books have a lock date: the journal up to it stays as it is")
+        session.exec(JournalPosting.__table__.delete())
+        session.exec(JournalEntry.__table__.delete())
+    zone = _zone()
+    timeline: list[tuple[datetime, int, object]] = []  # (when recorded, order within that moment, what to post)
+    for invoice in session.exec(select(Invoice).where(col(Invoice.approved_at).is_not(None))).all():
+        timeline.append((invoice.approved_at, 0, ("approval", invoice.id)))
+        if invoice.voided_at is not None:
+            timeline.append((invoice.voided_at, 3, ("void", invoice)))
+    for note in session.exec(select(CreditNote).where(CreditNote.status == "approved")).all():
+        timeline.append((note.approved_at, 3, ("credit_note", note)))
+    payments = {payment.id: payment for payment in session.exec(select(Payment)).all()}
+    allocations: dict[tuple[int, str, datetime], list] = defaultdict(list)
+    for row in session.exec(select(PaymentAllocation).order_by(PaymentAllocation.id)).all():
+        allocations[row.payment_id, row.kind, row.created_at].append((row.invoice_id, row.amount))
+    numbers = invoice_numbers(
+        session, [invoice_id for parts in allocations.values() for invoice_id, _ in parts] + [p.invoice_id for p in payments.values()]
+    )
+    for (payment_id, kind, at), parts in allocations.items():
+        timeline.append((at, 2, ("allocation", (payments[payment_id], kind, parts, at))))
+    ledger_rows: dict[datetime, list[dict]] = defaultdict(list)
+    currencies = dict(session.exec(select(Grant.id, Grant.currency)).all())
+    for row in session.exec(
+        select(LedgerEntry).where(col(LedgerEntry.kind).in_(list(VALUED))).order_by(LedgerEntry.id)
+    ).all():
+        ledger_rows[row.recorded_at].append(row.model_dump() | {"currency": currencies[row.grant_id]})
+    for at, rows in ledger_rows.items():
+        timeline.append((at, 4, ("ledger", rows)))
+    for invoice_id, at in session.exec(
+        select(InvoiceLine.invoice_id, LedgerEntry.recorded_at).distinct()
+        .join(Grant, Grant.invoice_line_id == InvoiceLine.id).join(LedgerEntry, LedgerEntry.grant_id == Grant.id)
+        .join(Product, Product.id == InvoiceLine.product_id)
+        .where(LedgerEntry.kind == "grant", Product.grant_on == "payment")
+    ).all():
+        timeline.append((at, 2, ("granted", (invoice_id, at))))
+    for payment_id, invoice_id, at in session.exec(
+        select(LedgerEntry.source_id, InvoiceLine.invoice_id, LedgerEntry.recorded_at).distinct()
+        .join(Grant, Grant.id == LedgerEntry.grant_id).join(InvoiceLine, InvoiceLine.id == Grant.invoice_line_id)
+        .where(LedgerEntry.kind == "credit_note_reversal", LedgerEntry.source_type == "payment_reversal")
+    ).all():
+        timeline.append((at, 3, ("reopened", (int(payment_id), invoice_id, at))))
+    timeline.sort(key=lambda item: (item[0], item[1]))
+    posted = 0
+    for at, _order, (what, subject) in timeline:
+        if what == "approval":
+            entries = approval_entries(session, [subject])
+        elif what == "credit_note":
+            entries = [credit_note_entry(session, subject)]
+        elif what == "void":
+            entries = [void_entry(session, subject)]
+        elif what == "allocation":
+            payment, kind, parts, when = subject
+            entries = [allocation_entry(payment, kind, parts, when, numbers)]
+        elif what == "granted":
+            invoice_id, when = subject
+            invoice = session.get(Invoice, invoice_id)
+            entries = grant_value_entries(session, invoice, kind="grant", source_type="invoice", source_id=invoice_id, at=when)
+        elif what == "reopened":
+            payment_id, invoice_id, when = subject
+            invoice = session.get(Invoice, invoice_id)
+            entries = grant_value_entries(session, invoice, kind="reopen", source_type="payment_reversal", source_id=payment_id, at=when)
+        else:
+            entries = ledger_entries(subject, zone)
+        # As it happened: the lock date closes the books of a journal that exists, not this one's.
+        post(session, entries, at=at, lock=False)
+        posted += len(entries)
+    return posted
