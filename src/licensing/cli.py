@@ -50,6 +50,10 @@ invoice_app = typer.Typer(help="Invoice and credit note documents.", **_TYPER)
 app.add_typer(invoice_app, name="invoice")
 payments_app = typer.Typer(help="Money in: bank statements.", **_TYPER)
 app.add_typer(payments_app, name="payments")
+export_app = typer.Typer(help="The books as files accounting tools import.", **_TYPER)
+app.add_typer(export_app, name="export")
+journal_app = typer.Typer(help="The double-entry journal.", **_TYPER)
+app.add_typer(journal_app, name="journal")
 console = Console(stderr=True, soft_wrap=True)  # messages are not wrapped: logs and scripts read them whole
 
 
@@ -556,6 +560,54 @@ def payments_import(file: Annotated[str, typer.Argument(metavar="FILE", help="a 
     typer.echo(f"{file}: {len(result.matched)} matched, {len(result.unmatched)} unmatched, {result.already_imported} already imported")
     for entry in result.unmatched:
         typer.echo(f"unmatched\t{entry.booked_on}\t{entry.amount} {entry.currency}\t{entry.reference or entry.remittance or '-'}\t{entry.reason}")
+
+
+@export_app.command("journal")
+def export_journal(
+    start: Annotated[str, typer.Option("--from", help="first day exported (YYYY-MM-DD)")],
+    end: Annotated[str, typer.Option("--to", help="last day exported (YYYY-MM-DD)")],
+    format: Annotated[str, typer.Option("--format", help="csv, datev, xero, quickbooks or beancount")],  # noqa: A002 - the contract's name
+    output: Annotated[str | None, typer.Option("-o", "--output", help="file to write (default: the format's own file name)")] = None,
+) -> None:
+    """Write the journal entries dated FROM to TO in an export format (docs/accounting.md)."""
+    from licensing.books.files import journal_file
+    from licensing.credits.expiry import sweep_expiries
+    from licensing.errors import LicensingError
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        _fail("--from and --to are dates written YYYY-MM-DD", 2)
+    database = _database()
+    sweep_expiries(database, now=clock.now())  # expiries post when recorded: record those due first
+    try:
+        with database.read() as session:
+            file = journal_file(session, first, last, format, get_settings())
+    except LicensingError as error:
+        _fail(error.detail, 2)
+    target = Path(output or file.filename)
+    if not target.absolute().parent.is_dir():
+        _fail(f"cannot write {target}: the folder {target.absolute().parent} does not exist", 2)
+    target.write_bytes(file.content)
+    typer.echo(f"wrote {target}")
+
+
+@journal_app.command("rebuild")
+def journal_rebuild(
+    replace: Annotated[bool, typer.Option("--replace", help="delete the journal there is and post it again (refused after a lock date)")] = False,
+) -> None:
+    """Build the journal of a database from its invoices, ledger and payments (a database made
+    before the journal existed: its entries as they would have posted)."""
+    from licensing.db.unit_of_work import run
+    from licensing.errors import LicensingError
+    from licensing.invoicing.journal import rebuild
+
+    database = _database()
+    try:
+        posted = run(database, lambda session: rebuild(session, replace=replace))
+    except LicensingError as error:
+        _fail(error.detail, 2)
+    typer.echo(f"posted {posted} journal entries")
 
 
 @app.command()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import date
 from typing import Annotated, Literal
 
@@ -14,11 +13,10 @@ from licensing import clock
 from licensing.api import presenters
 from licensing.api import responses as docs
 from licensing.api.deps import Admin, DatabaseDep, Pagination, ReadAllBooks, write
-from licensing.api.routers.reports import account_names
 from licensing.api.schemas import ChartIn, LockDateIn
 from licensing.books import reading
 from licensing.books import settings as books_settings
-from licensing.books.exports import FORMATS, ExportOptions, export
+from licensing.books.files import journal_file
 from licensing.books.journal import lock_date
 from licensing.config import get_settings
 from licensing.credits.expiry import sweep_expiries
@@ -111,29 +109,9 @@ def export_journal(
 ):
     first, last = _range(start, end)
     _record_due_expiries(database)
-    file = journal_file(database, first, last, format)
-    return Response(file.content, media_type=file.media_type, headers={"Content-Disposition": f'attachment; filename="{file.filename}"'})
-
-
-def journal_file(database, first: date, last: date, format: str):  # noqa: A002 - the API's name
-    """The export of the entries dated ``first`` to ``last`` (the API's and the CLI's)."""
-    if format not in FORMATS:
-        raise ValidationFailed(f"format must be one of {', '.join(FORMATS)}", field="format")
-    settings = get_settings()
     with database.read() as session:
-        chart = books_settings.chart(session)
-        views = reading.entries(session, chart, first, last)
-        names = account_names(session, {view.account_id for view in views if view.account_id is not None})
-    views = [replace(view, account_name=names.get(view.account_id)) for view in views]
-    fiscal = date(first.year if first.month >= settings.fiscal_year_start_month else first.year - 1, settings.fiscal_year_start_month, 1)
-    options = ExportOptions(
-        start=first, end=last, chart=chart, operator_name=settings.operator_name, datev_consultant=settings.datev_consultant_number,
-        datev_client=settings.datev_client_number, fiscal_year_start=fiscal,
-    )
-    try:
-        return export(format, views, options)
-    except ValueError as error:
-        raise ValidationFailed(str(error), field="to") from None
+        file = journal_file(session, first, last, format, get_settings())
+    return Response(file.content, media_type=file.media_type, headers={"Content-Disposition": f'attachment; filename="{file.filename}"'})
 
 
 @router.get(
