@@ -131,6 +131,20 @@ class Settings(BaseSettings):
             raise ValueError("must be from 1 to 1000")
         return value
 
+    @field_validator("fiscal_year_start_month")
+    @classmethod
+    def _month(cls, value: int) -> int:
+        if not 1 <= value <= 12:
+            raise ValueError("must be a month from 1 to 12")
+        return value
+
+    @field_validator("datev_consultant_number", "datev_client_number")
+    @classmethod
+    def _datev_number(cls, value: str) -> str:
+        if not value.isdigit() or len(value) > 7:
+            raise ValueError("must be up to 7 digits (DATEV)")
+        return value
+
     @field_validator("reminder_days")
     @classmethod
     def _reminder_days(cls, value: list[int]) -> list[int]:

@@ -27,7 +27,10 @@ def journal_file(session: Session, first: date, last: date, format: str, setting
     names = dict(session.exec(select(Account.id, Account.name).where(col(Account.id).in_(ids))).all()) if ids else {}
     views = [replace(view, account_name=names.get(view.account_id)) for view in views]
     start_month = settings.fiscal_year_start_month
-    fiscal = date(first.year if first.month >= start_month else first.year - 1, start_month, 1)
+    year = first.year if first.month >= start_month else first.year - 1
+    if year < 1:
+        raise ValidationFailed("from is before the first fiscal year this engine can count with", field="from")
+    fiscal = date(year, start_month, 1)
     options = ExportOptions(
         start=first, end=last, chart=chart, operator_name=settings.operator_name, datev_consultant=settings.datev_consultant_number,
         datev_client=settings.datev_client_number, fiscal_year_start=fiscal,
