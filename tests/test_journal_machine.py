@@ -1,8 +1,8 @@
 """The journal under any sequence of operations (SPEC 11), a hypothesis state machine.
 
 It extends the reports' machine (tests/test_reports.py: sales and top-ups, bookings now, late
-and ahead, reversals, adjustments, holds, credit notes strict and capped, expiries and rollover
-cuts of the licence's monthly packs) with payments (in part, in full, over with the excess kept
+and ahead, reversals, adjustments, holds, credit notes strict and capped, expiries of the
+licence's monthly packs) with a monthly pack whose rollover cap cuts credits, payments (in part, in full, over with the excess kept
 as unapplied cash), payment reversals and voids, and checks after every step that
 
 * every journal entry balances, per currency;
@@ -22,6 +22,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
@@ -41,6 +42,7 @@ from licensing.invoicing.journal import rebuild
 from licensing.invoicing.models import CreditNote, Invoice, Payment
 from licensing.invoicing.payments import amount_due, record_payment, refund_due, reverse_payment, unapplied_cash
 from licensing.reports import liability, revenue
+from tests import factories
 from tests.support.use_cases import ACTOR
 from tests.test_reports import EVER, MACHINE_SETTINGS, BooksMachine
 
@@ -57,6 +59,11 @@ class JournalMachine(BooksMachine):
     def __init__(self, database) -> None:
         super().__init__(database, holds=True)
         self.tmp = None
+        # A third monthly pack whose unused credits roll over up to a cap: rollover cuts.
+        capped = factories.credit_pack(self.database, credits="5", lifetime="P3M", price="50.00", name="monthly 5, rolling over up to 2")
+        factories.service(
+            self.database, self.licence_id, capped.id, quantity=D(1), from_date=date(2027, 1, 1), to_date=date(2029, 12, 31), max_rollover=D(2)
+        )
 
     # -- money in ---------------------------------------------------------------------------
 
