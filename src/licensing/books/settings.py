@@ -82,8 +82,8 @@ def _rate(text: str, field: str) -> str:
 
 
 def _account(given: Any, current: LedgerAccount, field: str) -> LedgerAccount:
-    if isinstance(given, str):
-        code, name = given, current.name
+    if isinstance(given, str):  # a code alone: the preset's name goes with the preset's code only
+        code, name = given, current.name if given.strip() == current.code else f"{current.name} ({given.strip()})"
     elif isinstance(given, dict) and set(given) <= {"code", "name"} and "code" in given:
         code, name = given["code"], given.get("name", current.name)
     else:

@@ -159,10 +159,12 @@ def allocation_entry(payment: Payment, kind: str, rows: list[tuple[int | None, D
     made = local_date(at, zone)
     received = kind == "payment"
     invoices = ", ".join(numbers[invoice_id] for invoice_id, _ in rows if invoice_id is not None and invoice_id in numbers)
+    # The invoice it concerns: the one paid, or the first that took (or gave back) the cash.
+    concerned = next((invoice_id for invoice_id, _ in rows if invoice_id is not None), payment.invoice_id)
     entry = NewEntry(
         event=_PAYMENT_EVENTS[kind], day=local_date(payment.received_at, zone) if received else made, made=made, strict=received,
         currency=payment.currency, source_type="payment", source_id=str(payment.id), account_id=payment.account_id,
-        document=numbers.get(payment.invoice_id), description=f"Payment {payment.id} ({payment.method.replace('_', ' ')})"
+        document=numbers.get(concerned), description=f"Payment {payment.id} ({payment.method.replace('_', ' ')})"
         + (f" for {invoices}" if invoices else "") + {"payment": "", "reversal": " reversed", "settlement": ": unapplied cash applied"}[kind],
     )
     money = PAYMENT_ROLES[payment.method]
