@@ -49,11 +49,11 @@ def parse_chart(body: dict[str, Any]) -> Chart:
     for role, given in _mapping(body, "accounts").items():
         if role not in ROLES:
             raise ValidationFailed(f"{role!r} is not a role; the roles are {', '.join(ROLES)}", field=f"accounts.{role}")
-        accounts[role] = _account(given, accounts[role], f"accounts.{role}")
+        accounts[role] = _account(given, accounts[role], f"accounts.{role}", PRESETS["plain"].accounts[role].name)
     vat = dict(preset.vat_payable)
     for rate, given in _mapping(body, "vat_payable").items():
         key = _rate(rate, f"vat_payable.{rate}")
-        vat[key] = _account(given, vat.get(key, accounts["vat_payable"]), f"vat_payable.{rate}")
+        vat[key] = _account(given, vat.get(key, accounts["vat_payable"]), f"vat_payable.{rate}", f"VAT payable {key} %")
     keys = dict(preset.tax_keys)
     for rate, key in _mapping(body, "tax_keys").items():
         if not isinstance(key, str) or len(key) > 4 or (not key.isdigit() and key != ""):
@@ -81,9 +81,9 @@ def _rate(text: str, field: str) -> str:
     return rate_key(rate)
 
 
-def _account(given: Any, current: LedgerAccount, field: str) -> LedgerAccount:
+def _account(given: Any, current: LedgerAccount, field: str, plain_name: str) -> LedgerAccount:
     if isinstance(given, str):  # a code alone: the preset's name goes with the preset's code only
-        code, name = given, current.name if given.strip() == current.code else f"{current.name} ({given.strip()})"
+        code, name = given, current.name if given.strip() == current.code else plain_name
     elif isinstance(given, dict) and set(given) <= {"code", "name"} and "code" in given:
         code, name = given["code"], given.get("name", current.name)
     else:
