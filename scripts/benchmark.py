@@ -65,7 +65,9 @@ NOW = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 # Grants valid for years around any clock (the HTTP server reads the real one).
 GRANTS_VALID_FROM = datetime(2020, 1, 1, tzinfo=UTC)
 GRANTS_EXPIRE = datetime(2040, 1, 1, tzinfo=UTC)
-WRITTEN_TABLES = ("invoices", "invoice_lines", "grants", "ledger_entries", "events", "number_series", "deliveries")  # in foreign-key order
+WRITTEN_TABLES = (
+    "invoices", "invoice_lines", "grants", "ledger_entries", "events", "number_series", "deliveries", "journal_entries", "journal_postings",
+)  # in foreign-key order
 
 
 PARTS = ("billing", "consumption", "balance", "pdf")
