@@ -138,11 +138,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a month from 1 to 12")
         return value
 
-    @field_validator("datev_consultant_number", "datev_client_number")
+    @field_validator("datev_consultant_number")
     @classmethod
-    def _datev_number(cls, value: str) -> str:
-        if not value.isdigit() or len(value) > 7:
-            raise ValueError("must be up to 7 digits (DATEV)")
+    def _datev_consultant(cls, value: str) -> str:
+        if not (value.isascii() and value.isdigit()) or len(value) > 7:
+            raise ValueError("must be up to 7 digits (DATEV Beraternummer)")
+        return value
+
+    @field_validator("datev_client_number")
+    @classmethod
+    def _datev_client(cls, value: str) -> str:
+        if not (value.isascii() and value.isdigit()) or len(value) > 5:
+            raise ValueError("must be up to 5 digits (DATEV Mandantennummer)")
         return value
 
     @field_validator("reminder_days")
