@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Literal
 
@@ -13,6 +12,7 @@ from licensing import clock
 from licensing.api import presenters
 from licensing.api import responses as docs
 from licensing.api.deps import Admin, DatabaseDep, Pagination, ReadAllBooks, write
+from licensing.api.routers.reports import parse_day
 from licensing.api.schemas import ChartIn, LockDateIn
 from licensing.books import reading
 from licensing.books import settings as books_settings
@@ -24,18 +24,8 @@ from licensing.errors import ValidationFailed
 
 router = APIRouter(prefix="/api/v1", tags=["books"])
 
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-
-
 def _day(value: str | None, field: str) -> date | None:
-    if value is None:
-        return None
-    if not _DATE.match(value):
-        raise ValidationFailed(f"{field} must be a date written YYYY-MM-DD", field=field)
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValidationFailed(f"{field} is not a real date", field=field) from None
+    return None if value is None else parse_day(value, field)
 
 
 def _range(start: str | None, end: str | None) -> tuple[date | None, date | None]:

@@ -30,7 +30,8 @@ def account_names(session, ids: set[int]) -> dict[int, str]:
     return dict(session.exec(select(Account.id, Account.name).where(col(Account.id).in_(ids))).all()) if ids else {}
 
 
-def _day(value: str, field: str) -> date:
+def parse_day(value: str, field: str) -> date:
+    """A date parameter (``YYYY-MM-DD``), or 422 naming it."""
     if not _DATE.match(value):
         raise ValidationFailed(f"{field} must be a date written YYYY-MM-DD", field=field)
     try:
@@ -54,7 +55,7 @@ def liability_report(caller: ReadAllBooks, database: DatabaseDep, as_of: Annotat
         moment, inclusive = clock.now(), True
     elif _DATE.match(as_of):
         try:
-            moment, inclusive = clock.end_of_day(_day(as_of, "as_of"), settings.zone), False
+            moment, inclusive = clock.end_of_day(parse_day(as_of, "as_of"), settings.zone), False
         except OverflowError:
             raise ValidationFailed("as_of is outside the calendar this engine can count with", field="as_of") from None
     else:
@@ -94,7 +95,7 @@ def revenue_report(
     start: Annotated[str, Query(alias="from", max_length=10)],
     end: Annotated[str, Query(alias="to", max_length=10)],
 ):
-    first, last = _day(start, "from"), _day(end, "to")
+    first, last = parse_day(start, "from"), parse_day(end, "to")
     if last < first:
         raise ValidationFailed("to is before from", field="to")
     try:
@@ -116,7 +117,7 @@ def revenue_report(
 )
 def receivables_report(caller: ReadAllBooks, database: DatabaseDep, as_of: Annotated[str | None, Query(max_length=10)] = None):
     settings = get_settings()
-    day = _day(as_of, "as_of") if as_of is not None else clock.local_date(clock.now(), settings.zone)
+    day = parse_day(as_of, "as_of") if as_of is not None else clock.local_date(clock.now(), settings.zone)
     try:
         with database.read() as session:
             report = receivables(session, day, settings)
