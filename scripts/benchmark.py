@@ -505,7 +505,8 @@ def seed_ledger(database: Database, account_id: int, entries: int) -> None:
                 grant_id, unit_id = grants[n % len(grants)]
                 rows.append({"account_id": account_id, "grant_id": grant_id, "business_unit_id": unit_id, "kind": "consume",
                              "credits": -step, "balance_after": Decimal(0), "source_type": "bench", "source_id": "0",
-                             "actor": "bench", "occurred_at": SETUP + timedelta(seconds=n), "recorded_at": SETUP + timedelta(seconds=n)})
+                             "actor": "bench", "occurred_at": SETUP + timedelta(seconds=n), "recorded_at": SETUP + timedelta(seconds=n),
+                             "value": Decimal(0)})
             insert_rows(session, LedgerEntry.__table__, rows)
         per_grant = step * (entries // len(grants))
         session.execute(text("UPDATE grants SET remaining = remaining - :u, used = used + :u WHERE account_id = :a"),
