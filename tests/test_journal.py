@@ -33,7 +33,7 @@ from licensing.invoicing.payments import record_payment, reverse_payment
 from tests import factories
 from tests.support.use_cases import ACTOR, bill_and_approve, instant
 from tests.test_cli import cli  # noqa: F401 - the fixture
-from tests.test_reports import consumed, credited, reversed_at, sell_top_up
+from tests.test_reports import consumed, credited, line_of, reversed_at, sell_top_up
 
 D = Decimal
 JOURNAL = "/api/v1/journal"
@@ -312,3 +312,35 @@ def test_export_journal_on_the_command_line(database, cli, tmp_path):  # noqa: F
     assert len(lines) == 1 + 16
     refused = cli("export", "journal", "--from", "2027-01-01", "--to", "2027-01-31", "--format", "lotus123", url=database.url)
     assert refused.code == 2 and "format must be one of" in refused.stderr
+
+
+def test_credits_granted_on_payment_move_from_awaiting_payment_and_a_reversal_then_a_credit_note_leave_nothing_waiting(database, api):
+    """A pack that grants on payment: its net waits (credits awaiting payment) until the invoice is
+    paid; a reversal takes back what is left (6 of 10 credits) and puts its value back there; a
+    credit note of the whole line then takes that 60.00 from there and the 40.00 used as an
+    allowance: nothing stays waiting."""
+    account = factories.account(database, name="Paid Later Ltd")
+    pack = factories.credit_pack(database, credits="10", lifetime=None, price="100.00", tax_rate="20", grant_on="payment")
+    invoice = sell_top_up(database, account.id, pack.id, instant("2027-03-01 09:00"))
+    with database.write() as session:
+        payment = record_payment(
+            session, invoice.id, amount=D("120.00"), received_at=instant("2027-03-02 09:00"), now=instant("2027-03-02 09:00"), actor=ACTOR
+        )
+    consumed(database, account.id, "4", instant("2027-03-03 10:00"))
+    with database.write() as session:
+        reverse_payment(session, payment.id, reason="chargeback", now=instant("2027-03-04 09:00"), actor=ACTOR)
+    line = line_of(database, invoice.id)
+    credited(database, invoice.id, CreditRequest(line.id, amount=D("100.00")), instant("2027-03-05 09:00"), policy="cap_to_remaining")
+
+    entries = journal(api)
+    assert [(e["event"], postings(e)) for e in entries if e["event"] not in ("credits_used",)] == [
+        ("invoice_approved", [("1100", "120.00", "0.00"), ("2410", "0.00", "100.00"), ("2200", "0.00", "20.00")]),
+        ("payment_received", [("1100", "0.00", "120.00"), ("1200", "120.00", "0.00")]),
+        ("credits_granted_on_payment", [("2410", "100.00", "0.00"), ("2400", "0.00", "100.00")]),
+        ("payment_reversed", [("1100", "120.00", "0.00"), ("1200", "0.00", "120.00")]),
+        ("credits_taken_back_on_reopening", [("2400", "60.00", "0.00"), ("2410", "0.00", "60.00")]),
+        ("credit_note_approved", [("2410", "60.00", "0.00"), ("4900", "40.00", "0.00"), ("2200", "20.00", "0.00"), ("1100", "0.00", "120.00")]),
+    ]
+    trial = api.get("/api/v1/reports/trial-balance", params={"as_of": "2027-03-31"}).json()
+    balances = {line["account"]: (line["debit"], line["credit"]) for line in trial["lines"]}
+    assert "2410" not in balances and "2400" not in balances and "1100" not in balances

@@ -5,8 +5,9 @@ posts them for a database made before the journal existed.
 * invoice approved: debit receivables (gross); credit services revenue, deferred credit revenue
   (credit packs), credits awaiting payment (packs that grant on payment), VAT payable per rate;
 * credit note approved, invoice voided: debit deferred credit revenue (the value of the credits
-  taken back), credit note allowances (the rest of a pack line's net), services revenue,
-  credits awaiting payment, VAT payable; credit receivables (gross);
+  taken back), credits awaiting payment (packs not granted yet; for a pack whose credits a
+  payment reversal took back, that value first), credit note allowances (the rest of a pack
+  line's net), services revenue, VAT payable; credit receivables (gross);
 * payment received: debit bank, card clearing or cash; credit receivables (what invoices took)
   and unapplied cash (the excess); unapplied cash applied: debit unapplied cash, credit
   receivables; payment reversed: debit receivables and unapplied cash (what each held of it),
@@ -104,7 +105,10 @@ def _taken_back(session: Session, source_type: str, source_id: int) -> dict[int,
     }
 
 
-def _crediting_entry(session: Session, entry: NewEntry, parts: list[tuple[InvoiceLine, Decimal]], taken: dict[int, Decimal], gross: Decimal):
+def _crediting_entry(
+    session: Session, entry: NewEntry, parts: list[tuple[InvoiceLine, Decimal]], taken: dict[int, Decimal], gross: Decimal, *,
+    at: datetime, note_id: int | None = None,
+):
     """Debit what ``parts`` (invoice line, net credited) take back, VAT per rate; credit receivables."""
     granted = set(session.exec(select(Grant.invoice_line_id).where(col(Grant.invoice_line_id).in_([line.id for line, _ in parts]))).all())
     roles = _pack_roles(session, {line.product_id for line, _ in parts if line.credits is not None})
@@ -114,13 +118,43 @@ def _crediting_entry(session: Session, entry: NewEntry, parts: list[tuple[Invoic
             entry.debit("services_revenue", net, rate)
         elif line.id in granted:
             value = taken.get(line.id, ZERO)
-            entry.debit("deferred_credit_revenue", value, rate).debit("credit_note_allowances", net - value, rate)
+            rest = net - value
+            if roles[line.product_id] == "credits_awaiting_payment":  # what a reopening moved back there goes first
+                waiting = max(ZERO, min(rest, _awaiting_after_reopening(session, line.id, at=at, note_id=note_id)))
+                entry.debit("credits_awaiting_payment", waiting, rate)
+                rest -= waiting
+            entry.debit("deferred_credit_revenue", value, rate).debit("credit_note_allowances", rest, rate)
         else:  # a pack that grants on payment, not paid yet
             entry.debit(roles[line.product_id], net, rate)
     for rate, (_net, tax) in pricing.totals(((net, line.tax_rate) for line, net in parts), entry.currency)[3].items():
         entry.debit("vat_payable", tax, rate)
     entry.credit("receivables", gross)
     return entry
+
+
+def _awaiting_after_reopening(session: Session, line_id: int, *, at: datetime, note_id: int | None) -> Decimal:
+    """What payment reversals moved back to credits awaiting payment for a pack line that grants
+    on payment (the value of its credits taken back on reopening) by ``at``, less what credit
+    notes approved before (``note_id``: the one being posted) took from there, in their order."""
+    reopened = session.exec(
+        select(LedgerEntry.recorded_at, LedgerEntry.value)
+        .join(Grant, Grant.id == LedgerEntry.grant_id)
+        .where(Grant.invoice_line_id == line_id, LedgerEntry.kind == "credit_note_reversal", LedgerEntry.source_type == "payment_reversal")
+    ).all()
+    earlier = session.exec(
+        select(CreditNote.id, CreditNote.approved_at, CreditNoteLine.net)
+        .join(CreditNoteLine, CreditNoteLine.credit_note_id == CreditNote.id)
+        .where(CreditNoteLine.invoice_line_id == line_id, CreditNote.status == "approved", CreditNote.id != (note_id or 0))
+        .order_by(CreditNote.approved_at, CreditNote.id)
+    ).all()
+    used = ZERO
+    for earlier_id, approved_at, net in earlier:
+        if approved_at > at or (approved_at == at and note_id is not None and earlier_id > note_id):
+            continue
+        available = sum((-value for moment, value in reopened if moment <= approved_at), ZERO) - used
+        value = _taken_back(session, "credit_note", earlier_id).get(line_id, ZERO)
+        used += max(ZERO, min(net - value, available))
+    return sum((-value for moment, value in reopened if moment <= at), ZERO) - used
 
 
 def credit_note_entry(session: Session, note: CreditNote) -> NewEntry:
@@ -135,7 +169,7 @@ def credit_note_entry(session: Session, note: CreditNote) -> NewEntry:
         description=f"Credit note {note.number} for invoice {number}",
     )
     parts = [(invoice_lines[line.invoice_line_id], line.net) for line in lines]
-    return _crediting_entry(session, entry, parts, _taken_back(session, "credit_note", note.id), note.gross)
+    return _crediting_entry(session, entry, parts, _taken_back(session, "credit_note", note.id), note.gross, at=note.approved_at, note_id=note.id)
 
 
 def void_entry(session: Session, invoice: Invoice) -> NewEntry:
@@ -145,7 +179,8 @@ def void_entry(session: Session, invoice: Invoice) -> NewEntry:
         event="invoice_voided", day=made, made=made, currency=invoice.currency, source_type="invoice", source_id=str(invoice.id),
         account_id=invoice.account_id, document=invoice.number, description=f"Invoice {invoice.number} voided",
     )
-    return _crediting_entry(session, entry, [(line, line.net) for line in lines], _taken_back(session, "invoice_void", invoice.id), invoice.gross)
+    parts = [(line, line.net) for line in lines]
+    return _crediting_entry(session, entry, parts, _taken_back(session, "invoice_void", invoice.id), invoice.gross, at=invoice.voided_at)
 
 
 _PAYMENT_EVENTS = {"payment": "payment_received", "reversal": "payment_reversed", "settlement": "unapplied_cash_applied"}
