@@ -17,7 +17,6 @@ payment's ``received_at``), or made on a locked day, is refused (409 ``period_lo
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -162,11 +161,3 @@ def _post_pending(session: Session) -> None:
     if rows:
         post(session, ledger_entries(rows, get_settings().zone), at=max(row["recorded_at"] for row in rows))
 
-
-def group_totals(entries: list[NewEntry]) -> dict[tuple[str, str], Decimal]:
-    """Signed totals per (role, currency) of ``entries`` (tests and checks)."""
-    totals: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-    for entry in entries:
-        for (role, _rate), amount in entry.amounts.items():
-            totals[role, entry.currency] += amount
-    return dict(totals)

@@ -41,13 +41,14 @@ def entries(
             select(JournalPosting).where(col(JournalPosting.entry_id).in_(ids[offset : offset + 5000])).order_by(JournalPosting.id)
         ).all():
             postings[posting.entry_id].append(posting)
-    return [view(row, postings[row.id], chart, None) for row in rows]
+    return [view(row, postings[row.id], chart) for row in rows]
 
 
-def view(row: JournalEntry, postings: list[JournalPosting], chart: Chart, account_name: str | None) -> EntryView:
+def view(row: JournalEntry, postings: list[JournalPosting], chart: Chart) -> EntryView:
+    """An entry with its postings on the chart's accounts (its account's name left to the caller)."""
     return EntryView(
         id=row.id, date=row.date, currency=row.currency, event=row.event, source_type=row.source_type, source_id=row.source_id,
-        description=row.description, account_id=row.account_id, account_name=account_name, document=row.document,
+        description=row.description, account_id=row.account_id, account_name=None, document=row.document,
         postings=tuple(
             PostingView(
                 role=posting.role, account=(account := chart.account(posting.role, posting.tax_rate)).code, account_name=account.name,

@@ -323,7 +323,7 @@ def consume(
         currency = account.currency
         for grant, take in planned:
             balance -= take
-            valued = _Valued(grant.credits, grant.value, currency)
+            valued = ledger.Valued(grant.credits, grant.value, currency)
             # The draw takes effect when it is recorded (like a hold): the credits are promised from
             # now on, whichever moment the booking is for (docs/decisions.md).
             entries.append(ledger.entry_row(
@@ -344,14 +344,6 @@ def consume(
         draws = [Draw(grant.id, take) for grant, take in planned]
         consumed_event(session, account, consumption, draws, now=now)
     return consumption, draws
-
-
-class _Valued(NamedTuple):
-    """What the value of a draw depends on (``ledger.worth``)."""
-
-    credits: Decimal
-    value: Decimal
-    currency: str
 
 
 class _Counters(NamedTuple):

@@ -27,14 +27,6 @@ class _Fresh(NamedTuple):
     used: Decimal = Decimal(0)
 
 
-class _Value(NamedTuple):
-    """What the value of a new grant's credits depends on (``ledger.worth``)."""
-
-    credits: Decimal
-    value: Decimal
-    currency: str
-
-
 class NewGrant(NamedTuple):
     account_id: int
     credits: Decimal
@@ -92,7 +84,7 @@ def create_grants(
             ledger.entry_row(
                 account_id, balance_after=balance, kind=kind, credits=credits, grant_id=grant_id, business_unit_id=unit_id,
                 source_type=grant.source_type, source_id=grant.source_id, actor=actor, occurred_at=at, recorded_at=at,
-                currency=currencies[account_id], value=ledger.worth(_Value(credits, grant.value, currencies[account_id]), credits),
+                currency=currencies[account_id], value=ledger.worth(ledger.Valued(credits, grant.value, currencies[account_id]), credits),
             )
         )
         if debts and (owed := debts.get(account_id, {}).get(unit_id, ZERO)) > 0:
@@ -105,7 +97,7 @@ def create_grants(
                     account_id, balance_after=balance, kind="debt_settlement", credits=-take, grant_id=grant_id,
                     business_unit_id=unit_id, source_type=grant.source_type, source_id=grant.source_id, actor=actor,
                     occurred_at=at, recorded_at=at, currency=currencies[account_id],
-                    value=ledger.value_moved(_Value(credits, grant.value, currencies[account_id]), credits, LedgerKind.DEBT_SETTLEMENT, -take),
+                    value=ledger.value_moved(ledger.Valued(credits, grant.value, currencies[account_id]), credits, LedgerKind.DEBT_SETTLEMENT, -take),
                 )
             )
         if grant.rollover_cap is not None:

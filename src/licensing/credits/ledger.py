@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
@@ -33,7 +33,15 @@ from licensing.money import minor_unit
 
 ZERO = Decimal(0)
 # Kinds that leave the outstanding credits of their grant as they are (held credits stay outstanding).
-_VALUE_NEUTRAL = frozenset({LedgerKind.HOLD, LedgerKind.HOLD_RELEASE})
+VALUE_NEUTRAL = frozenset({LedgerKind.HOLD, LedgerKind.HOLD_RELEASE})
+
+
+class Valued(NamedTuple):
+    """What the worth of a grant's credits depends on, for a grant known only as a row or a plan."""
+
+    credits: Decimal
+    value: Decimal
+    currency: str
 
 
 def worth(grant, outstanding: Decimal) -> Decimal:
@@ -48,7 +56,7 @@ def worth(grant, outstanding: Decimal) -> Decimal:
 def value_moved(grant, outstanding: Decimal, kind: LedgerKind | str, credits: Decimal) -> Decimal:
     """The change of value of an entry of ``kind`` moving ``credits`` (signed) on ``grant`` whose
     outstanding credits (remaining + held) are ``outstanding`` before it."""
-    if kind in _VALUE_NEUTRAL or not credits:
+    if kind in VALUE_NEUTRAL or not credits:
         return ZERO
     return worth(grant, outstanding + credits) - worth(grant, outstanding)
 

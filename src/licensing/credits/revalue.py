@@ -34,7 +34,7 @@ def entry_values(connection) -> dict[int, Decimal]:
             continue
         before = outstanding[grant_id]
         values[entry_id] = ledger.value_moved(grant, before, LedgerKind(kind), credits)
-        if kind not in (LedgerKind.HOLD, LedgerKind.HOLD_RELEASE):
+        if kind not in ledger.VALUE_NEUTRAL:
             outstanding[grant_id] = before + credits
     return values
 
