@@ -177,3 +177,19 @@ def client(app, api_keys):
 
     test_client.as_role = as_role
     return test_client
+
+
+@pytest.fixture
+def console(app, database):
+    """``console(role)``: a browser-less client signed in to the console as a new user of that role
+    (``tests/support/console.py``): ``.get(path)``, ``.submit(path, form)`` with the CSRF token."""
+    from tests.support.console import signed_in
+
+    made = {}
+
+    def sign_in(role: str = "admin"):
+        if role not in made:
+            made[role] = signed_in(app, database, role)
+        return made[role]
+
+    return sign_in

@@ -18,3 +18,16 @@ from licensing.events import subscribe
 def connect() -> None:
     """Subscribe every part to the events it follows (again: no harm)."""
     subscribe(DOCUMENT_EVENTS, "queue approved documents", queue_and_send)
+
+
+def add_pages(app) -> None:
+    """The browser's pages (``web``: the console and the portal) and their assets on the API's
+    application. Wired here because ``web`` calls the API's routes: the API does not import it."""
+    from fastapi.staticfiles import StaticFiles
+
+    from licensing.web import routers
+    from licensing.web.render import STATIC
+
+    app.mount(STATIC, StaticFiles(packages=[("licensing.web", "static")]), name="web-assets")
+    for router in routers():
+        app.include_router(router)

@@ -46,6 +46,8 @@ _TYPER = {"no_args_is_help": True, "rich_markup_mode": None, "pretty_exceptions_
 app = typer.Typer(help="licensing: billing engine for coworking operators.", add_completion=False, **_TYPER)
 api_key_app = typer.Typer(help="Manage API keys.", **_TYPER)
 app.add_typer(api_key_app, name="api-key")
+user_app = typer.Typer(help="Manage the users of the operator console.", **_TYPER)
+app.add_typer(user_app, name="user")
 invoice_app = typer.Typer(help="Invoice and credit note documents.", **_TYPER)
 app.add_typer(invoice_app, name="invoice")
 payments_app = typer.Typer(help="Money in: bank statements.", **_TYPER)
@@ -516,6 +518,27 @@ def _api_key_errors():
     except SQLAlchemyError as error:
         line, code = explain(error)
         _fail(line, code)
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="the user's e-mail address (they sign in with it)")],
+    role: Annotated[str, typer.Option(help="admin, billing, bookings or read (the API's roles)")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input (its first line)")] = False,
+) -> None:
+    """Create a user of the operator console (/console). Without --password-stdin the password
+    is asked for twice, without echo."""
+    from licensing.db.unit_of_work import run
+    from licensing.web.users import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    database = _database()
+    with _api_key_errors():
+        user = run(database, lambda session: create_user(session, email=email, role=role, password=password, at=clock.now()))
+    typer.echo(f"created console user {user.id} {user.email} with role {user.role}: sign in at /console/login")
 
 
 @invoice_app.command("pdf")

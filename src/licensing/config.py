@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     smtp_url: str = ""
     mail_from: str = ""  # the From header; empty: "<operator_name> <operator_email or invoices@example.invalid>"
     mail_outbox: str = "./outbox"  # where mails go when smtp_url is empty
+    # In the browser: the address members reach the portal at (the sign-in links mailed to them
+    # start with it), and whether session cookies are Secure (sent over HTTPS only; browsers also
+    # send them to http://127.0.0.1 and http://localhost). Set false only to try the console over
+    # plain HTTP on another host of a private network.
+    public_url: str = "http://127.0.0.1:8000"
+    secure_cookies: bool = True
     mail_max_attempts: int = 10  # failed attempts before a delivery is given up (status failed)
     webhook_max_attempts: int = 10  # failed attempts before a webhook delivery is given up (status failed)
     # Webhook URLs may not reach loopback, private, link-local, unique-local, unspecified or

@@ -30,6 +30,7 @@ from licensing.invoicing.models import (
 )
 from licensing.licences.models import ContractService, Licence
 from licensing.scheduler.models import JobRun
+from licensing.web.models import BrowserSession, ConsoleUser, SignInLink
 from licensing.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
@@ -37,5 +38,5 @@ __all__ = [
     "CreditNote", "CreditNoteLine", "CreditPrice", "Delivery", "DirectDebit", "DirectDebitItem", "Event", "ExpiryNotice", "Grant",
     "Hold", "IdempotencyRecord", "Invoice", "InvoiceLine", "JobRun", "JournalEntry", "JournalPosting", "LedgerEntry", "Licence", "Mandate",
     "Member", "NumberSeries", "OutboxCursor", "Payment", "PaymentAllocation", "PaymentReminder",
-    "Product", "StatementEntry", "Transfer", "Webhook", "WebhookDelivery",
+    "Product", "StatementEntry", "Transfer", "Webhook", "WebhookDelivery", "BrowserSession", "ConsoleUser", "SignInLink",
 ]

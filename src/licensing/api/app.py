@@ -26,7 +26,7 @@ from licensing.api.routers import (
     reports,
     webhooks,
 )
-from licensing.bootstrap import connect
+from licensing.bootstrap import add_pages, connect
 from licensing.db import Database, get_database
 
 
@@ -65,6 +65,7 @@ def create_app(database: Database | None = None) -> FastAPI:
 
     for module in (accounts, catalog, licences, invoices, payments, credit_notes, consumptions, holds, reports, books, webhooks, api_keys):
         app.include_router(module.router)
+    add_pages(app)
     document_problems(app)
     return app
 

@@ -41,10 +41,12 @@ class Caller:
     role: str
     # The accounts a ``bookings`` or ``read`` key is limited to; None: every account.
     account_ids: frozenset[int] | None = None
+    # Who calls: an API key, a console user or a member on the portal (``web``), in the actor.
+    kind: str = "api-key"
 
     @property
     def actor(self) -> str:
-        return f"api-key:{self.name}"
+        return f"{self.kind}:{self.name}"
 
     def may_see(self, account_id: int | str | None) -> bool:
         """Whether this key may see the account (a scoped key sees no id that is not one)."""
@@ -80,6 +82,8 @@ def require(*roles: str, all_accounts: bool = False) -> Callable[..., Caller]:
             raise Forbidden("this key is limited to some accounts and may not read across every account")
         return caller
 
+    # Read by the browser pages (``web.calls``), which call the same route functions in process.
+    dependency.roles, dependency.all_accounts = roles, all_accounts
     return dependency
 
 

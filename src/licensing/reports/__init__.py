@@ -179,3 +179,27 @@ def totals(months: dict[str, Month]) -> Month:
         for name in ("sold", "consumed", "expired", "taken_back"):
             getattr(total, name).add(getattr(month, name).credits, getattr(month, name).value)
     return total
+
+
+@dataclass(frozen=True, slots=True)
+class Expiring:
+    currency: str
+    credits: Decimal  # the remaining credits of grants that expire within the window
+    value: Decimal  # what they are worth (``credits.ledger.worth``, per grant)
+    accounts: int
+
+
+def expiring(session: Session, now: datetime, until: datetime) -> list[Expiring]:
+    """The credits still remaining now on grants that expire after ``now`` and by ``until``,
+    per currency: what members lose unless they book (the console's dashboard)."""
+    rows = session.exec(
+        select(Grant.id, Grant.account_id, Grant.currency, Grant.credits, Grant.value, Grant.remaining, Grant.expires_at).where(
+            col(Grant.expires_at) > now, col(Grant.expires_at) <= until, col(Grant.remaining) > 0
+        )
+    ).all()
+    totals: dict[str, tuple[Decimal, Decimal, set[int]]] = {}
+    for row in rows:
+        credits, value, accounts = totals.get(row.currency, (Decimal(0), Decimal(0), set()))
+        accounts.add(row.account_id)
+        totals[row.currency] = (credits + row.remaining, value + worth(row, row.remaining), accounts)
+    return [Expiring(currency, credits, value, len(accounts)) for currency, (credits, value, accounts) in sorted(totals.items())]
