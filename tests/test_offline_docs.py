@@ -6,21 +6,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from licensing.migrate import upgrade
+from tests.support.browser import ROOT, chromium, served
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 # Read at import: the autouse ``operator_settings`` fixture removes every LICENSING_* variable.
 SCREENSHOTS = os.environ.get("LICENSING_SCREENSHOTS") == "1"
 
@@ -51,67 +44,19 @@ def test_the_api_docs_load_nothing_from_the_internet(client):
 # -- in a real browser, with every other host out of reach ------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
     """``uvicorn`` serving ``create_app()`` on a free local port, on a throwaway SQLite database."""
     database = tmp_path / "licensing.db"
     upgrade(f"sqlite:///{database}")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("LICENSING_")}
-    environment |= {"LICENSING_DATABASE_URL": f"sqlite:///{database}", "LICENSING_MAIL_ON_APPROVAL": "false"}
-    log_path = tmp_path / "uvicorn.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "licensing.api.app:create_app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+    with served(f"sqlite:///{database}", tmp_path) as base:
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture
 def browser():
-    """Headless Debian Chromium driven by Playwright; skipped (never failed) where it cannot run."""
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed: pip install -e '.[test]'")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test installs it as root)")
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        except Error as error:
-            pytest.skip(f"Chromium ({CHROMIUM}) could not be launched: {error}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def open_offline(browser, url: str):

@@ -321,6 +321,7 @@ def serve(
         _fail(f"--workers {workers} needs PostgreSQL: the database at {_shown(_url())} is SQLite, which one process serves", 2)
     database = _database()
     _configure_logging(service=True)
+    _announce_pages(database, host, port)
     if workers > 1:
         if not no_scheduler:
             _say("the scheduler does not run in the workers: run it as its own process, `licensing scheduler`")
@@ -338,6 +339,19 @@ def serve(
         except SchedulerAlreadyRunning as error:
             _fail(str(error), 3)
     uvicorn.run(application, host=host, port=port, log_level="info")
+
+
+def _announce_pages(database: Database, host: str, port: int) -> None:
+    """Where the browser's pages are, and how to make the first console user when there is none."""
+    from sqlmodel import select
+
+    from licensing.web.models import ConsoleUser
+
+    shown_host = f"[{host}]" if ":" in host else host
+    _say(f"operator console: http://{shown_host}:{port}/console   member portal: http://{shown_host}:{port}/portal   API docs: http://{shown_host}:{port}/docs")
+    with database.read() as session:
+        if session.exec(select(ConsoleUser.id)).first() is None:
+            _say("no console user yet: create one with `licensing user create --email you@example.com --role admin`")
 
 
 @app.command()

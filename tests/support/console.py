@@ -32,7 +32,17 @@ class PageClient(TestClient):
 
 
 def page_client(app) -> PageClient:
-    return PageClient(app, base_url="https://testserver", follow_redirects=False)
+    """A client of the pages. FastAPI builds a router's routes on the first request that reaches
+    it: one request per page router is made here, before a test freezes the clock (freezegun
+    swaps ``datetime`` for its own class, which FastAPI cannot build a route parameter of)."""
+    from licensing.web import routers
+
+    client = PageClient(app, base_url="https://testserver", follow_redirects=False)
+    for router in routers():
+        paths = [route.path for route in router.routes if "GET" in getattr(route, "methods", ()) and "{" not in route.path]
+        if paths:
+            PageClient(app, base_url="https://testserver", follow_redirects=False).get(paths[0])
+    return client
 
 
 def add_user(database, email: str, role: str, password: str = PASSWORD):

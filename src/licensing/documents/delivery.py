@@ -445,10 +445,17 @@ MAIL_POLICY = DEFAULT_POLICY.clone(header_factory=_header_registry())
 def deliver(message: EmailMessage, document: Document, *, mail: MailSettings, recipient: str, kind: str = "document") -> None:
     """Send the mail to ``recipient`` (the delivery's stored address: never read back from the
     ``To`` header), or write it to the outbox folder (a reminder's file name starts ``reminder-``)."""
+    send_mail(message, mail=mail, recipient=recipient, stem=Path(document.file_name).stem, kind=kind)
+
+
+def send_mail(message: EmailMessage, *, mail: MailSettings, recipient: str, stem: str, kind: str) -> None:
+    """Send any mail (a document's, or one with none, such as the portal's sign-in link) to
+    ``recipient`` by SMTP, or, with no SMTP configured, write it to the outbox folder as
+    ``<kind>-<stem>.<token>.eml`` (a document's as ``<stem>.<token>.eml``)."""
     if mail.smtp_url:
         send_smtp(message, smtp_server(mail.smtp_url), recipients=[recipient])
     else:
-        write_eml(message, document, mail.outbox, prefix="" if kind == "document" else f"{kind}-")
+        write_eml(message, stem, mail.outbox, prefix="" if kind == "document" else f"{kind}-")
 
 
 def send_smtp(message: EmailMessage, server: SmtpServer, *, recipients: list[str]) -> None:
@@ -475,16 +482,17 @@ def send_smtp(message: EmailMessage, server: SmtpServer, *, recipients: list[str
         connection.close()
 
 
-def write_eml(message: EmailMessage, document: Document, outbox: Path, prefix: str = "") -> Path:
-    """The mail as ``<number>.<token>.eml`` in the outbox folder, written whole or not at all.
-    The token is a hash of the ``Message-ID``: unique to this installation's delivery (another
-    database's ``INV-2026-000001`` gets a file of its own), and the same on every attempt (a
-    mail written again after a crash replaces its first copy)."""
+def write_eml(message: EmailMessage, stem: str, outbox: Path, prefix: str = "") -> Path:
+    """The mail as ``<stem>.<token>.eml`` in the outbox folder (a document's stem is its
+    number), written whole or not at all. The token is a hash of the ``Message-ID``: unique to
+    this installation's delivery (another database's ``INV-2026-000001`` gets a file of its
+    own), and the same on every attempt (a mail written again after a crash replaces its first
+    copy)."""
     if message["Message-ID"] is None:
         raise ValueError("a mail without a Message-ID has no name in the outbox")
     outbox.mkdir(parents=True, exist_ok=True)
     token = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:16]
-    path = outbox / f"{prefix}{Path(document.file_name).stem}.{token}.eml"
+    path = outbox / f"{prefix}{stem}.{token}.eml"
     descriptor, temporary = tempfile.mkstemp(dir=outbox, prefix=".", suffix=".eml.tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:

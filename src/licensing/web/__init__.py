@@ -9,6 +9,6 @@ every figure on a page is the API's figure. Who may do what is the API's roles.
 
 def routers() -> list:
     """Every page router, the console's first."""
-    from licensing.web import console
+    from licensing.web import console, console_accounts, console_admin, console_catalog, console_invoices, console_licences, portal
 
-    return [console.router]
+    return [module.router for module in (console, console_accounts, console_licences, console_invoices, console_catalog, console_admin, portal)]
