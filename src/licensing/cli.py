@@ -545,10 +545,7 @@ def user_create(
     from licensing.db.unit_of_work import run
     from licensing.web.users import create_user
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     database = _database()
     with _api_key_errors():
         user = run(database, lambda session: create_user(session, email=email, role=role, password=password, at=clock.now()))
