@@ -18,9 +18,11 @@ from licensing.errors import LicensingError
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "web"
 templates = Jinja2Templates(directory=str(TEMPLATES))
 templates.env.filters["credits"] = credits_text
-templates.env.filters["without_cursor"] = lambda params: urlencode([(name, value) for name, value in params.multi_items() if name != "cursor"])
+# The pager's links keep the page's filters, not its cursor nor the message of a change just made.
+PAGER_DROPS = ("cursor", "done")
+templates.env.filters["without_cursor"] = lambda params: urlencode([(name, value) for name, value in params.multi_items() if name not in PAGER_DROPS])
 templates.env.filters["with_cursor"] = lambda params, cursor: urlencode(
-    [(name, value) for name, value in params.multi_items() if name != "cursor"] + [("cursor", cursor)]
+    [(name, value) for name, value in params.multi_items() if name not in PAGER_DROPS] + [("cursor", cursor)]
 )
 STATIC = "/static/web"
 
