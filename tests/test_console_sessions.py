@@ -159,7 +159,7 @@ def test_a_session_expires_after_twelve_hours(app, database):
 
 def test_an_htmx_request_without_a_session_is_told_to_go_to_the_sign_in_page(app, database):
     response = page_client(app).get("/console/accounts", headers={"HX-Request": "true"})
-    assert response.status_code == 204 and response.headers["HX-Redirect"] == "/console/login"
+    assert response.status_code == 204 and response.headers["HX-Redirect"] == "/console/login?next=%2Fconsole%2Faccounts"
 
 
 @pytest.mark.parametrize("target", ["https://evil.test/", "//evil.test/console", "/api/v1/accounts", "/console\\@evil.test"])
