@@ -23,7 +23,9 @@ from pydantic.fields import FieldInfo
 
 from licensing.api.deps import Caller, PageParams
 from licensing.api.errors import Forbidden
+from licensing.api.routers.reports import account_names as names_of
 from licensing.db import Database
+from licensing.db.repository import parse_id
 from licensing.errors import ValidationFailed
 
 
@@ -99,3 +101,11 @@ def body(model: type[BaseModel], form: dict[str, Any]) -> BaseModel:
         errors = [{"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]} for item in error.errors()]
         fields = ", ".join(sorted({item["field"] for item in errors}))
         raise ValidationFailed(f"invalid {fields}", errors=errors) from None
+
+
+def account_names(database: Database, account_ids: set[str]) -> dict[str, str]:
+    """The names of the accounts a page links to, by the API's id (a label beside the id, as
+    the reports show them; lists such as invoices carry the id only)."""
+    ids = {parse_id(account_id) for account_id in account_ids} - {None}
+    with database.read() as session:
+        return {str(account_id): name for account_id, name in names_of(session, ids).items()}

@@ -17,7 +17,7 @@ from licensing.db.unit_of_work import run
 from licensing.reports import expiring
 from licensing.scheduler.models import JobRun
 from licensing.web import billing
-from licensing.web.calls import allowed, call
+from licensing.web.calls import account_names, allowed, call
 from licensing.web.pages import page_router, see_other
 from licensing.web.render import page
 from licensing.web.sessions import (
@@ -30,8 +30,9 @@ from licensing.web.sessions import (
     form_token,
     remember_form_token,
     set_cookie,
+    signed_out,
 )
-from licensing.web.users import sign_in, sign_out
+from licensing.web.users import sign_in
 
 router = page_router("/console")
 
@@ -75,10 +76,7 @@ def login(request: Request, form: Form):
 
 @router.post("/logout")
 def logout(request: Request, visitor: ConsoleVisitor):
-    run(database_of(request), lambda session: sign_out(session, visitor.session_id, at=clock.now()))
-    response = see_other("/console/login")
-    response.delete_cookie(CONSOLE_COOKIE, path="/console")
-    return response
+    return signed_out(request, visitor, cookie=CONSOLE_COOKIE, path="/console", then="/console/login")
 
 
 @router.get("")
@@ -95,6 +93,7 @@ def dashboard(request: Request, visitor: ConsoleVisitor):
             figures["expiring"] = expiring(session, now, now + timedelta(days=30))
     if allowed(invoices_api.list_invoices, caller):
         figures["overdue"] = call(invoices_api.list_invoices, caller, database, overdue=True, limit=10)
+        figures["names"] = account_names(database, {invoice["account_id"] for invoice in figures["overdue"]["items"]})
         figures["drafts"] = call(invoices_api.list_invoices, caller, database, status="draft", limit=1)
     with database.read() as session:
         scheduled = session.exec(select(JobRun).where(JobRun.name == "billing-run")).first()

@@ -10,10 +10,8 @@ from datetime import date
 from typing import Any
 
 from fastapi import Request
-from sqlmodel import col, select
 
 from licensing import clock
-from licensing.accounts.models import Account
 from licensing.api.errors import Forbidden
 from licensing.api.routers import credit_notes as credit_notes_api
 from licensing.api.routers import invoices as invoices_api
@@ -21,10 +19,9 @@ from licensing.api.routers import payments as payments_api
 from licensing.api.schemas import BillingRunIn, CreditNoteApproveIn, CreditNoteIn, VoidIn
 from licensing.config import get_settings
 from licensing.db import Database
-from licensing.db.repository import parse_id
 from licensing.errors import Conflict, LicensingError, ValidationFailed
 from licensing.web import billing
-from licensing.web.calls import allowed, body, call
+from licensing.web.calls import account_names, allowed, body, call
 from licensing.web.pages import page_router, see_other
 from licensing.web.render import page, refused
 from licensing.web.sessions import ConsoleVisitor, Form, caller_of, database_of
@@ -60,15 +57,6 @@ def _notice(request: Request) -> str | None:
     return DONE.get(done or "")
 
 
-def _account_names(database: Database, account_ids: set[str]) -> dict[str, str]:
-    """The names of the accounts a page links to (a label beside the id, not a figure)."""
-    ids = {parse_id(account_id) for account_id in account_ids} - {None}
-    if not ids:
-        return {}
-    with database.read() as session:
-        return {str(account_id): name for account_id, name in session.exec(select(Account.id, Account.name).where(col(Account.id).in_(ids)))}
-
-
 # ---------------------------------------------------------------------------------------------
 # The list and the approval queue.
 # ---------------------------------------------------------------------------------------------
@@ -91,7 +79,7 @@ def _list_context(request: Request, visitor, database: Database) -> dict[str, An
     invoices = call(invoices_api.list_invoices, caller, database, limit=50, cursor=request.query_params.get("cursor"), **arguments)
     return {
         "visitor": visitor, "section": "Invoices", "title": "Approval queue" if filters["status"] == "draft" else "Invoices",
-        "filters": filters, "invoices": invoices, "names": _account_names(database, {item["account_id"] for item in invoices["items"]}),
+        "filters": filters, "invoices": invoices, "names": account_names(database, {item["account_id"] for item in invoices["items"]}),
         "can_approve": allowed(invoices_api.approve, caller), "statuses": STATUSES,
     }
 
@@ -166,7 +154,7 @@ def _invoice_context(request: Request, visitor, database: Database, invoice_id: 
     title = invoice["number"] or f"Draft invoice {invoice['id']}"
     return {
         "visitor": visitor, "section": "Invoices", "title": title, "invoice": invoice, "notes": notes, "payments": payments,
-        "account_name": _account_names(database, {invoice["account_id"]}).get(invoice["account_id"]),
+        "account_name": account_names(database, {invoice["account_id"]}).get(invoice["account_id"]),
         "can_approve": allowed(invoices_api.approve, caller), "can_void": allowed(invoices_api.void, caller),
         "can_credit": allowed(credit_notes_api.create, caller), "can_approve_note": allowed(credit_notes_api.approve, caller),
         "policies": POLICIES, "void_form": forms.get("void_form") or {}, "credit_form": forms.get("credit_form") or {},
@@ -238,7 +226,7 @@ def credit_note_list(request: Request, visitor: ConsoleVisitor, status: QueryVal
     notes = call(credit_notes_api.list_credit_notes, caller, database, invoice_id=invoice_id, status=status, limit=50, cursor=cursor)
     return page(
         request, NOTES, visitor=visitor, section="Invoices", title="Credit notes", notes=notes, filters={"status": status, "invoice_id": invoice_id},
-        names=_account_names(database, {item["account_id"] for item in notes["items"]}),
+        names=account_names(database, {item["account_id"] for item in notes["items"]}),
     )
 
 
@@ -247,7 +235,7 @@ def _note_context(visitor, database: Database, note_id: str) -> dict[str, Any]:
     note = call(credit_notes_api.get_credit_note, caller, database, note_id=note_id)
     return {
         "visitor": visitor, "section": "Invoices", "title": note["number"] or f"Draft credit note {note['id']}", "note": note,
-        "account_name": _account_names(database, {note["account_id"]}).get(note["account_id"]),
+        "account_name": account_names(database, {note["account_id"]}).get(note["account_id"]),
         "can_approve_note": allowed(credit_notes_api.approve, caller), "policies": POLICIES,
     }
 

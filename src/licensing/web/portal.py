@@ -40,8 +40,9 @@ from licensing.web.sessions import (
     form_token,
     remember_form_token,
     set_cookie,
+    signed_out,
 )
-from licensing.web.users import LINK_TIME, Link, new_links, redeem_link, sign_out
+from licensing.web.users import LINK_TIME, Link, new_links, redeem_link
 
 log = logging.getLogger("licensing.portal")
 
@@ -158,10 +159,7 @@ def use_link(request: Request, token: str, form: Form):
 
 @router.post("/logout")
 def logout(request: Request, visitor: PortalVisitor):
-    run(database_of(request), lambda session: sign_out(session, visitor.session_id, at=clock.now()))
-    response = see_other("/portal/sign-in")
-    response.delete_cookie(PORTAL_COOKIE, path="/portal")
-    return response
+    return signed_out(request, visitor, cookie=PORTAL_COOKIE, path="/portal", then="/portal/sign-in")
 
 
 # -- the account --------------------------------------------------------------------------------

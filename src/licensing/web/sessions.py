@@ -16,13 +16,14 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from licensing import clock
 from licensing.api.deps import Caller
 from licensing.config import get_settings
 from licensing.db import Database
-from licensing.web.users import Visitor, visitor
+from licensing.db.unit_of_work import run
+from licensing.web.users import Visitor, sign_out, visitor
 
 CONSOLE_COOKIE = "licensing_console"
 PORTAL_COOKIE = "licensing_portal"
@@ -113,3 +114,12 @@ def set_cookie(response: Response, name: str, value: str, *, path: str, max_age:
 
 def remember_form_token(response: Response, token: str, path: str) -> None:
     set_cookie(response, FORM_COOKIE, token, path=path)
+
+
+def signed_out(request: Request, found: Visitor, *, cookie: str, path: str, then: str) -> Response:
+    """Sign-out: the session ends (for every copy of its cookie), the cookie is removed, and the
+    browser goes to ``then``."""
+    run(database_of(request), lambda session: sign_out(session, found.session_id, at=clock.now()))
+    response = RedirectResponse(then, status_code=303)
+    response.delete_cookie(cookie, path=path)
+    return response
