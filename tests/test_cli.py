@@ -321,7 +321,11 @@ def test_serve_with_several_workers_needs_postgresql(cli, database, database_url
         return
     assert result.code == 0, result.stderr
     assert served == [(("licensing.api.app:create_app",), {"factory": True, "host": "127.0.0.1", "port": 8123, "workers": 3, "log_level": "info"})]
-    assert result.lines == ["the scheduler does not run in the workers: run it as its own process, `licensing scheduler`"]
+    assert result.lines == [
+        "operator console: http://127.0.0.1:8123/console   member portal: http://127.0.0.1:8123/portal   API docs: http://127.0.0.1:8123/docs",
+        "no console user yet: create one with `licensing user create --email you@example.com --role admin`",
+        "the scheduler does not run in the workers: run it as its own process, `licensing scheduler`",
+    ]
 
 
 def test_serve_refuses_zero_workers(cli, database_url):
