@@ -179,6 +179,18 @@ def client(app, api_keys):
     return test_client
 
 
+@pytest.fixture(autouse=True)
+def quick_password_hashing(monkeypatch):
+    """argon2 at the console's cost (64 MiB, 3 passes) takes about half a second a hash, and the
+    console's tests sign in hundreds of times: in this process they hash at the lowest cost.
+    (The command line and the browser tests' server run as processes of their own, at full cost.)"""
+    from argon2 import PasswordHasher
+
+    from licensing.web import users
+
+    monkeypatch.setattr(users, "hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
 @pytest.fixture
 def console(app, database):
     """``console(role)``: a browser-less client signed in to the console as a new user of that role

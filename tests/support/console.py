@@ -38,10 +38,12 @@ def page_client(app) -> PageClient:
     from licensing.web import routers
 
     client = PageClient(app, base_url="https://testserver", follow_redirects=False)
-    for router in routers():
-        paths = [route.path for route in router.routes if "GET" in getattr(route, "methods", ()) and "{" not in route.path]
-        if paths:
-            PageClient(app, base_url="https://testserver", follow_redirects=False).get(paths[0])
+    if not getattr(app.state, "pages_built", False):
+        for router in routers():
+            paths = [route.path for route in router.routes if "GET" in getattr(route, "methods", ()) and "{" not in route.path]
+            if paths:
+                PageClient(app, base_url="https://testserver", follow_redirects=False).get(paths[0])
+        app.state.pages_built = True
     return client
 
 
