@@ -155,6 +155,22 @@ def api_keys(database) -> dict[str, str]:
     return keys
 
 
+_WARM_PATHS: list[str] = []
+
+
+def warm_paths(app) -> list[str]:
+    """One GET path per API router, placeholders left in (every app has the same routes: read
+    from the first app's OpenAPI document, which takes most of a second to build)."""
+    if not _WARM_PATHS:
+        warmed = set()
+        for path, operations in app.openapi()["paths"].items():
+            prefix = "/".join(path.split("/")[:4])
+            if "get" in operations and prefix not in warmed:
+                warmed.add(prefix)
+                _WARM_PATHS.append(path.replace("{", "").replace("}", ""))
+    return _WARM_PATHS
+
+
 @pytest.fixture
 def client(app, api_keys):
     """An httpx client on the app, authenticated as ``billing``; ``client.as_role(role)`` for others."""
@@ -164,12 +180,8 @@ def client(app, api_keys):
     # FastAPI builds each router's routes on the first request that reaches it; make that happen
     # before a test freezes the clock (freezegun swaps ``datetime`` for its own class).
     # Reads only (every router has one), with placeholders left in the path: nothing is written.
-    warmed = set()
-    for path, operations in app.openapi()["paths"].items():
-        prefix = "/".join(path.split("/")[:4])
-        if "get" in operations and prefix not in warmed:
-            warmed.add(prefix)
-            test_client.get(path.replace("{", "").replace("}", ""))
+    for path in warm_paths(app):
+        test_client.get(path)
 
     def as_role(role: str | None) -> TestClient:
         headers = {"Authorization": f"Bearer {api_keys[role]}"} if role else {}
