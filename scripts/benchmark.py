@@ -7,17 +7,22 @@ the framework does for the same work with nothing of ours in the way.
    pack (P2W), billed and approved for one month; floor = the very same rows written with plain
    DB-API ``executemany`` in one transaction.
 2. Consumption: an account with 1,000 grants in 3 business units; consumptions through the
-   service layer (p50/p99), and over HTTP against ``licensing serve`` from a separate client
-   process, compared with an endpoint of the same app that reads one row by primary key
-   (``GET /accounts/{id}``): short slices of each in turn, the ratio the median over rounds of
-   each POST slice against the GET slice just before it.
+   service layer (p50/p99).
+   HTTP: ``POST /accounts/{id}/consumptions`` and ``GET /accounts/{id}`` of ``licensing serve``
+   (one worker on SQLite, ``--workers 2`` on PostgreSQL), loaded by wrk (-t2 -c16, Lua scripts),
+   against the floors of ``scripts/bench_floor.py`` served by the same uvicorn with as many
+   workers: a minimal locked debit and a bare one-row GET on the project's stack (sync route,
+   body model, SQLAlchemy Core on the project's engine), and the same debit on an async route
+   with the plain driver (the raw floor). Slices of each in turn; each ratio is the median over
+   rounds of our slice against the floor's slice of the same round.
 3. Balance: the credit summary of an account with 1,000 ledger entries and of one with
    1,000,000 (the summary must not scan the ledger).
 4. PDF: one-page approved invoices rendered as the engine sends them (template, WeasyPrint,
-   PDF/A-3b with the EN 16931 XML embedded): median milliseconds per PDF, compared with
-   WeasyPrint rendering the same HTML string directly; and a batch over every core (process pool).
+   PDF/A-3b with the EN 16931 XML embedded): median milliseconds per PDF, compared with the floor,
+   WeasyPrint rendering a minimal one-page invoice of the same content (plain table, one font),
+   and with WeasyPrint rendering our own HTML string; and a batch over every core (process pool).
 
-Usage: scripts/bench [--quick] [--no-postgres] [--parts billing,consumption,balance,pdf] [--profile FILE].
+Usage: scripts/bench [--quick] [--no-postgres] [--parts billing,consumption,http,balance,pdf] [--profile FILE].
 A run of every part writes its section of docs/benchmarks.md (full or quick).
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import socket
 import sqlite3
@@ -33,9 +39,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -70,7 +76,7 @@ WRITTEN_TABLES = (
 )  # in foreign-key order
 
 
-PARTS = ("billing", "consumption", "balance", "pdf")
+PARTS = ("billing", "consumption", "http", "balance", "pdf")
 
 
 @dataclass
@@ -78,15 +84,15 @@ class Sizes:
     licences: int
     billing_runs: int
     consumptions: int
-    http_seconds: float
-    http_runs: int
+    wrk_seconds: int
+    wrk_rounds: int
     big_ledger: int
     summary_calls: int
     pdfs: int
 
 
-FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, http_seconds=2, http_runs=12, big_ledger=1_000_000, summary_calls=300, pdfs=200)
-QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, http_seconds=0.3, http_runs=2, big_ledger=10_000, summary_calls=30, pdfs=6)
+FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, wrk_seconds=6, wrk_rounds=3, big_ledger=1_000_000, summary_calls=300, pdfs=200)
+QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, wrk_seconds=1, wrk_rounds=2, big_ledger=10_000, summary_calls=30, pdfs=6)
 
 
 @dataclass
@@ -395,98 +401,140 @@ def bench_consumption_service(report: Report, databases: Databases, kind: str, s
                f"p99 {p99 * 1000:.2f} ms, {len(latencies) / sum(latencies):,.0f}/s")
 
 
-CLIENT = textwrap.dedent('''
-    # Alternates slices of requests to each endpoint given (GET the bare one, POST ours), each
-    # slice from 4 threads with keep-alive connections; prints the rate of every slice as JSON.
-    # Short alternating slices see the same machine: a shared VM's speed drifts over seconds.
-    import json, sys, threading, time, httpx
-    base, key, seconds, rounds, threads = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), 4
-    phases = json.loads(sys.argv[5])  # [[method, path, body or null], ...]
-    headers = {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
-    clients = [httpx.Client(base_url=base, headers=headers) for _ in range(threads)]
-    def slice_rate(method, path, body, seconds):
-        counts, errors = [0] * threads, [0] * threads
-        def work(index):
-            deadline = time.perf_counter() + seconds
-            while time.perf_counter() < deadline:
-                response = clients[index].request(method, path, content=body)
-                errors[index] += response.status_code >= 300
-                counts[index] += 1
-        workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-        started = time.perf_counter()
-        [worker.start() for worker in workers]
-        [worker.join() for worker in workers]
-        return sum(counts) / (time.perf_counter() - started), sum(errors)
-    for method, path, body in phases:  # warm the connections and the server's caches
-        slice_rate(method, path, body, max(seconds, 1.0))
-    rates, failed = [[] for _ in phases], 0
-    for _ in range(rounds):
-        for index, (method, path, body) in enumerate(phases):
-            rate, errors = slice_rate(method, path, body, seconds)
-            rates[index].append(rate)
-            failed += errors
-    print(json.dumps({"rates": rates, "errors": failed}))
-''')
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def http_rates(base: str, key: str, phases: list[tuple[str, str, str | None]], seconds: float, rounds: int) -> list[list[float]]:
-    """Requests per second of each phase (method, path, body), one figure per round."""
-    import json
+@contextmanager
+def served(command: list[str], environment: dict, ready: str):
+    """A server process started with ``command``, once ``ready`` (a URL) answers 200."""
+    import httpx
 
-    command = [sys.executable, "-c", CLIENT, base, key, str(seconds), str(rounds), json.dumps(phases)]
-    output = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-    if output["errors"]:
-        raise RuntimeError(f"{output['errors']} requests failed")
-    return output["rates"]
+    server = subprocess.Popen(command, env=os.environ | environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        for _ in range(300):
+            if server.poll() is not None:
+                raise RuntimeError(f"{' '.join(command[:3])} stopped: {server.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(ready, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"{' '.join(command[:3])} did not start")
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
-def bench_consumption_http(report: Report, databases: Databases, kind: str, sizes: Sizes) -> None:
+@dataclass(frozen=True)
+class Load:
+    """One endpoint driven by wrk: a name, its URL and a Lua script (method, headers, body)."""
+
+    name: str
+    url: str
+    script: Path
+
+
+def load(workdir: Path, name: str, url: str, method: str = "GET", body: str | None = None, key: str | None = None) -> Load:
+    lines = [f'wrk.method = "{method}"']
+    if key:
+        lines.append(f'wrk.headers["Authorization"] = "Bearer {key}"')
+    if body is not None:
+        lines += ['wrk.headers["Content-Type"] = "application/json"', f"wrk.body = '{body}'"]
+    script = workdir / f"{name}.lua"
+    script.write_text("\n".join(lines) + "\n")
+    return Load(name, url, script)
+
+
+def wrk_rate(target: Load, seconds: int) -> float:
+    """Requests per second wrk reaches on ``target`` (2 threads, 16 connections); any answer
+    other than 2xx fails the run."""
+    output = subprocess.run(
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", str(target.script), target.url], check=True, capture_output=True, text=True
+    ).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"{target.name}: some requests failed:\n{output}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+
+
+def wrk_rounds(loads: list[Load], seconds: int, rounds: int) -> dict[str, list[float]]:
+    """Each load in turn for ``seconds``, ``rounds`` times (after one warm-up slice each): slices
+    close in time see the same machine (a shared VM's speed drifts over seconds)."""
+    for target in loads:
+        wrk_rate(target, 1)
+    rates: dict[str, list[float]] = {target.name: [] for target in loads}
+    for _ in range(rounds):
+        for target in loads:
+            rates[target.name].append(wrk_rate(target, seconds))
+    return rates
+
+
+def paired(rates: dict[str, list[float]], ours: str, floor: str) -> float:
+    """The median over rounds of our slice against the floor's slice of the same round."""
+    return statistics.median(mine / theirs for mine, theirs in zip(rates[ours], rates[floor], strict=True))
+
+
+def bench_http(report: Report, databases: Databases, kind: str, sizes: Sizes) -> None:
+    """``POST /accounts/{id}/consumptions`` and ``GET /accounts/{id}`` of ``licensing serve`` (one
+    worker on SQLite, two on PostgreSQL) against the floors of ``scripts/bench_floor.py`` served by
+    the same uvicorn with as many workers, all driven by wrk."""
+    from bench_floor import create_tables
+
+    if shutil.which("wrk") is None:
+        print(f"  http ({kind}): not measured: wrk is not installed (scripts/bench installs Debian's package when run as root)")
+        return
+    workers = 1 if kind == "sqlite" else 2
     url = databases.fresh(kind)
     database = Database(url)
     account_id, units = seed_grants(database)
     with database.write() as session:
         _key, secret = create_api_key(session, name="bench", role="billing", at=SETUP)
     database.dispose()
-    port = free_port()
-    environment = os.environ | {"LICENSING_DATABASE_URL": url}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "licensing"), "serve", "--no-scheduler", "--port", str(port)],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(base)
-        consume_path = f"/api/v1/accounts/{account_id}/consumptions"
-        body = f'{{"credits": "0.01", "business_unit_id": "{units[0]:d}"}}'
-        bare, ours = http_rates(base, secret, [("GET", f"/api/v1/accounts/{account_id}", None), ("POST", consume_path, body)],
-                                sizes.http_seconds, sizes.http_runs)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-    rate, floor = statistics.median(ours), statistics.median(bare)
-    # Each round's POST slice against the GET slice just before it: both saw the same machine.
-    ratio = statistics.median(post / get for get, post in zip(bare, ours, strict=True))
-    report.add(f"consumption ({kind})", "POST consumptions over HTTP, 4 client threads", f"{rate:,.0f} req/s",
-               f"{ratio:.0%} of GET one row ({floor:,.0f}/s)", ">= 40%", met=ratio >= 0.40)
-
-
-def _wait_for(base: str) -> None:
-    import httpx
-
-    for _ in range(200):
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("licensing serve did not start")
+    floor_url = databases.fresh(kind)
+    create_tables(floor_url)
+    ours_port, floor_port = free_port(), free_port()
+    ours, floor = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{floor_port}"
+    workdir = databases.workdir
+    body = f'{{"credits": "0.01", "business_unit_id": "{units[0]:d}"}}'
+    floor_body = '{"credits": "0.01", "business_unit_id": "1"}'
+    loads = [
+        load(workdir, "stack-post", f"{floor}/stack/accounts/1/debit", "POST", floor_body, secret),
+        load(workdir, "ours-post", f"{ours}/api/v1/accounts/{account_id}/consumptions", "POST", body, secret),
+        load(workdir, "raw-post", f"{floor}/raw/accounts/1/debit", "POST", floor_body, secret),
+        load(workdir, "stack-get", f"{floor}/stack/accounts/1", key=secret),
+        load(workdir, "ours-get", f"{ours}/api/v1/accounts/{account_id}", key=secret),
+    ]
+    if sizes is FULL:  # the other floors, for the record
+        loads += [load(workdir, "raw-model-post", f"{floor}/raw-model/accounts/1/debit", "POST", floor_body, secret),
+                  load(workdir, "async-core-post", f"{floor}/async-core/accounts/1/debit", "POST", floor_body, secret)]
+    licensing = [str(Path(sys.executable).parent / "licensing"), "serve", "--no-scheduler", "--port", str(ours_port), "--workers", str(workers)]
+    uvicorn = [sys.executable, "-m", "uvicorn", "bench_floor:app", "--app-dir", "scripts", "--port", str(floor_port),
+               "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    with (
+        served(licensing, {"LICENSING_DATABASE_URL": url}, f"{ours}/health"),
+        served(uvicorn, {"BENCH_FLOOR_DATABASE_URL": floor_url}, f"{floor}/stack/accounts/1"),
+    ):
+        rates = wrk_rounds(loads, sizes.wrk_seconds, sizes.wrk_rounds)
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    style = f"{workers} worker{'s' if workers > 1 else ''}, wrk -t2 -c16"
+    post = paired(rates, "ours-post", "stack-post")
+    report.add(f"http ({kind})", f"POST consumptions, {style}", f"{median['ours-post']:,.0f} req/s",
+               f"{post:.0%} of the stack floor ({median['stack-post']:,.0f}/s)", ">= 75%", met=post >= 0.75)
+    raw = paired(rates, "ours-post", "raw-post")
+    report.add(f"http ({kind})", "POST consumptions against the raw async floor", f"{median['ours-post']:,.0f} req/s",
+               f"{raw:.0%} of the raw floor ({median['raw-post']:,.0f}/s)", ">= 40% (stretch)", met=raw >= 0.40)
+    get = paired(rates, "ours-get", "stack-get")
+    report.add(f"http ({kind})", f"GET an account, {style}", f"{median['ours-get']:,.0f} req/s",
+               f"{get:.0%} of the stack's bare GET ({median['stack-get']:,.0f}/s)", ">= 75%", met=get >= 0.75)
+    for name, what in (("raw-model-post", "async route, raw driver, body model"), ("async-core-post", "async route, SQLAlchemy Core, body model")):
+        if name in median:
+            report.add(f"http ({kind})", f"floor: {what}", f"{median[name]:,.0f} req/s",
+                       f"{median[name] / median['stack-post']:.2f}x the stack floor")
 
 
 # ----------------------------------------------------------------------------- 3. balance
@@ -558,6 +606,29 @@ def one_page_invoice(databases: Databases):
     return document
 
 
+def minimal_invoice_html(document) -> str:
+    """The PDF floor: the same invoice as a plain page (its parties, facts, a plain table of its
+    lines and its totals in one font, no styles beyond that), with nothing of ours around it."""
+    from html import escape
+
+    def party(who) -> str:
+        return "<br>".join(escape(part) for part in (who.name, *who.address_lines, who.country or "", who.tax_id or "") if part)
+
+    rows = "".join(
+        f"<tr><td>{line.number}</td><td>{escape(line.description)}</td><td>{line.quantity}</td><td>{line.unit_price}</td>"
+        f"<td>{line.tax_rate} %</td><td>{line.net}</td></tr>"
+        for line in document.lines
+    )
+    return (
+        "<html><head><style>@page { size: A4; margin: 15mm } body { font-family: 'DejaVu Sans'; font-size: 9pt }</style></head><body>"
+        f"<h1>Invoice {escape(document.number or '')}</h1><p>{party(document.seller)}</p><p>{party(document.buyer)}</p>"
+        f"<p>Issued {document.issue_date}, due {document.due_date}, {document.currency}</p>"
+        f"<table><tr><th>#</th><th>Description</th><th>Quantity</th><th>Unit price</th><th>VAT</th><th>Net</th></tr>{rows}</table>"
+        f"<p>Net {document.net}<br>VAT {document.tax}<br>Total due {document.gross}</p><p>{escape(document.payment_terms)}</p>"
+        "</body></html>"
+    )
+
+
 def bench_pdf(report: Report, databases: Databases, sizes: Sizes) -> None:
     from weasyprint import HTML
 
@@ -566,20 +637,27 @@ def bench_pdf(report: Report, databases: Databases, sizes: Sizes) -> None:
 
     document = one_page_invoice(databases)
     html = render_html(document, einvoice=True)
+    minimal = minimal_invoice_html(document)
     base_url = templates_dir().resolve().as_uri() + "/"
-    pdf_of(document), HTML(string=html, base_url=base_url).write_pdf()  # warm both (fonts, XSD)
-    ours, floor = [], []
+    pdf_of(document), HTML(string=html, base_url=base_url).write_pdf(), HTML(string=minimal).write_pdf()  # warm (fonts, XSD)
+    ours, same, floor = [], [], []
     for _ in range(sizes.pdfs):
         started = time.perf_counter()
         pdf_of(document)
         ours.append(time.perf_counter() - started)
         started = time.perf_counter()
         HTML(string=html, base_url=base_url).write_pdf()
+        same.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        HTML(string=minimal).write_pdf()
         floor.append(time.perf_counter() - started)
-    median, floor_median = statistics.median(ours), statistics.median(floor)
+    median, same_median, floor_median = statistics.median(ours), statistics.median(same), statistics.median(floor)
     report.add("pdf", f"{sizes.pdfs} one-page invoices, PDF/A-3b + e-invoice", f"{median * 1000:.0f} ms per PDF",
-               f"{median / floor_median:.2f}x WeasyPrint on the same HTML ({floor_median * 1000:.0f} ms)", "<= 1.2x",
-               median / floor_median <= 1.2)
+               f"{median / floor_median:.2f}x a minimal one-page invoice ({floor_median * 1000:.0f} ms)", "<= 1.5x",
+               median / floor_median <= 1.5)
+    report.add("pdf", "the same, against WeasyPrint on our HTML", f"{median * 1000:.0f} ms per PDF",
+               f"{median / same_median:.2f}x WeasyPrint on the same HTML ({same_median * 1000:.0f} ms)", "<= 1.2x",
+               median / same_median <= 1.2)
     if sizes.pdfs < 50:
         return  # a process pool's start-up dominates small batches: the batch figure is for full runs
     workers = os.cpu_count() or 1
@@ -645,7 +723,8 @@ def write_markdown(report: Report, sizes_name: str, postgres: str | None, path: 
 
 PER_DATABASE = {
     "billing": (bench_billing,),
-    "consumption": (bench_consumption_service, bench_consumption_http),
+    "consumption": (bench_consumption_service,),
+    "http": (bench_http,),
     "balance": (bench_balance,),
 }
 

@@ -74,3 +74,33 @@ def test_a_quick_run_rewrites_its_own_section_of_the_report_and_keeps_the_full_r
     assert "| billing run (sqlite) | 300 licences | 1,500 licences/s | 4.5x the floor | <= 10x floor | **no** |" in report
     assert "PostgreSQL 15.18" in report.split("## Last quick run")[1]
     assert "PostgreSQL not measured" in report.split("## Last quick run")[0]
+
+
+def test_every_http_floor_debits_the_account_once_per_request_and_the_bare_get_reads_it(database_url, monkeypatch):
+    # given the HTTP floors served on a fresh database of their own tables
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("BENCH_FLOOR_DATABASE_URL", database_url)
+    spec = importlib.util.spec_from_file_location("licensing_bench_floor", ROOT / "scripts" / "bench_floor.py")
+    floor = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, floor)  # its annotations are resolved through it
+    spec.loader.exec_module(floor)
+    floor.create_tables(database_url, accounts=2)
+    try:
+        client = TestClient(floor.app)
+        # when each style of route takes 0.50 credits from account 1
+        for style in ("stack", "async-core", "raw", "raw-model"):
+            response = client.post(f"/{style}/accounts/1/debit", json={"credits": "0.50", "business_unit_id": "1"})
+            assert response.status_code == 201, response.text
+        # then the account lost 2.00, each request wrote one ledger row, and the other account is untouched
+        assert client.get("/stack/accounts/1").json() == {"id": "1", "balance": "999998.00"}
+        assert client.get("/stack/accounts/2").json()["balance"] == "1000000.00"
+        with floor.DATABASE.reader.connect() as connection:
+            ledger = connection.execute(text("SELECT account_id, credits, balance_after FROM floor_ledger ORDER BY id")).all()
+        assert [(row[0], str(row[1]), str(row[2])) for row in ledger] == [
+            (1, "-0.50", "999999.50"), (1, "-0.50", "999999.00"), (1, "-0.50", "999998.50"), (1, "-0.50", "999998.00"),
+        ]
+    finally:
+        if floor._raw is not None:
+            floor._raw.close()
+        floor.DATABASE.dispose()

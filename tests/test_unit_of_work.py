@@ -85,3 +85,38 @@ def test_a_race_lost_twice_is_a_conflict_to_retry(database):
     with pytest.raises(IdempotencyConflict):
         run(database, new_account("Busy Ltd"), idempotency=AlwaysRaced(race=True))
     assert names(database) == []
+
+
+def test_writers_of_one_process_queue_for_sqlite_and_one_kept_waiting_too_long_meets_an_outage(database, monkeypatch):
+    import threading
+
+    import licensing.db as db_module
+    from licensing.db import is_outage
+
+    if not database.is_sqlite:
+        pytest.skip("PostgreSQL writers lock rows, not the database: no queue of the process's own")
+    # given a write transaction held open by another thread
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with database.write() as session:
+            create_account(session, name="Holder", email="billing@acme.test", currency="EUR", at=AT)
+            entered.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    entered.wait(10)
+    # when a writer waits longer than the queue allows, it is an outage (the API's 503), and writes nothing
+    monkeypatch.setattr(db_module, "WRITER_TIMEOUT_SECONDS", 0.2)
+    with pytest.raises(Exception) as refused:
+        run(database, new_account("Too late"))
+    assert is_outage(refused.value)
+    # and a writer that waits while the holder ends goes on as soon as it has committed
+    monkeypatch.setattr(db_module, "WRITER_TIMEOUT_SECONDS", 10)
+    waiter = threading.Thread(target=lambda: run(database, new_account("Next")))
+    waiter.start()
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert names(database) == ["Holder", "Next"]

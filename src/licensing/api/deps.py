@@ -27,7 +27,11 @@ from licensing.errors import NotFound, ValidationFailed
 bearer = HTTPBearer(auto_error=False, description="An API key made with `licensing api-key create`")
 
 
-def get_database(request: Request) -> Database:
+# Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in its thread
+# pool, and each such hop costs more than the dependency itself.
+
+
+async def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
@@ -167,7 +171,7 @@ class PageParams:
     after: int | None
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=500)] = 50, cursor: Annotated[str | None, Query(max_length=40)] = None
 ) -> PageParams:
     after = parse_id(cursor)

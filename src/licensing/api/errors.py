@@ -159,9 +159,10 @@ async def _json_position(request: Request, item: dict) -> str:
     return f" at line {line}, column {column}"
 
 
-def refuse_unknown_query_parameters(request: Request) -> None:
+async def refuse_unknown_query_parameters(request: Request) -> None:
     """A query parameter the route does not take is a mistake (``/accounts?q=`` on a route
-    without ``q`` would otherwise list everyone): 422 naming it."""
+    without ``q`` would otherwise list everyone): 422 naming it. (``async``: no I/O, so no hop
+    to the thread pool.)"""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None or not request.query_params:
