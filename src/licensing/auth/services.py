@@ -8,10 +8,12 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from licensing.accounts.models import Account
 from licensing.auth.models import ApiKey
+from licensing.db.bulk import reading
 from licensing.db.repository import get_reference, lock
 from licensing.errors import ValidationFailed
 from licensing.text import unprintable
@@ -79,11 +81,14 @@ def revoke_api_key(session: Session, key_id: int | str, *, at: datetime) -> ApiK
 
 
 def authenticate(session: Session, secret: str, at: datetime) -> ApiKey | None:
-    """The key with this secret if it may be used at ``at``: not revoked, not expired."""
-    key = session.exec(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).one_or_none()
-    if key is None or not is_active(key, at):
+    """The key with this secret if it may be used at ``at``: not revoked, not expired. Read on
+    every request, so read as a plain row (a detached ``ApiKey``, not one the session tracks)."""
+    keys = ApiKey.__table__
+    row = reading(session).execute(sa_select(keys).where(keys.c.key_hash == hash_key(secret))).mappings().one_or_none()
+    if row is None:
         return None
-    return key
+    key = ApiKey(**row)
+    return key if is_active(key, at) else None
 
 
 def is_active(key: ApiKey, at: datetime) -> bool:

@@ -22,12 +22,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit
 from licensing.credits.kinds import CREATING, kinds_moving
 from licensing.credits.models import Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts
+from licensing.db.bulk import reading
 from licensing.money import ZERO
 
 EXPIRING_WINDOW = timedelta(days=30)
@@ -218,13 +220,16 @@ def remaining_of(session: Session, account_ids: list[int], at: datetime, *, unex
     unexpired_at = unexpired_at or at
     if not account_ids:
         return {}
-    rows = session.exec(
-        select(Grant.account_id, func.sum(Grant.remaining))
+    grants = Grant.__table__.c
+    # Core on the session's connection (no ORM rows to build); ``remaining > 0`` lets the
+    # database use the partial index of drawable grants.
+    rows = reading(session).execute(
+        sa_select(grants.account_id, func.sum(grants.remaining))
         .where(
-            col(Grant.account_id).in_(account_ids), Grant.valid_from <= at,
-            or_(Grant.expires_at.is_(None), col(Grant.expires_at) > unexpired_at),  # type: ignore[union-attr]
+            grants.account_id.in_(account_ids), grants.remaining > 0, grants.valid_from <= at,
+            or_(grants.expires_at.is_(None), grants.expires_at > unexpired_at),
         )
-        .group_by(Grant.account_id)
+        .group_by(grants.account_id)
     ).all()
     sums = dict(rows)  # SUM keeps the column's type: exact Decimals
     return {account_id: sums.get(account_id) or ZERO for account_id in account_ids}

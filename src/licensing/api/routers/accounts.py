@@ -88,7 +88,7 @@ def list_accounts(
     rows: list[Account] = []
     with database.read() as session:
         result = paginate(session, statement, Account.id, page, lambda row: rows.append(row) or row.id)
-    result["items"] = with_credits(database, rows)
+        result["items"] = with_credits(database, session, rows)
     return result
 
 
@@ -102,15 +102,21 @@ def get_account(account_id: str, caller: ReadAny, database: DatabaseDep):
     check_account(caller, account_id)
     with database.read() as session:
         account = get_or_404(session, Account, account_id, "account")
-    return with_credits(database, [account])[0]
+        return with_credits(database, session, [account])[0]
 
 
-def with_credits(database, rows: list[Account]) -> list[dict]:
+def with_credits(database, session, rows: list[Account]) -> list[dict]:
     """The accounts as the API shows them, with ``remaining_credits`` (as the credit summary's
-    ``remaining`` now) and ``debt``, after recording the rollover cuts due on any of them."""
+    ``remaining`` now) and ``debt``, after recording the rollover cuts due on any of them.
+
+    ``session`` is the read transaction the rows come from: the credits are read in it too,
+    unless some account had cuts due (recorded in a write of their own, then read afresh)."""
     now = clock.now()
-    rows = [settle_expiries(database, row.id, now=now) if rollover_due(row, now) else row for row in rows]
-    with database.read() as session:
+    if any(rollover_due(row, now) for row in rows):
+        rows = [settle_expiries(database, row.id, now=now) if rollover_due(row, now) else row for row in rows]
+        with database.read() as fresh:
+            remaining = remaining_of(fresh, [row.id for row in rows], now)
+    else:
         remaining = remaining_of(session, [row.id for row in rows], now)
     return [
         presenters.account(row) | {"remaining_credits": credits_text(remaining[row.id]), "debt": credits_text(row.debt)} for row in rows
