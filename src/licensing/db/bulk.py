@@ -6,10 +6,15 @@ compiles the INSERT once, runs each value through its column type's bind process
 ``ScaledDecimal`` and ``UTCDateTime`` store exactly what they store everywhere else), and hands
 the rows to the driver's own ``executemany``.
 
+On PostgreSQL, a batch of ``COPY_FROM`` rows or more goes in with ``COPY ... FROM STDIN``
+(psycopg's copy), several times faster than a multi-row INSERT; fewer rows, and rows written
+inside a pipeline (``pipelined``, where COPY is not allowed), use the INSERT.
+
 Ids: on SQLite the write transaction holds the database's write lock, and SQLite gives a new
 row the largest rowid plus one, so the rows of one ``executemany`` get consecutive ids ending
 at ``last_insert_rowid()``. On PostgreSQL, where sequences are shared by concurrent
-transactions, the ids come from ``INSERT ... RETURNING`` (SQLAlchemy's insertmanyvalues).
+transactions, a COPY takes its ids from the table's sequence first (one query for the batch)
+and writes them with the rows; a small INSERT gets them from ``INSERT ... RETURNING``.
 """
 
 from __future__ import annotations
@@ -46,12 +51,17 @@ def insert_new(session: Session, table: Table, rows: list[dict[str, Any]], *, un
     return len(session.execute(statement).all())
 
 
+COPY_FROM = 50  # rows: below it, COPY's set-up costs more than it saves
+
+
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, return_ids: bool = False) -> list[int]:
     """Insert ``rows`` (dicts with the same keys) into ``table``; their ids in order if asked."""
     if not rows:
         return []
     connection = session.connection()
     dialect = connection.dialect
+    if dialect.name == "postgresql" and len(rows) >= COPY_FROM and not _in_pipeline(connection):
+        return _copy(connection, table, rows, return_ids=return_ids)
     if return_ids and dialect.name != "sqlite":
         statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
         return list(connection.execute(statement, rows).scalars())
@@ -119,6 +129,34 @@ def _plan(kind: str, table: Table, names: tuple[str, ...], dialect) -> tuple[str
     order = compiled.positiontup if compiled.positional else list(keys)
     parameters = tuple((name, keys[name], table.c[keys[name]].type._cached_bind_processor(dialect)) for name in order)
     return str(compiled), compiled.positional, parameters
+
+
+def _in_pipeline(connection: Connection) -> bool:
+    from psycopg import pq
+
+    return connection.connection.driver_connection.info.pipeline_status != pq.PipelineStatus.OFF
+
+
+def _copy(connection: Connection, table: Table, rows: list[dict[str, Any]], *, return_ids: bool) -> list[int]:
+    """``COPY`` the rows into ``table`` (PostgreSQL), values converted as ``_execute`` converts
+    them; with ``return_ids``, ids taken from the table's sequence first and written with them."""
+    names = tuple(rows[0])
+    dialect = connection.dialect
+    columns = [_column(rows, name, table.c[name].type._cached_bind_processor(dialect)) for name in names]
+    ids: list[int] = [row["id"] for row in rows] if "id" in names else []
+    if return_ids and "id" not in names:
+        ids = sorted(connection.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
+            {"table": table.name, "count": len(rows)},
+        ).scalars())
+        names, columns = (*names, "id"), [*columns, ids]
+    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {dialect.identifier_preparer.format_table(table)} ({quoted}) FROM STDIN") as copy:
+        for row in zip(*columns, strict=True):
+            copy.write_row(row)
+    cursor.close()
+    return ids if return_ids else []
 
 
 def _execute(connection, plan, rows: list[dict[str, Any]]) -> None:

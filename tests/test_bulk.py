@@ -1,0 +1,66 @@
+"""``db.bulk.insert_rows``: the one way batches are written, on both databases. On PostgreSQL a
+batch of ``COPY_FROM`` rows or more goes in with COPY and ids taken from the sequence first; the
+rows must come back exactly as an INSERT would have stored them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlmodel import select
+
+from licensing.accounts.services import create_account
+from licensing.credits.models import LedgerEntry
+from licensing.db import bulk
+from licensing.db.bulk import insert_rows, pipelined
+from licensing.events import Event
+from tests.support.use_cases import instant
+
+AT = instant("2027-01-01 09:00")
+
+
+def ledger_rows(account_id: int, count: int, first: int = 0) -> list[dict]:
+    return [
+        {"account_id": account_id, "grant_id": None, "business_unit_id": None, "kind": "adjust_add",
+         "credits": Decimal(n) / 100 - Decimal("0.50"), "balance_after": Decimal(n) / 100, "value": Decimal("0.05") * n,
+         "source_type": "test", "source_id": str(n), "actor": "bulk's test 'quotes', tabs\tand \\ back\nslash",
+         "occurred_at": AT + timedelta(microseconds=n), "recorded_at": AT + timedelta(seconds=n)}
+        for n in range(first, first + count)
+    ]
+
+
+def stored(database, account_id: int) -> list[tuple]:
+    with database.read() as session:
+        entries = session.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id)).all()
+        return [(entry.id, entry.credits, entry.balance_after, entry.value, entry.actor, entry.occurred_at, entry.recorded_at, entry.source_id)
+                for entry in entries]
+
+
+def test_a_large_batch_is_stored_exactly_and_its_ids_are_given_back_in_the_order_of_its_rows(database):
+    # given an account, and a batch well over the COPY threshold (and a small one, by INSERT)
+    with database.write() as session:
+        account_id = create_account(session, name="Acme", email="billing@acme.test", currency="EUR", at=AT).id
+    large, small = ledger_rows(account_id, bulk.COPY_FROM * 3), ledger_rows(account_id, 3, first=1000)
+    # when both are inserted and their ids asked for
+    with database.write() as session:
+        large_ids = insert_rows(session, LedgerEntry.__table__, large, return_ids=True)
+        small_ids = insert_rows(session, LedgerEntry.__table__, small, return_ids=True)
+    # then every id is new, they rise in the order of the rows, and each row holds its own values
+    assert len(set(large_ids + small_ids)) == len(large) + len(small)
+    assert large_ids == sorted(large_ids) and small_ids == sorted(small_ids) and large_ids[-1] < small_ids[0]
+    expected = [
+        (row_id, row["credits"], row["balance_after"], row["value"], row["actor"], row["occurred_at"], row["recorded_at"], row["source_id"])
+        for row_id, row in zip(large_ids + small_ids, large + small, strict=True)
+    ]
+    assert stored(database, account_id) == expected
+
+
+def test_a_large_batch_inside_a_pipeline_is_written_too(database):
+    # given a batch over the threshold written while the booking's pipeline is open (PostgreSQL
+    # refuses COPY there: the batch must take the INSERT)
+    rows = [{"type": "test.bulk", "data": f'{{"n": {n}}}', "created_at": AT} for n in range(bulk.COPY_FROM + 5)]
+    with database.write() as session, pipelined(session):
+        insert_rows(session, Event.__table__, rows)
+    # then every row is there
+    with database.read() as session:
+        assert len(session.exec(select(Event).where(Event.type == "test.bulk")).all()) == len(rows)
