@@ -86,13 +86,16 @@ class Sizes:
     consumptions: int
     wrk_seconds: int
     wrk_rounds: int
+    scale: tuple[int, int]  # licences: the billing run's time and memory at the small size and at 10 times it
     big_ledger: int
     summary_calls: int
     pdfs: int
 
 
-FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, wrk_seconds=6, wrk_rounds=3, big_ledger=1_000_000, summary_calls=300, pdfs=200)
-QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, wrk_seconds=1, wrk_rounds=2, big_ledger=10_000, summary_calls=30, pdfs=6)
+FULL = Sizes(licences=10_000, billing_runs=3, consumptions=10_000, wrk_seconds=6, wrk_rounds=3, scale=(10_000, 100_000),
+             big_ledger=1_000_000, summary_calls=300, pdfs=200)
+QUICK = Sizes(licences=300, billing_runs=2, consumptions=200, wrk_seconds=1, wrk_rounds=2, scale=(300, 3_000),
+              big_ledger=10_000, summary_calls=30, pdfs=6)
 
 
 @dataclass
@@ -375,6 +378,54 @@ def bench_billing(report: Report, databases: Databases, kind: str, sizes: Sizes)
     report.add(f"billing run ({kind})", f"{sizes.licences:,} licences billed + approved, {rows_written:,} rows", f"{rate:,.0f} licences/s",
                f"{seconds / floor:.1f}x the floor ({sizes.licences / floor:,.0f}/s)", target,
                met=(rate >= 2000 if absolute else True) and seconds / floor <= 10)
+
+
+def cli_billing_run(url: str, workers: int) -> tuple[float, int]:
+    """``licensing billing-run --approve --workers N`` as its own process: seconds, and the peak
+    resident memory of that process (KiB; its workers are processes of their own). Approved
+    invoices are queued for mail but not sent (``LICENSING_MAIL_ON_APPROVAL=false``): rendering
+    and sending is the delivery job's, measured by the PDF part."""
+    command = [str(Path(sys.executable).parent / "licensing"), "billing-run", "--as-of", BILLING_DAY.isoformat(), "--approve",
+               "--workers", str(workers)]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=os.environ | {"LICENSING_DATABASE_URL": url, "LICENSING_MAIL_ON_APPROVAL": "false"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    errors = process.stderr.read().decode()
+    process.stderr.close()
+    if status != 0:
+        raise RuntimeError(f"{' '.join(command[1:])} failed: {errors[-2000:]}")
+    return elapsed, usage.ru_maxrss
+
+
+def bench_billing_processes(report: Report, databases: Databases, kind: str, sizes: Sizes) -> None:
+    """The command an operator runs: one process against two workers (PostgreSQL), and one
+    process at ten times the licences (time and peak memory)."""
+    if kind != "postgresql":
+        return
+
+    def seeded(count: int) -> str:
+        url = databases.fresh(kind)
+        database = Database(url)
+        seed_licences(database, count)
+        database.dispose()
+        return url
+
+    one, two = [], []
+    for _ in range(max(1, sizes.billing_runs - 1)):
+        one.append(cli_billing_run(seeded(sizes.licences), 1)[0])
+        two.append(cli_billing_run(seeded(sizes.licences), 2)[0])
+    speedup = statistics.median(one) / statistics.median(two)
+    report.add(f"billing run ({kind})", f"licensing billing-run, {sizes.licences:,} licences, --workers 2", f"{statistics.median(two):.1f} s",
+               f"{speedup:.2f}x faster than one process ({statistics.median(one):.1f} s)", ">= 1.6x", met=speedup >= 1.6)
+    small, large = sizes.scale
+    small_seconds, small_memory = cli_billing_run(seeded(small), 1)
+    large_seconds, large_memory = cli_billing_run(seeded(large), 1)
+    report.add(f"billing run ({kind})", f"licensing billing-run, {large:,} licences against {small:,}", f"{large_seconds:.1f} s",
+               f"{large_seconds / small_seconds:.1f}x the time ({small_seconds:.1f} s)", "<= 11x", met=large_seconds / small_seconds <= 11)
+    report.add(f"billing run ({kind})", f"peak memory, {large:,} licences against {small:,}", f"{large_memory / 1024:.0f} MiB",
+               f"{large_memory / small_memory:.2f}x ({small_memory / 1024:.0f} MiB)", "<= 1.2x", met=large_memory / small_memory <= 1.2)
 
 
 # ----------------------------------------------------------------------------- 2. consumption
@@ -736,7 +787,7 @@ def write_markdown(report: Report, sizes_name: str, postgres: str | None, path: 
 
 
 PER_DATABASE = {
-    "billing": (bench_billing,),
+    "billing": (bench_billing, bench_billing_processes),
     "consumption": (bench_consumption_service,),
     "http": (bench_http,),
     "balance": (bench_balance,),

@@ -304,6 +304,24 @@ def test_scheduler_once_prints_each_result_once(database, database_url, tmp_path
 # ------------------------------------------------------------------------------- serve
 
 
+def test_billing_run_with_several_workers_needs_postgresql_and_bills_every_licence_once(cli, database, database_url):
+    from tests import factories
+
+    desk = factories.plain_service(database)
+    for n in range(5):
+        licence = factories.licence(database, factories.account(database, name=f"Member {n}").id, date(2027, 1, 1))
+        factories.service(database, licence.id, desk.id)
+
+    result = cli("billing-run", "--as-of", "2027-01-01", "--approve", "--workers", "2", url=database_url)
+
+    if database.is_sqlite:
+        assert (result.code, result.stdout) == (2, "")
+        assert result.stderr == f"--workers 2 needs PostgreSQL: the database at {database_url} is SQLite, which takes one writer at a time\n"
+        return
+    assert result.code == 0, result.stderr
+    assert result.stdout == "billing run as of 2027-01-01: 5 invoices created, 5 approved\n"
+
+
 def test_serve_with_several_workers_needs_postgresql(cli, database, database_url, monkeypatch):
     import uvicorn
 

@@ -409,10 +409,16 @@ def scheduler(
 def billing_run(
     as_of: Annotated[str | None, typer.Option("--as-of", help="bill what is due up to this date (YYYY-MM-DD); default today")] = None,
     approve: Annotated[bool, typer.Option("--approve", help="approve every invoice generated")] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="processes billing side by side, each claiming batches of licences (PostgreSQL)"),
+    ] = 1,
 ) -> None:
     """Generate the due invoices, with a progress bar."""
-    from licensing.invoicing.billing import run_billing
+    from licensing.bootstrap import connect
+    from licensing.invoicing.billing import BillingWorkersFailed, run_billing, run_billing_in_workers
 
+    if workers > 1 and _is_sqlite(_url()):
+        _fail(f"--workers {workers} needs PostgreSQL: the database at {_shown(_url())} is SQLite, which takes one writer at a time", 2)
     now = clock.now()
     try:
         day = date.fromisoformat(as_of) if as_of else clock.local_date(now, get_settings().zone)
@@ -427,7 +433,18 @@ def billing_run(
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        result = run_billing(database, as_of=day, now=now, actor="cli", approve_all=approve, progress=advance)
+        if workers == 1:
+            result = run_billing(database, as_of=day, now=now, actor="cli", approve_all=approve, progress=advance)
+        else:
+            try:
+                result = run_billing_in_workers(
+                    database, workers, as_of=day, now=now, actor="cli", approve_all=approve, progress=advance, setup=connect
+                )
+            except BillingWorkersFailed as error:
+                progress.stop()
+                _say(f"a billing worker stopped: {error}; {error.result.invoices_created} invoices were created before it did")
+                _say("run the same command again: what is billed is not billed twice")
+                raise typer.Exit(1) from error
     typer.echo(f"billing run as of {result.as_of}: {result.invoices_created} invoices created, {result.invoices_approved} approved")
     for failure in result.failed:
         _say(f"licence {failure.licence_id} was not billed: {failure.error}")

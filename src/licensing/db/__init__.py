@@ -122,6 +122,13 @@ class Database:
         with Session(self.reader, expire_on_commit=False) as session, session.begin():
             yield session
 
+    def forget_connections(self) -> None:
+        """In a forked process: drop the pooled connections inherited from the parent without
+        closing them (they are the parent's), so that this process opens its own."""
+        self.writer.dispose(close=False)
+        if self.reader is not self.writer:
+            self.reader.dispose(close=False)
+
     def dispose(self) -> None:
         self.writer.dispose()
         if self.reader is not self.writer:

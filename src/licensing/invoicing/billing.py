@@ -23,7 +23,7 @@ from fractions import Fraction
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -348,6 +348,33 @@ class BillingRunResult:
 
 
 
+class HighWater:
+    """How far this run's batches have been claimed (the highest licence id claimed): a number
+    in one process, shared memory among the processes of ``run_billing_in_workers``."""
+
+    def __init__(self, shared=None) -> None:
+        self.shared = shared
+        self._value = 0
+
+    @property
+    def value(self) -> int:
+        return self.shared.value if self.shared is not None else self._value
+
+    def advance(self, licence_id: int) -> None:
+        if self.shared is None:
+            self._value = max(self._value, licence_id)
+            return
+        with self.shared.get_lock():
+            self.shared.value = max(self.shared.value, licence_id)
+
+
+@dataclass(slots=True)
+class _Claim:
+    """The licences of one batch: claimed by the batch's transaction, kept for its retries."""
+
+    ids: list[int] | None = None
+
+
 def run_billing(
     database: Database,
     *,
@@ -358,52 +385,73 @@ def run_billing(
     settings: Settings | None = None,
     progress: Callable[[int, int], None] | None = None,
     batch_size: int | None = None,
+    high_water: HighWater | None = None,
 ) -> BillingRunResult:
     """Bill every licence, one transaction per batch of licences, approving the invoices of
     ``auto_approve`` licences (or all, with ``approve_all``). Counts this run's work only. A
     licence that cannot be billed is left out (``result.failed``, a ``billing.failed`` event,
-    the log) and the others are billed; the next run tries it again."""
+    the log) and the others are billed; the next run tries it again.
+
+    Each batch's transaction claims its licences first: the next ``batch_size`` licences after
+    ``high_water``, locked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so that a licence another
+    process is billing at that moment is left to it. Processes sharing a ``high_water`` (the
+    workers of ``run_billing_in_workers``) thus bill one run side by side."""
     settings = settings or get_settings()
     batch_size = batch_size or BATCH_SIZE
     result = BillingRunResult(as_of=as_of)
+    due_by = as_of + timedelta(days=settings.invoice_lead_days)
+    high_water = high_water or HighWater()
     with database.read() as session:
-        licences = session.exec(
-            select(Licence.id, Licence.auto_approve)
-            .where(Licence.start_date <= as_of + timedelta(days=settings.invoice_lead_days))
-            .order_by(Licence.id)
-        ).all()
-    for start in range(0, len(licences), batch_size):
-        batch = licences[start : start + batch_size]
-        approving = {licence_id for licence_id, auto_approve in batch if auto_approve or approve_all}
+        total = session.exec(select(func.count()).select_from(Licence).where(Licence.start_date <= due_by)).one()
+    done = 0
+    while True:
+        claim = _Claim()
         try:
-            _bill_batch(database, [licence_id for licence_id, _ in batch], approving, result, as_of=as_of, now=now, actor=actor, settings=settings)
+            _bill_batch(database, claim, high_water, result, due_by=due_by, batch_size=batch_size, approve_all=approve_all,
+                        as_of=as_of, now=now, actor=actor, settings=settings)
         except Exception as error:
-            if is_outage(error):
+            if is_outage(error) or not claim.ids:
                 raise
             # One licence that cannot be billed must not stop the others: bill the batch again,
             # one licence per transaction, and record the ones that fail.
-            for licence_id, _auto_approve in batch:
+            for licence_id in claim.ids:
                 try:
-                    _bill_batch(database, [licence_id], approving, result, as_of=as_of, now=now, actor=actor, settings=settings)
+                    _bill_batch(database, _Claim([licence_id]), high_water, result, due_by=due_by, batch_size=1,
+                                approve_all=approve_all, as_of=as_of, now=now, actor=actor, settings=settings)
                 except Exception as licence_error:
                     if is_outage(licence_error):
                         raise
                     _record_failure(database, licence_id, licence_error, result, as_of=as_of, now=now)
+        if not claim.ids:
+            return result
+        done += len(claim.ids)
         if progress:
-            progress(min(start + batch_size, len(licences)), len(licences))
-    return result
+            progress(min(done, total), total)
 
 
 def _bill_batch(
-    database: Database, licence_ids: list[int], approving: set[int], result: BillingRunResult, *, as_of: date, now: datetime,
-    actor: str, settings: Settings,
+    database: Database, claim: _Claim, high_water: HighWater, result: BillingRunResult, *, due_by: date, batch_size: int,
+    approve_all: bool, as_of: date, now: datetime, actor: str, settings: Settings,
 ) -> None:
-    """Bill and approve one batch in one transaction, adding its work to ``result``."""
+    """Claim a batch (``claim.ids`` when given, else the next after ``high_water``), bill and
+    approve it in one transaction, adding its work to ``result``."""
     from licensing.invoicing.approval import approve_invoices
 
     for attempt in range(3):
         try:
             with database.write() as session:
+                which = Licence.id > high_water.value if claim.ids is None else col(Licence.id).in_(claim.ids)
+                statement = select(Licence.id, Licence.auto_approve).where(Licence.start_date <= due_by, which)
+                claimed = session.exec(statement.order_by(Licence.id).limit(batch_size).with_for_update(skip_locked=True)).all()
+                if claim.ids is None:
+                    claim.ids = [licence_id for licence_id, _ in claimed]
+                    if not claimed:
+                        return
+                    high_water.advance(claim.ids[-1])
+                licence_ids = [licence_id for licence_id, _ in claimed]
+                if not licence_ids:
+                    return  # another process is billing it
+                approving = {licence_id for licence_id, auto_approve in claimed if auto_approve or approve_all}
                 billing = bill_licences(session, licence_ids, as_of=as_of, now=now, settings=settings, actor=actor)
                 approved = approve_invoices(
                     session, billing.invoices_of(approving), at=now, actor=actor, settings=settings, known_lines=billing.lines_of
@@ -415,6 +463,99 @@ def _bill_batch(
             # Another run billed the same lines at the same moment: bill the batch again.
             if attempt == 2:
                 raise
+
+
+def run_billing_in_workers(
+    database: Database,
+    workers: int,
+    *,
+    as_of: date,
+    now: datetime,
+    actor: str,
+    approve_all: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int | None = None,
+    setup: Callable[[], None] | None = None,
+) -> BillingRunResult:
+    """``run_billing`` in ``workers`` processes of their own (PostgreSQL), which claim batches
+    from one shared high-water mark; their results added up. Each process calls ``setup`` first
+    (a module-level function: ``licensing.bootstrap.connect``, so that approvals queue their
+    mail there too). A worker that stops on an error (the database unreachable) makes this raise
+    ``BillingWorkersFailed`` once all have ended."""
+    import multiprocessing
+    import sys
+
+    # Forked on Linux: a worker starts at once with what this process has imported (a fresh
+    # interpreter takes seconds to import the engine); it drops the inherited connections
+    # without closing them (they are this process's) and opens its own.
+    fork = sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if fork else "spawn")
+    high_water, done, answers = context.Value("q", 0), context.Value("q", 0), context.Queue()
+    inherited = database if fork else None
+    processes = [
+        context.Process(
+            target=_worker, args=(setup, database.url, inherited, high_water, done, answers, as_of, now, actor, approve_all, batch_size),
+        )
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    with database.read() as session:
+        due_by = as_of + timedelta(days=get_settings().invoice_lead_days)
+        total = session.exec(select(func.count()).select_from(Licence).where(Licence.start_date <= due_by)).one()
+    outcomes = []
+    while len(outcomes) < workers:
+        try:
+            outcomes.append(answers.get(timeout=0.2))
+        except Exception:  # noqa: BLE001 - queue.Empty: report progress while the workers bill
+            if not any(process.is_alive() for process in processes) and answers.empty():
+                break
+        if progress:
+            progress(min(done.value, total), total)
+    for process in processes:
+        process.join()
+    result = BillingRunResult(as_of=as_of)
+    errors = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    for outcome in outcomes:
+        if isinstance(outcome, BillingRunResult):
+            result.invoices_created += outcome.invoices_created
+            result.invoices_approved += outcome.invoices_approved
+            result.failed += outcome.failed
+    if errors or len(outcomes) < workers:
+        raise BillingWorkersFailed(errors[0] if errors else "a billing worker ended without an answer", result)
+    if progress:
+        progress(total, total)
+    return result
+
+
+class BillingWorkersFailed(Exception):
+    """A worker of ``run_billing_in_workers`` stopped; ``result`` is what the others billed."""
+
+    def __init__(self, reason: str, result: BillingRunResult) -> None:
+        super().__init__(reason)
+        self.result = result
+
+
+def _worker(setup, url, inherited, high_water, done, answers, as_of, now, actor, approve_all, batch_size) -> None:
+    """One process of ``run_billing_in_workers``."""
+    if inherited is not None:
+        inherited.forget_connections()
+    if setup is not None:
+        setup()
+    database = Database(url)
+    try:
+        def advance(count: int, _total: int) -> None:
+            with done.get_lock():
+                done.value += count - advance.reported
+            advance.reported = count
+
+        advance.reported = 0
+        answers.put(run_billing(database, as_of=as_of, now=now, actor=actor, approve_all=approve_all, progress=advance,
+                                batch_size=batch_size, high_water=HighWater(high_water)))
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it
+        answers.put(describe_failure(error))
+    finally:
+        database.dispose()
 
 
 def _record_failure(database: Database, licence_id: int, error: Exception, result: BillingRunResult, *, as_of: date, now: datetime) -> None:
