@@ -5,7 +5,9 @@ real; text is read back with pypdf; a PNG of page 1 is written with pdftoppm for
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -13,7 +15,8 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import select
 
-from licensing.documents.pdf import AssetFetcher, render_pdf
+from licensing.config import get_settings
+from licensing.documents.pdf import AssetFetcher, document_stylesheet, package_templates, render_pdf
 from licensing.documents.service import load_document, pdf_of
 from licensing.invoicing.billing import run_billing
 from licensing.invoicing.credit_notes import (
@@ -98,10 +101,28 @@ def test_text_a_user_wrote_is_shown_literally_and_never_fetched(database):
     text = " ".join(page_texts(pdf)).replace("\n", "")
     assert HOSTILE_NAME in text
     assert HOSTILE_DESCRIPTION.replace(" ", "") in text.replace(" ", "")
-    # the renderer asked only for the template's own stylesheet, and was refused nothing
-    assert fetcher.requested and all(url.startswith("file://") and url.endswith("/templates/assets/document.css") for url in fetcher.requested)
+    # the renderer fetched nothing for the document (its stylesheet is parsed once per process) and was refused nothing
+    assert fetcher.requested == []
     assert fetcher.refused == []
     assert not any("passwd" in url or "127.0.0.1" in url for url in fetcher.requested)
+
+
+def test_the_stylesheet_is_parsed_once_and_again_when_it_changes(database, tmp_path, set_operator_setting):
+    shutil.copytree(package_templates(), tmp_path / "brand")
+    set_operator_setting("templates_dir", str(tmp_path / "brand"))
+    _account, invoice, _lines = billed_invoice(database)
+    document = load_document(database, "invoice", invoice.id)
+    [parsed] = document_stylesheet(get_settings())
+    assert document_stylesheet(get_settings()) == [parsed]  # the same parsed object: not read again
+    assert "BILLED TO" in page_texts(render_pdf(document))[0]  # "Billed to", upper-cased by the stylesheet
+
+    css = tmp_path / "brand" / "assets" / "document.css"
+    css.write_text(css.read_text().replace("text-transform: uppercase", "text-transform: none"))
+    os.utime(css, ns=(css.stat().st_atime_ns, css.stat().st_mtime_ns + 1_000_000_000))
+
+    assert document_stylesheet(get_settings()) != [parsed]
+    text = page_texts(render_pdf(document))[0]
+    assert "Billed to" in text and "BILLED TO" not in text
 
 
 def test_the_fetcher_refuses_every_url_but_the_template_assets(tmp_path):
