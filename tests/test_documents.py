@@ -151,6 +151,36 @@ def test_an_approved_invoice_pdf_is_pdf_a_3b_with_its_e_invoice_embedded(databas
     assert b"EN 16931" in xmp and b"factur-x.xml" in xmp
 
 
+def test_the_e_invoice_is_one_data_file_and_the_info_and_xmp_say_the_same(database):
+    import io
+
+    from lxml import etree
+    from pypdf import PdfReader
+
+    _account, invoice, _lines = billed_invoice(database)
+    reader = PdfReader(io.BytesIO(pdf_of(load_document(database, "invoice", invoice.id))))
+    root = reader.trailer["/Root"]
+
+    [filespec] = [entry.get_object() for entry in root["/AF"]]  # once, not twice (WeasyPrint issue 2917)
+    assert (filespec["/F"], filespec["/AFRelationship"]) == ("factur-x.xml", "/Data")
+    assert filespec["/EF"]["/F"].get_object()["/Subtype"] == "/text/xml"
+    assert root["/PageMode"] == "/UseAttachments"
+
+    packet = root["/Metadata"].get_object().get_data()
+    xmp = etree.fromstring(packet[packet.index(b"<x:xmpmeta"):packet.index(b"</x:xmpmeta>") + len(b"</x:xmpmeta>")])
+    rdf = {"rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "dc": "http://purl.org/dc/elements/1.1/",
+           "xmp": "http://ns.adobe.com/xap/1.0/", "fx": "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#",
+           "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#"}
+    assert len(xmp.findall("rdf:RDF", rdf)) == 1  # one RDF: the Factur-X properties merged into WeasyPrint's
+    info = reader.metadata
+    assert xmp.findtext(".//dc:title/rdf:Alt/rdf:li", namespaces=rdf) == info.title == "Licensing Demo Workspace: Invoice INV-2027-000001"
+    assert xmp.findtext(".//dc:creator/rdf:Seq/rdf:li", namespaces=rdf) == info.author == "Licensing Demo Workspace"
+    assert info["/CreationDate"] and xmp.findtext(".//xmp:CreateDate", namespaces=rdf)
+    assert [xmp.findtext(f".//fx:{name}", namespaces=rdf) for name in ("DocumentType", "DocumentFileName", "Version", "ConformanceLevel")] == [
+        "INVOICE", "factur-x.xml", "1.0", "EN 16931"]
+    assert xmp.findtext(".//pdfaSchema:prefix", namespaces=rdf) == "fx"  # the extension schema declares them
+
+
 def test_the_e_invoice_extracted_from_the_pdf_passes_the_en16931_xsd_and_schematron_and_matches_the_invoice(database):
     from licensing.documents.einvoice import check_xsd
     from tests.support.einvoice import read, schematron
