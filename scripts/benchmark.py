@@ -374,10 +374,13 @@ def bench_billing(report: Report, databases: Databases, kind: str, sizes: Sizes)
     # The absolute target is for the monthly run of 10,000 licences: a quick run's few hundred
     # licences spend a larger share on each batch's fixed costs, so only its ratio is judged.
     absolute = kind == "sqlite" and sizes.licences >= FULL.licences
-    target = "<= 10x floor" if kind != "sqlite" else (">= 2,000/s, <= 10x floor" if absolute else "<= 10x floor (2,000/s: full run)")
+    # On PostgreSQL the floor is a COPY of the same rows and the target issue 17's 3x; on SQLite
+    # an executemany of them and round one's 10x.
+    most = 3 if kind == "postgresql" else 10
+    target = f"<= {most}x floor" if kind != "sqlite" else (">= 2,000/s, <= 10x floor" if absolute else "<= 10x floor (2,000/s: full run)")
     report.add(f"billing run ({kind})", f"{sizes.licences:,} licences billed + approved, {rows_written:,} rows", f"{rate:,.0f} licences/s",
                f"{seconds / floor:.1f}x the floor ({sizes.licences / floor:,.0f}/s)", target,
-               met=(rate >= 2000 if absolute else True) and seconds / floor <= 10)
+               met=(rate >= 2000 if absolute else True) and seconds / floor <= most)
 
 
 def cli_billing_run(url: str, workers: int) -> tuple[float, int]:
@@ -412,12 +415,14 @@ def bench_billing_processes(report: Report, databases: Databases, kind: str, siz
         database.dispose()
         return url
 
+    cli_billing_run(seeded(20), 2)  # warm: the first start writes the bytecode caches
     one, two = [], []
+    count = max(sizes.licences, 3_000)  # 10,000 (full) or 3,000 (quick): enough work that the start is not most of it
     for _ in range(max(1, sizes.billing_runs - 1)):
-        one.append(cli_billing_run(seeded(sizes.licences), 1)[0])
-        two.append(cli_billing_run(seeded(sizes.licences), 2)[0])
+        one.append(cli_billing_run(seeded(count), 1)[0])
+        two.append(cli_billing_run(seeded(count), 2)[0])
     speedup = statistics.median(one) / statistics.median(two)
-    report.add(f"billing run ({kind})", f"licensing billing-run, {sizes.licences:,} licences, --workers 2", f"{statistics.median(two):.1f} s",
+    report.add(f"billing run ({kind})", f"licensing billing-run, {count:,} licences, --workers 2", f"{statistics.median(two):.1f} s",
                f"{speedup:.2f}x faster than one process ({statistics.median(one):.1f} s)", ">= 1.6x", met=speedup >= 1.6)
     small, large = sizes.scale
     small_seconds, small_memory = cli_billing_run(seeded(small), 1)
@@ -826,6 +831,11 @@ def main() -> int:
     if parts - set(PARTS):
         parser.error(f"unknown part(s): {', '.join(sorted(parts - set(PARTS)))}")
     sizes = QUICK if arguments.quick else FULL
+    # The processes this benchmark starts (servers, the billing command) load the engine from
+    # bytecode cached on their first start, as on an installed machine (pip compiles at install):
+    # with PYTHONDONTWRITEBYTECODE set (as in some CI images) each start compiled the engine and its
+    # libraries again, 2.4 s of a 5 s `licensing billing-run`.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     postgres_url = None if arguments.no_postgres else os.environ.get("LICENSING_TEST_POSTGRES_URL")
     kinds = ["sqlite"] + (["postgresql"] if postgres_url else [])
     report = Report()

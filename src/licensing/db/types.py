@@ -9,7 +9,7 @@ handed back as aware UTC datetimes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from sqlalchemy import BigInteger, DateTime
 from sqlalchemy.types import TypeDecorator
@@ -27,7 +27,6 @@ class ScaledDecimal(TypeDecorator):
     def __init__(self, places: int) -> None:
         super().__init__()
         self.places = places
-        self._unit = Decimal(1).scaleb(-places)
 
     def process_bind_param(self, value, dialect):
         if value is None:
@@ -45,7 +44,8 @@ class ScaledDecimal(TypeDecorator):
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return Decimal(int(value)).scaleb(-self.places).quantize(self._unit, rounding=ROUND_HALF_UP)
+        # An integer scaled down has exactly ``places`` decimal places (0 reads as 0.00).
+        return Decimal(int(value)).scaleb(-self.places)
 
     @property
     def python_type(self):

@@ -105,6 +105,31 @@ def approve_invoices(
     accounts = {account.id: account for account in lock_all(session, Account, {invoice.account_id for invoice in drafts})}
     record_due_expiries_of(session, accounts, now=at)
 
+    draft_ids = [invoice.id for invoice in drafts]
+    unknown = [invoice_id for invoice_id in draft_ids if invoice_id not in known_lines]
+    read: dict[int, list[dict]] = {invoice_id: [] for invoice_id in unknown}
+    if unknown:
+        for row in session.exec(
+            select(
+                InvoiceLine.id, InvoiceLine.invoice_id, InvoiceLine.product_id, InvoiceLine.business_unit_id,
+                InvoiceLine.contract_service_id, InvoiceLine.schedule, InvoiceLine.period_start, InvoiceLine.nominal_start,
+                InvoiceLine.credits, InvoiceLine.net,
+            ).where(col(InvoiceLine.invoice_id).in_(unknown), col(InvoiceLine.credits).is_not(None)).order_by(InvoiceLine.id)
+        ):
+            read[row.invoice_id].append(row._asdict())
+    lines = [
+        line
+        for invoice_id in draft_ids
+        for line in (known_lines[invoice_id] if invoice_id in known_lines else read[invoice_id])
+        if line["credits"] is not None
+    ]
+    if lines:
+        grant_lines(
+            session, accounts, lines, account_of={invoice.id: invoice.account_id for invoice in drafts},
+            licence_of={invoice.id: invoice.licence_id for invoice in drafts}, at=at, actor=actor, settings=settings, on="approval",
+        )
+    # Numbered last, just before what needs the numbers: the series' row stays locked until the
+    # commit, and billing workers approving at once take turns only for this part.
     today = local_date(at, settings.zone)
     numbers = allocate_numbers(session, "INV", today.year, len(drafts))
     due = today + timedelta(days=settings.payment_terms_days)
@@ -131,29 +156,6 @@ def approve_invoices(
         for invoice, number in zip(drafts, numbers, strict=True)
     ]
 
-    draft_ids = [invoice.id for invoice in drafts]
-    unknown = [invoice_id for invoice_id in draft_ids if invoice_id not in known_lines]
-    read: dict[int, list[dict]] = {invoice_id: [] for invoice_id in unknown}
-    if unknown:
-        for row in session.exec(
-            select(
-                InvoiceLine.id, InvoiceLine.invoice_id, InvoiceLine.product_id, InvoiceLine.business_unit_id,
-                InvoiceLine.contract_service_id, InvoiceLine.schedule, InvoiceLine.period_start, InvoiceLine.nominal_start,
-                InvoiceLine.credits, InvoiceLine.net,
-            ).where(col(InvoiceLine.invoice_id).in_(unknown), col(InvoiceLine.credits).is_not(None)).order_by(InvoiceLine.id)
-        ):
-            read[row.invoice_id].append(row._asdict())
-    lines = [
-        line
-        for invoice_id in draft_ids
-        for line in (known_lines[invoice_id] if invoice_id in known_lines else read[invoice_id])
-        if line["credits"] is not None
-    ]
-    if lines:
-        grant_lines(
-            session, accounts, lines, account_of={invoice.id: invoice.account_id for invoice in drafts},
-            licence_of={invoice.id: invoice.licence_id for invoice in drafts}, at=at, actor=actor, settings=settings, on="approval",
-        )
     record_events(session, events)
     post(session, approval_entries(session, draft_ids), at=at)
     settle_unapplied_cash(session, drafts, at=at)  # an account's overpayments pay its next invoices
