@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -80,11 +81,13 @@ def revoke_api_key(session: Session, key_id: int | str, *, at: datetime) -> ApiK
     return key
 
 
+_BY_HASH = sa_select(ApiKey.__table__).where(ApiKey.__table__.c.key_hash == bindparam("key_hash"))  # built once: read on every request
+
+
 def authenticate(session: Session, secret: str, at: datetime) -> ApiKey | None:
     """The key with this secret if it may be used at ``at``: not revoked, not expired. Read on
     every request, so read as a plain row (a detached ``ApiKey``, not one the session tracks)."""
-    keys = ApiKey.__table__
-    row = reading(session).execute(sa_select(keys).where(keys.c.key_hash == hash_key(secret))).mappings().one_or_none()
+    row = reading(session).execute(_BY_HASH, {"key_hash": hash_key(secret)}).mappings().one_or_none()
     if row is None:
         return None
     key = ApiKey(**row)
