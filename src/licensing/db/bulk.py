@@ -12,13 +12,14 @@ inside a pipeline (``pipelined``, where COPY is not allowed), use the INSERT.
 
 Ids: on SQLite the write transaction holds the database's write lock, and SQLite gives a new
 row the largest rowid plus one, so the rows of one ``executemany`` get consecutive ids ending
-at ``last_insert_rowid()``. On PostgreSQL, where sequences are shared by concurrent
+at ``last_insert_rowid()``; a single row gets its id from ``INSERT ... RETURNING``. On PostgreSQL, where sequences are shared by concurrent
 transactions, a COPY takes its ids from the table's sequence first (one query for the batch)
 and writes them with the rows; a small INSERT gets them from ``INSERT ... RETURNING``.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -65,10 +66,13 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, r
     if return_ids and dialect.name != "sqlite":
         statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
         return list(connection.execute(statement, rows).scalars())
-    _execute(connection, _plan("insert", table, tuple(rows[0]), dialect), rows)
+    plan = _plan("insert", table, tuple(rows[0]), dialect)
+    if return_ids and len(rows) == 1 and _SQLITE_RETURNING:
+        return [_execute(connection, plan, rows, returning=True)]  # the id in the same statement
+    _execute(connection, plan, rows)
     if not return_ids:
         return []
-    last = connection.execute(text("SELECT last_insert_rowid()")).scalar_one()
+    last = connection.execute(_LAST_ROWID).scalar_one()
     return list(range(last - len(rows) + 1, last + 1))
 
 
@@ -104,6 +108,12 @@ def pipelined(session: Session) -> Iterator[None]:
         return
     with connection.connection.driver_connection.pipeline():
         yield
+
+
+_LAST_ROWID = text("SELECT last_insert_rowid()")
+# SQLite answers ``INSERT ... RETURNING`` from 3.35 on (Debian 12 ships 3.40): one statement
+# instead of two for a single row whose id is wanted (a booking's consumption, a journal entry).
+_SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -159,7 +169,8 @@ def _copy(connection: Connection, table: Table, rows: list[dict[str, Any]], *, r
     return ids if return_ids else []
 
 
-def _execute(connection, plan, rows: list[dict[str, Any]]) -> None:
+def _execute(connection, plan, rows: list[dict[str, Any]], *, returning: bool = False) -> Any:
+    """Run the plan for ``rows``; with ``returning`` (one row), the new row's id."""
     sql, positional, parameters = plan
     # Column by column: pick the values at C speed, and convert each distinct value of a column
     # once (a batch repeats the same instants, rates and zeros thousands of times).
@@ -169,7 +180,10 @@ def _execute(connection, plan, rows: list[dict[str, Any]]) -> None:
     else:
         names = [name for name, _key, _processor in parameters]
         values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    if returning:
+        return connection.exec_driver_sql(f"{sql} RETURNING id", values[0]).scalar_one()
     connection.exec_driver_sql(sql, values)
+    return None
 
 
 def _column(rows: list[dict[str, Any]], key: str, processor) -> list[Any]:

@@ -26,7 +26,7 @@ from licensing.db.repository import get_or_404, lock_all, lock_rows
 from licensing.errors import InvoiceNotDraft
 from licensing.events import event_row, record_events
 from licensing.invoicing.granting import grant_lines
-from licensing.invoicing.journal import approval_entries
+from licensing.invoicing.journal import Approved, approval_entries
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.invoicing.payments import refresh_overdue, settle_unapplied_cash
@@ -157,7 +157,11 @@ def approve_invoices(
     ]
 
     record_events(session, events)
-    post(session, approval_entries(session, draft_ids), at=at)
+    approved = {
+        invoice.id: Approved(number, today, at, invoice.currency, invoice.account_id, invoice.gross)
+        for invoice, number in zip(drafts, numbers, strict=True)
+    }
+    post(session, approval_entries(session, draft_ids, known=approved, known_lines=known_lines), at=at)
     settle_unapplied_cash(session, drafts, at=at)  # an account's overpayments pay its next invoices
     refresh_overdue(session, accounts)  # the accounts' oldest open due date (LICENSING_BLOCK_CONSUMPTION_AFTER_DAYS)
     return draft_ids

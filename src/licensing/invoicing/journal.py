@@ -21,8 +21,9 @@ Consumptions, expiries and cuts are posted by the ledger (``books.journal.record
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -54,32 +55,63 @@ def _pack_roles(session: Session, product_ids) -> dict[int, str]:
     }
 
 
-def approval_entries(session: Session, invoice_ids: list[int]) -> list[NewEntry]:
-    """The entries of approved invoices, in the order given."""
+class Approved(NamedTuple):
+    """What the journal needs of an invoice just approved (what ``approval_entries`` would read)."""
+
+    number: str
+    issue_date: date
+    approved_at: datetime
+    currency: str
+    account_id: int
+    gross: Decimal
+
+
+class _Line(NamedTuple):
+    product_id: int | None
+    net: Decimal
+    tax_rate: Decimal
+    credits: Decimal | None
+
+
+def approval_entries(
+    session: Session, invoice_ids: list[int], *, known: dict[int, Approved] | None = None, known_lines: dict[int, list[dict]] | None = None,
+) -> list[NewEntry]:
+    """The entries of approved invoices, in the order given. ``known`` and ``known_lines`` (every
+    line of an invoice, in order) hold what the caller has just written, so that it is not read
+    back (a billing run's invoices); the rest is read."""
+    known, known_lines = known or {}, known_lines or {}
     zone = _zone()
     entries = []
     for offset in range(0, len(invoice_ids), CHUNK):
         chunk = invoice_ids[offset : offset + CHUNK]
-        # Columns, not entities: the approval wrote the number and dates with a Core statement.
-        invoices = {
-            invoice.id: invoice
-            for invoice in session.exec(
-                select(Invoice.id, Invoice.number, Invoice.issue_date, Invoice.approved_at, Invoice.currency, Invoice.account_id, Invoice.gross)
-                .where(col(Invoice.id).in_(chunk))
-            ).all()
-        }
+        invoices: dict[int, Any] = {invoice_id: known[invoice_id] for invoice_id in chunk if invoice_id in known}
+        unknown = [invoice_id for invoice_id in chunk if invoice_id not in invoices]
+        if unknown:
+            # Columns, not entities: the approval wrote the number and dates with a Core statement.
+            invoices |= {
+                invoice.id: invoice
+                for invoice in session.exec(
+                    select(Invoice.id, Invoice.number, Invoice.issue_date, Invoice.approved_at, Invoice.currency, Invoice.account_id, Invoice.gross)
+                    .where(col(Invoice.id).in_(unknown))
+                ).all()
+            }
         lines: dict[int, list] = defaultdict(list)
-        for line in session.exec(
-            select(InvoiceLine.invoice_id, InvoiceLine.product_id, InvoiceLine.net, InvoiceLine.tax_rate, InvoiceLine.credits)
-            .where(col(InvoiceLine.invoice_id).in_(chunk)).order_by(InvoiceLine.id)
-        ).all():
-            lines[line.invoice_id].append(line)
+        for invoice_id in chunk:
+            if invoice_id in known_lines:
+                lines[invoice_id] = [_Line(line["product_id"], line["net"], line["tax_rate"], line["credits"]) for line in known_lines[invoice_id]]
+        unread = [invoice_id for invoice_id in chunk if invoice_id not in known_lines]
+        if unread:
+            for line in session.exec(
+                select(InvoiceLine.invoice_id, InvoiceLine.product_id, InvoiceLine.net, InvoiceLine.tax_rate, InvoiceLine.credits)
+                .where(col(InvoiceLine.invoice_id).in_(unread)).order_by(InvoiceLine.id)
+            ).all():
+                lines[line.invoice_id].append(line)
         roles = _pack_roles(session, {line.product_id for rows in lines.values() for line in rows if line.credits is not None})
         for invoice_id in chunk:
             invoice = invoices[invoice_id]
             entry = NewEntry(
                 event="invoice_approved", day=invoice.issue_date, made=local_date(invoice.approved_at, zone), currency=invoice.currency,
-                source_type="invoice", source_id=str(invoice.id), account_id=invoice.account_id, document=invoice.number,
+                source_type="invoice", source_id=str(invoice_id), account_id=invoice.account_id, document=invoice.number,
                 description=f"Invoice {invoice.number}",
             )
             entry.debit("receivables", invoice.gross)
