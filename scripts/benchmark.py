@@ -523,9 +523,11 @@ def load(workdir: Path, name: str, url: str, method: str = "GET", body: str | No
 
 def wrk_rate(target: Load, seconds: int) -> float:
     """Requests per second wrk reaches on ``target`` (2 threads, 16 connections); any answer
-    other than 2xx fails the run."""
+    other than 2xx fails the run. A request may wait up to 30 s (wrk's default, 2 s, counted a
+    SQLite floor's request queued behind its busy handler as a socket error)."""
     output = subprocess.run(
-        ["wrk", "-t2", "-c16", f"-d{seconds}s", "-s", str(target.script), target.url], check=True, capture_output=True, text=True
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--timeout", "30s", "-s", str(target.script), target.url],
+        check=True, capture_output=True, text=True,
     ).stdout
     if "Non-2xx" in output or "Socket errors" in output:
         raise RuntimeError(f"{target.name}: some requests failed:\n{output}")
