@@ -28,7 +28,7 @@ from sqlmodel import Session
 from licensing.books.models import BooksSettings, JournalEntry, JournalPosting
 from licensing.clock import local_date
 from licensing.config import get_settings
-from licensing.db import before_commit
+from licensing.db import before_commit, driver
 from licensing.db.bulk import insert_rows, reading
 from licensing.errors import LicensingError
 
@@ -68,7 +68,8 @@ class NewEntry:
 def lock_date(session: Session) -> date | None:
     """The books' lock date, if one is set (read by every posting: one prebuilt statement, no
     ORM object)."""
-    return reading(session).execute(_LOCK_DATE).scalar_one_or_none()
+    rows = driver.fetch(reading(session), _LOCK_DATE, {})
+    return rows[0].lock_date if rows else None
 
 
 _LOCK_DATE = sa_select(BooksSettings.__table__.c.lock_date).where(BooksSettings.__table__.c.id == 1)

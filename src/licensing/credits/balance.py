@@ -29,7 +29,9 @@ from licensing.accounts.models import Account, BusinessUnit
 from licensing.credits.kinds import CREATING, kinds_moving
 from licensing.credits.models import Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts
+from licensing.db import Database
 from licensing.db.bulk import reading
+from licensing.db.driver import fetch_one_autocommit
 from licensing.money import ZERO
 
 EXPIRING_WINDOW = timedelta(days=30)
@@ -212,22 +214,48 @@ def fold_debts(entries: Iterable[LedgerEntry], at: datetime) -> dict[int | None,
     return dict(debts)
 
 
+def _remaining_where(grants):
+    """The grants that count in the credits remaining at ``at``: valid then, not expired by
+    ``unexpired_at``, with credits left (``remaining > 0`` lets the database sum from the
+    partial index of drawable grants alone: it ends with ``remaining``)."""
+    return (
+        grants.remaining > 0, grants.valid_from <= bindparam("at"),
+        or_(grants.expires_at.is_(None), grants.expires_at > bindparam("unexpired_at")),
+    )
+
+
 def _remaining_statement():
     """The credits remaining per account, for ``remaining_of``: built once, not at every call
-    (building it cost more than running it). ``remaining > 0`` lets the database sum from the
-    partial index of drawable grants alone (it ends with ``remaining``)."""
+    (building it cost more than running it)."""
     grants = Grant.__table__.c
     return (
         sa_select(grants.account_id, func.sum(grants.remaining))
-        .where(
-            grants.account_id.in_(bindparam("ids", expanding=True)), grants.remaining > 0, grants.valid_from <= bindparam("at"),
-            or_(grants.expires_at.is_(None), grants.expires_at > bindparam("unexpired_at")),
-        )
+        .where(grants.account_id.in_(bindparam("ids", expanding=True)), *_remaining_where(grants))
         .group_by(grants.account_id)
     )
 
 
+def _account_statement():
+    """One account's row with its credits remaining (``remaining_credits``, NULL for none), in one
+    statement: read outside a transaction, one statement sees one state of the database."""
+    accounts, grants = Account.__table__.c, Grant.__table__.c
+    remaining = sa_select(func.sum(grants.remaining)).where(grants.account_id == accounts.id, *_remaining_where(grants)).scalar_subquery()
+    return sa_select(*accounts, remaining.label("remaining_credits")).where(accounts.id == bindparam("id"))
+
+
 _REMAINING = _remaining_statement()
+_ACCOUNT = _account_statement()
+
+
+def account_with_remaining(database: Database, account_id: int, at: datetime):
+    """The account's row (its columns as attributes) and ``remaining_credits`` at ``at``, or None:
+    what ``GET /accounts/{id}`` shows, read in one statement on a pooled connection
+    (``db.driver``). Rollover cuts due by ``at`` must be recorded first (the caller checks
+    ``rollover_due`` on the row, and reads again after recording them)."""
+    row = fetch_one_autocommit(database.reader, _ACCOUNT, {"id": account_id, "at": at, "unexpired_at": at})
+    if row is None:
+        return None
+    return row._replace(remaining_credits=row.remaining_credits or ZERO)
 
 
 def remaining_of(session: Session, account_ids: list[int], at: datetime, *, unexpired_at: datetime | None = None) -> dict[int, Decimal]:

@@ -28,6 +28,7 @@ from licensing.credits.expiry import expire_grant, record_due_expiries
 from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Consumption, Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts, rollover_due
+from licensing.db import driver
 from licensing.db.bulk import insert_row, pipelined, reading, reserve_id, update_rows
 from licensing.db.repository import as_id, get_or_404, get_reference, lock
 from licensing.db.types import UTCDateTime
@@ -167,7 +168,7 @@ def plan_draw(
         record_due_expiries(session, account, now=now)
     parameters = {"account_id": account.id, "at": at, "unit_id": business_unit_id, "now": now}
     statement = _eligible_statement(business_unit_id is not None, with_due=True, unit_only=unit_only, limited=True)
-    rows = reading(session).execute(statement, parameters).all()
+    rows = driver.fetch(reading(session), statement, parameters)
     if rows and rows[0].expires_at is not None and rows[0].expires_at <= now:
         # Due expiries come first in that order: record them, then read the grants again.
         record_due_expiries(session, account, now=now)

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DataError, DisconnectionError, InterfaceError, Operat
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlmodel import Session, create_engine
 
+from licensing.db import driver
 from licensing.errors import LicensingError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            driver.execute(connection, "BEGIN IMMEDIATE" if immediate else "BEGIN", ())  # on the cursor: every transaction does it
 
         return engine
     # No pre-ping: it would cost a round trip per transaction; stale connections are recycled.

@@ -29,6 +29,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, text
 from sqlmodel import Session
 
+from licensing.db import driver
+
 
 def reading(session: Session) -> Connection:
     """The session's connection for a Core read, after flushing the ORM's pending changes: a
@@ -72,7 +74,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, r
     _execute(connection, plan, rows)
     if not return_ids:
         return []
-    last = connection.execute(_LAST_ROWID).scalar_one()
+    last = driver.execute(connection, "SELECT last_insert_rowid()", (), returning=True)
     return list(range(last - len(rows) + 1, last + 1))
 
 
@@ -110,7 +112,6 @@ def pipelined(session: Session) -> Iterator[None]:
         yield
 
 
-_LAST_ROWID = text("SELECT last_insert_rowid()")
 # SQLite answers ``INSERT ... RETURNING`` from 3.35 on (Debian 12 ships 3.40): one statement
 # instead of two for a single row whose id is wanted (a booking's consumption, a journal entry).
 _SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
@@ -180,9 +181,13 @@ def _execute(connection, plan, rows: list[dict[str, Any]], *, returning: bool = 
     else:
         names = [name for name, _key, _processor in parameters]
         values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    # On the driver's cursor (``db.driver``): the values are in storage form already.
     if returning:
-        return connection.exec_driver_sql(f"{sql} RETURNING id", values[0]).scalar_one()
-    connection.exec_driver_sql(sql, values)
+        return driver.execute(connection, f"{sql} RETURNING id", values[0], returning=True)
+    if len(values) == 1:
+        driver.execute(connection, sql, values[0])
+    else:
+        driver.execute(connection, sql, values, many=True)
     return None
 
 

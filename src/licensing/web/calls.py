@@ -8,6 +8,7 @@ API's ``LicensingError`` with its code, which the page shows."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import typing
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+import anyio.from_thread
 from fastapi.encoders import jsonable_encoder
 from fastapi.params import Depends as DependsParameter
 from fastapi.responses import Response
@@ -76,11 +78,30 @@ def call(route: Callable, caller: Caller, database: Database, **arguments: Any) 
     if arguments:
         raise TypeError(f"{route.__name__} takes no {', '.join(arguments)}")
     result = route(**given)
+    if inspect.iscoroutine(result):
+        result = _finish(result)
     if isinstance(result, Response):
         if result.media_type in ("application/json", None) and not result.headers.get("content-disposition"):
             return json.loads(result.body)
         return result
     return jsonable_encoder(result)
+
+
+def _finish(coroutine) -> Any:
+    """An async route's answer (one that SQLite answers without the thread pool), awaited from
+    this page's thread: on the server's event loop when the page runs in its thread pool, else
+    on a loop of its own."""
+    try:
+        return anyio.from_thread.run(_awaited, coroutine)
+    except RuntimeError:
+        if inspect.getcoroutinestate(coroutine) != inspect.CORO_CREATED:
+            raise  # the route's own error
+        # Not a worker thread of a running event loop (a page rendered by a test).
+        return asyncio.run(_awaited(coroutine))
+
+
+async def _awaited(coroutine) -> Any:
+    return await coroutine
 
 
 def _cursor(cursor: str | None) -> int | None:
