@@ -279,53 +279,53 @@ def test_a_booking_of_zero_credits_is_refused_on_credits_and_one_of_0_01_is_not(
 # ---------------------------------------------------------------------------------------------
 
 
-def seventeen_grants_of_one_credit(database, account_id: int) -> list[int]:
-    """17 grants of 1 credit, the n-th expiring n days after NOW: one more than a booking reads first."""
-    assert FIRST_READ == 16
+def five_grants_of_one_credit(database, account_id: int) -> list[int]:
+    """5 grants of 1 credit, the n-th expiring n days after NOW: one more than a booking reads first."""
+    assert FIRST_READ == 4
     return [add_credits(database, account_id, "1", lifetime=f"P{n + 1}D") for n in range(FIRST_READ + 1)]
 
 
-def test_a_booking_that_needs_the_seventeenth_grant_reads_past_the_first_sixteen(database):
+def test_a_booking_that_needs_the_fifth_grant_reads_past_the_first_four(database):
     account = factories.account(database)
-    grants = seventeen_grants_of_one_credit(database, account.id)
+    grants = five_grants_of_one_credit(database, account.id)
 
-    _consumption, draws = use(database, account.id, "16.50", NOW + SECOND)
+    _consumption, draws = use(database, account.id, "4.50", NOW + SECOND)
 
-    assert draws == [Draw(grant, D("1.00")) for grant in grants[:16]] + [Draw(grants[16], D("0.50"))]
+    assert draws == [Draw(grant, D("1.00")) for grant in grants[:4]] + [Draw(grants[4], D("0.50"))]
     assert stored(database, account.id) == (D("0.50"), D("0.00"))
 
 
-def test_a_booking_of_all_seventeen_credits_draws_on_all_seventeen_grants_and_one_more_hundredth_is_refused(database):
+def test_a_booking_of_all_five_credits_draws_on_all_five_grants_and_one_more_hundredth_is_refused(database):
     account = factories.account(database)
-    grants = seventeen_grants_of_one_credit(database, account.id)
+    grants = five_grants_of_one_credit(database, account.id)
 
-    error = refused(database, InsufficientCredits, lambda: use(database, account.id, "17.01", NOW + SECOND))
-    assert error.extra == {"credits_requested": "17.01", "credits_available": "17.00"}
+    error = refused(database, InsufficientCredits, lambda: use(database, account.id, "5.01", NOW + SECOND))
+    assert error.extra == {"credits_requested": "5.01", "credits_available": "5.00"}
 
-    _consumption, draws = use(database, account.id, "17", NOW + SECOND)
+    _consumption, draws = use(database, account.id, "5", NOW + SECOND)
     assert draws == [Draw(grant, D("1.00")) for grant in grants]
     assert stored(database, account.id) == (D("0.00"), D("0.00"))
 
 
-def test_an_overdraft_past_seventeen_grants_draws_all_of_them_and_owes_only_the_rest(database):
+def test_an_overdraft_past_five_grants_draws_all_of_them_and_owes_only_the_rest(database):
     account = factories.account(database)
-    grants = seventeen_grants_of_one_credit(database, account.id)
+    grants = five_grants_of_one_credit(database, account.id)
 
-    consumption, draws = use(database, account.id, "17.25", NOW + SECOND, allow_overdraft=True)
+    consumption, draws = use(database, account.id, "5.25", NOW + SECOND, allow_overdraft=True)
 
     assert draws == [Draw(grant, D("1.00")) for grant in grants]
     assert consumption.debt == D("0.25")
     assert stored(database, account.id) == (D("-0.25"), D("0.25"))
 
 
-def test_a_booking_covered_by_exactly_the_first_sixteen_grants_leaves_the_seventeenth(database):
+def test_a_booking_covered_by_exactly_the_first_four_grants_leaves_the_fifth(database):
     account = factories.account(database)
-    grants = seventeen_grants_of_one_credit(database, account.id)
+    grants = five_grants_of_one_credit(database, account.id)
 
-    _consumption, draws = use(database, account.id, "16", NOW + SECOND)
+    _consumption, draws = use(database, account.id, "4", NOW + SECOND)
 
-    assert draws == [Draw(grant, D("1.00")) for grant in grants[:16]]
-    assert counters(database, account.id)[16] == (D("1.00"), D("0.00"), D("0.00"), D("0.00"), D("0.00"))
+    assert draws == [Draw(grant, D("1.00")) for grant in grants[:4]]
+    assert counters(database, account.id)[4] == (D("1.00"), D("0.00"), D("0.00"), D("0.00"), D("0.00"))
 
 
 # ---------------------------------------------------------------------------------------------

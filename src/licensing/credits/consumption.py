@@ -50,8 +50,9 @@ class Draw:
 
 
 # A booking reads this many grants first: it usually needs one or two, and an account may
-# hold thousands (the rest is read only when these do not cover the booking).
-FIRST_READ = 16
+# hold thousands (the rest is read only when these do not cover the booking). Each row read is
+# a dozen values converted in Python: 16 rows cost a booking 0.15 ms more than 4.
+FIRST_READ = 4
 
 
 @lru_cache(maxsize=8)
