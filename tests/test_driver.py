@@ -111,3 +111,10 @@ def test_an_unreachable_database_is_sqlalchemys_operational_error(tmp_path):
     with pytest.raises(OperationalError):
         authenticate(database, "lk_anything", AT)
     database.dispose()
+
+
+def test_a_statement_with_a_list_parameter_is_refused_rather_than_sent_wrong(database):
+    # an expanding IN is rendered per call by SQLAlchemy; compiled once it would send one "?" for a list
+    statement = select(GRANTS.id).where(GRANTS.account_id.in_(bindparam("ids", expanding=True)))
+    with pytest.raises(TypeError, match="expanding"):
+        driver.prepared(statement, database.writer.dialect)

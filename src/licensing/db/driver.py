@@ -9,7 +9,7 @@ of the same connection, in the same transaction:
 * ``prepared(statement, dialect)``: a Core ``SELECT`` (or any statement with simple bind
   parameters, no expanding ``IN``) compiled once: its SQL, its parameters in order with their
   types' bind processors and defaults, and its columns' result processors;
-* ``fetch(connection, prepared, parameters)``: its rows, as named tuples of converted values
+* ``fetch(connection, statement, parameters)``: its rows, as named tuples of converted values
   (``ScaledDecimal`` and ``UTCDateTime`` read exactly as through SQLAlchemy);
 * ``execute(connection, sql, values)``: SQL already compiled (``db.bulk``'s plans), one row or
   many;
@@ -50,6 +50,8 @@ def prepared(statement: Executable, dialect) -> Prepared:
     """``statement`` compiled for ``dialect`` once (statements are module-level constants)."""
     compiled = statement.compile(dialect=dialect)
     binds = compiled.binds
+    if any(bind.expanding for bind in binds.values()):
+        raise TypeError("an expanding parameter (IN a list) is rendered per call: run this statement through SQLAlchemy")
     order = compiled.positiontup if compiled.positional else list(binds)
     escaped = getattr(compiled, "escaped_bind_names", None) or {}
     parameters = tuple(
