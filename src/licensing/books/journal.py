@@ -67,12 +67,26 @@ class NewEntry:
 
 def lock_date(session: Session) -> date | None:
     """The books' lock date, if one is set (read by every posting: one prebuilt statement, no
-    ORM object)."""
-    rows = driver.fetch(reading(session), _LOCK_DATE, {})
+    ORM object), or as read earlier in this transaction with the row it locked first
+    (``known_lock_date``: a booking reads it with its account, one round trip less)."""
+    known = session.info.pop(_KNOWN_LOCK_DATE, _UNKNOWN)
+    if known is not _UNKNOWN:
+        return known
+    rows = driver.fetch(reading(session), LOCK_DATE, {})
     return rows[0].lock_date if rows else None
 
 
-_LOCK_DATE = sa_select(BooksSettings.__table__.c.lock_date).where(BooksSettings.__table__.c.id == 1)
+def known_lock_date(session: Session, value: date | None) -> None:
+    """The lock date as read in this transaction by another statement (``LOCK_DATE`` as a scalar
+    subquery of a booking's account lock), for its next posting: the lock date as it stood a few
+    milliseconds before the posting; one set in between applies from the next posting on, as
+    it would to a booking committed a moment earlier."""
+    session.info[_KNOWN_LOCK_DATE] = value
+
+
+LOCK_DATE = sa_select(BooksSettings.__table__.c.lock_date).where(BooksSettings.__table__.c.id == 1)
+_KNOWN_LOCK_DATE = "licensing.journal.lock_date"
+_UNKNOWN = object()
 
 
 def post(session: Session, entries: list[NewEntry], *, at: datetime, lock: bool = True) -> None:

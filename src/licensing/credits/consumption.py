@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.accounts.services import check_not_overdue
+from licensing.books.journal import LOCK_DATE, known_lock_date
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
 from licensing.credits.balance import remaining_of
@@ -246,10 +247,12 @@ def check_unit_and_member(session: Session, account: Account, business_unit_id, 
 
 
 @lru_cache(maxsize=1)
-def _lock_with_unit_statement():
+def _lock_statement():
+    """The account locked, with the owner of the business unit asked for (NULL for none) and the
+    books' lock date, which the booking's journal entry needs at the end of the transaction."""
     owner = select(BusinessUnit.account_id).where(BusinessUnit.id == bindparam("unit_id")).scalar_subquery()
     return (
-        select(Account, owner.label("unit_account_id"))
+        select(Account, owner.label("unit_account_id"), LOCK_DATE.scalar_subquery().label("lock_date"))
         .where(Account.id == bindparam("id"))
         .with_for_update(of=Account)
         .execution_options(populate_existing=True)
@@ -257,16 +260,17 @@ def _lock_with_unit_statement():
 
 
 def lock_account_and_unit(session: Session, account_id: str | int, business_unit_id: str | int | None) -> tuple[Account, int | None]:
-    """Lock the account and check that the business unit (if any) is one of its units, in one
-    round trip: every booking does this first."""
-    if business_unit_id is None:
-        return lock(session, Account, account_id, "account"), None
+    """Lock the account, check that the business unit (if any) is one of its units, and read the
+    books' lock date for the journal, in one round trip: every booking does this first."""
     account_key = as_id(account_id, "account", NotFound)
-    unit_key = as_id(business_unit_id, "business_unit_id", UnknownReference)
-    row = session.execute(_lock_with_unit_statement(), {"id": account_key, "unit_id": unit_key}).one_or_none()
+    unit_key = None if business_unit_id is None else as_id(business_unit_id, "business_unit_id", UnknownReference)
+    row = session.execute(_lock_statement(), {"id": account_key, "unit_id": unit_key}).one_or_none()
     if row is None:
         raise NotFound(f"account {account_id} does not exist")
-    account, owner = row
+    account, owner, locked = row
+    known_lock_date(session, locked)
+    if unit_key is None:
+        return account, None
     if owner is None:
         raise UnknownReference(f"business_unit_id {business_unit_id} does not exist", field="business_unit_id")
     if owner != account.id:

@@ -12,9 +12,11 @@ inside a pipeline (``pipelined``, where COPY is not allowed), use the INSERT.
 
 Ids: on SQLite the write transaction holds the database's write lock, and SQLite gives a new
 row the largest rowid plus one, so the rows of one ``executemany`` get consecutive ids ending
-at ``last_insert_rowid()``; a single row gets its id from ``INSERT ... RETURNING``. On PostgreSQL, where sequences are shared by concurrent
+at ``last_insert_rowid()``. On PostgreSQL, where sequences are shared by concurrent
 transactions, a COPY takes its ids from the table's sequence first (one query for the batch)
-and writes them with the rows; a small INSERT gets them from ``INSERT ... RETURNING``.
+and writes them with the rows; a small INSERT gets them from ``INSERT ... RETURNING``. On both,
+a single row gets its id from ``INSERT ... RETURNING`` sent on the driver's cursor (a booking's
+consumption, a journal entry).
 """
 
 from __future__ import annotations
@@ -65,12 +67,12 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, r
     dialect = connection.dialect
     if dialect.name == "postgresql" and len(rows) >= COPY_FROM and not _in_pipeline(connection):
         return _copy(connection, table, rows, return_ids=return_ids)
+    plan = _plan("insert", table, tuple(rows[0]), dialect)
+    if return_ids and len(rows) == 1 and (_SQLITE_RETURNING or dialect.name != "sqlite"):
+        return [_execute(connection, plan, rows, returning=True)]  # the id in the same statement
     if return_ids and dialect.name != "sqlite":
         statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
         return list(connection.execute(statement, rows).scalars())
-    plan = _plan("insert", table, tuple(rows[0]), dialect)
-    if return_ids and len(rows) == 1 and _SQLITE_RETURNING:
-        return [_execute(connection, plan, rows, returning=True)]  # the id in the same statement
     _execute(connection, plan, rows)
     if not return_ids:
         return []
@@ -85,7 +87,7 @@ def reserve_id(session: Session, table: Table) -> int | None:
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return None
-    return connection.execute(text("SELECT nextval(pg_get_serial_sequence(:table, 'id'))"), {"table": table.name}).scalar_one()
+    return driver.execute(connection, "SELECT nextval(pg_get_serial_sequence(%(table)s, 'id'))", {"table": table.name}, returning=True)
 
 
 def insert_row(session: Session, table: Table, row: dict[str, Any], *, id_: int | None = None) -> int:
@@ -183,7 +185,9 @@ def _execute(connection, plan, rows: list[dict[str, Any]], *, returning: bool = 
         values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
     # On the driver's cursor (``db.driver``): the values are in storage form already.
     if returning:
-        return driver.execute(connection, f"{sql} RETURNING id", values[0], returning=True)
+        # PostgreSQL's INSERT without the id compiles with ``RETURNING <table>.id`` already.
+        returning_sql = sql if " RETURNING " in sql else f"{sql} RETURNING id"
+        return driver.execute(connection, returning_sql, values[0], returning=True)
     if len(values) == 1:
         driver.execute(connection, sql, values[0])
     else:
