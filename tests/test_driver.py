@@ -118,3 +118,29 @@ def test_a_statement_with_a_list_parameter_is_refused_rather_than_sent_wrong(dat
     statement = select(GRANTS.id).where(GRANTS.account_id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(TypeError, match="expanding"):
         driver.prepared(statement, database.writer.dialect)
+
+
+def test_a_row_read_on_the_driver_becomes_the_sessions_orm_object_as_a_query_would_load_it(database):
+    """``repository.loaded``: the account's row read on the driver is the same object, with the same
+    values, as the ORM would load; changed, it is written at the commit like any loaded object;
+    and a copy the session already holds is refreshed (``populate_existing``), not duplicated."""
+    from sqlalchemy import inspect
+
+    from licensing.db.repository import loaded
+
+    account_id = an_account_with_grants(database)
+    by_id = select(Account.__table__).where(Account.__table__.c.id == bindparam("id"))
+    with database.read() as session:
+        expected = session.get(Account, account_id).model_dump()
+    with database.write() as session:
+        account = loaded(session, Account, driver.fetch(reading(session), by_id, {"id": account_id})[0])
+        assert inspect(account).persistent and not session.is_modified(account)
+        assert account.model_dump() == expected and account.balance == Decimal("12.35")
+        assert session.get(Account, account_id) is account  # the identity map knows it: no second copy
+        account.name = "Renamed"
+    with database.write() as session:
+        held = session.get(Account, account_id)
+        assert held.name == "Renamed"
+        held.name = "Changed, not flushed"
+        again = loaded(session, Account, driver.fetch(session.connection(), by_id, {"id": account_id})[0])
+        assert again is held and again.name == "Renamed" and not session.is_modified(again)

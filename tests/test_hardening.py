@@ -127,6 +127,53 @@ def test_a_late_booking_before_an_unrecorded_expiry_is_refused_not_crashed(clien
     assert call(client, "GET", f"/api/v1/accounts/{acme}/credits").json()["remaining"] == "9.00"
 
 
+# ---------------------------------------------------------------- bookings in the event loop
+
+
+def test_bookings_run_in_the_event_loop_on_sqlite_and_wait_in_the_thread_pool_while_another_process_writes(
+    client, database, monkeypatch
+):
+    """A booking's write (consume, reverse, hold, capture, release: six here) runs in the event loop itself
+    on SQLite when the writer is free, and in the thread pool on PostgreSQL. While another
+    process holds SQLite's writer, the booking waits its turn in the thread pool (never in the
+    event loop) and is booked once the other commits."""
+    import sqlite3
+
+    import licensing.api.deps as deps
+
+    hops: list[str] = []
+    to_the_pool = deps.run_in_threadpool
+
+    async def counted(function, *args, **kwargs):
+        hops.append(function.__name__)
+        return await to_the_pool(function, *args, **kwargs)
+
+    monkeypatch.setattr(deps, "run_in_threadpool", counted)
+    acme = account(client)
+    monthly_licence(client, acme, credit_pack(client), "2026-12-01")
+    billing_run(client, "2026-12-04")
+    hops.clear()
+    consumption = created(client, f"/api/v1/accounts/{acme}/consumptions", {"credits": "1.00"})
+    assert call(client, "POST", f"/api/v1/consumptions/{consumption['id']}/reverse").status_code == 200
+    for end in ("capture", "release"):
+        hold = created(client, f"/api/v1/accounts/{acme}/holds", {"credits": "1.00", "event_at": "2026-12-05T10:00:00Z"})
+        assert call(client, "POST", f"/api/v1/holds/{hold['id']}/{end}").status_code == 200
+    assert hops.count("write") == (0 if database.is_sqlite else 6)
+    if not database.is_sqlite:
+        return
+
+    other = sqlite3.connect(database.writer.url.database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, other.commit).start()
+    try:
+        hops.clear()
+        created(client, f"/api/v1/accounts/{acme}/consumptions", {"credits": "2.00"})
+    finally:
+        other.close()
+    assert hops == ["write"]
+    assert call(client, "GET", f"/api/v1/accounts/{acme}/credits").json()["remaining"] == "7.00"
+
+
 # ---------------------------------------------------------------- the summary at a later moment
 
 

@@ -120,3 +120,53 @@ def test_writers_of_one_process_queue_for_sqlite_and_one_kept_waiting_too_long_m
     holder.join(10)
     waiter.join(10)
     assert names(database) == ["Holder", "Next"]
+
+
+def test_a_write_that_may_not_wait_begins_at_once_or_is_refused_having_begun_nothing(database):
+    """``wait=False`` (a booking tried in the event loop): with the writer free it runs as any
+    write; while another process, or another thread of this one, holds SQLite's writer it is
+    refused at once with ``WriterBusy`` (not after SQLite's 30 s busy timeout) and writes nothing,
+    and the connection keeps its busy timeout for the writes that do wait."""
+    import sqlite3
+    import threading
+
+    from licensing.db import WriterBusy
+
+    # given a free writer, a write that may not wait runs (on PostgreSQL a transaction never waits to begin)
+    run(database, new_account("At once"), wait=False)
+    assert names(database) == ["At once"]
+    if not database.is_sqlite:
+        return
+    # when another process holds the writer, it is refused at once
+    other = sqlite3.connect(database.writer.url.database, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(WriterBusy):
+        run(database, new_account("Refused"), wait=False)
+    # and a write that waits, on the same pooled connection, still waits for the other to commit
+    waited = []
+    waiter = threading.Thread(target=lambda: waited.append(run(database, new_account("Waited"))))
+    waiter.start()
+    threading.Timer(0.3, other.commit).start()
+    waiter.join(10)
+    other.close()
+    assert waited and names(database) == ["At once", "Waited"]
+
+    # when another thread of this process is in a write transaction, it is refused at once too
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        with database.write() as session:
+            create_account(session, name="Holder", email="billing@acme.test", currency="EUR", at=AT)
+            entered.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    entered.wait(10)
+    try:
+        with pytest.raises(WriterBusy):
+            run(database, new_account("Refused again"), wait=False)
+    finally:
+        release.set()
+        holder.join(10)
+    assert names(database) == ["At once", "Waited", "Holder"]

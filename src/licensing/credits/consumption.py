@@ -31,7 +31,7 @@ from licensing.credits.models import Consumption, Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts, rollover_due
 from licensing.db import driver
 from licensing.db.bulk import insert_row, pipelined, reading, reserve_id, update_rows
-from licensing.db.repository import as_id, get_or_404, get_reference, lock
+from licensing.db.repository import as_id, get_or_404, get_reference, loaded, lock
 from licensing.db.types import UTCDateTime
 from licensing.errors import (
     Conflict,
@@ -250,25 +250,27 @@ def check_unit_and_member(session: Session, account: Account, business_unit_id, 
 def _lock_statement():
     """The account locked, with the owner of the business unit asked for (NULL for none) and the
     books' lock date, which the booking's journal entry needs at the end of the transaction."""
+    accounts = Account.__table__
     owner = select(BusinessUnit.account_id).where(BusinessUnit.id == bindparam("unit_id")).scalar_subquery()
     return (
-        select(Account, owner.label("unit_account_id"), LOCK_DATE.scalar_subquery().label("lock_date"))
-        .where(Account.id == bindparam("id"))
-        .with_for_update(of=Account)
-        .execution_options(populate_existing=True)
+        select(accounts, owner.label("unit_account_id"), LOCK_DATE.scalar_subquery().label("lock_date"))
+        .where(accounts.c.id == bindparam("id"))
+        .with_for_update(of=accounts)
     )
 
 
 def lock_account_and_unit(session: Session, account_id: str | int, business_unit_id: str | int | None) -> tuple[Account, int | None]:
     """Lock the account, check that the business unit (if any) is one of its units, and read the
-    books' lock date for the journal, in one round trip: every booking does this first."""
+    books' lock date for the journal, in one round trip: every booking does this first (on the
+    driver, the account made the session's ORM object by ``repository.loaded``)."""
     account_key = as_id(account_id, "account", NotFound)
     unit_key = None if business_unit_id is None else as_id(business_unit_id, "business_unit_id", UnknownReference)
-    row = session.execute(_lock_statement(), {"id": account_key, "unit_id": unit_key}).one_or_none()
-    if row is None:
+    rows = driver.fetch(reading(session), _lock_statement(), {"id": account_key, "unit_id": unit_key})
+    if not rows:
         raise NotFound(f"account {account_id} does not exist")
-    account, owner, locked = row
-    known_lock_date(session, locked)
+    row = rows[0]
+    account, owner = loaded(session, Account, row), row.unit_account_id
+    known_lock_date(session, row.lock_date)
     if unit_key is None:
         return account, None
     if owner is None:

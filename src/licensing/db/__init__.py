@@ -5,7 +5,10 @@
   failing (a deferred ``BEGIN`` that later writes fails at once under concurrency). Writers of
   one process queue on a lock of their own first (``Database.write``): SQLite's busy handler
   sleeps 1 to 100 ms between its tries, so threads left to it would sleep while the file is
-  free (a server's bookings of one account ran at a third of their speed).
+  free (a server's bookings of one account ran at a third of their speed). ``write(wait=False)``
+  does not queue at all: it begins at once or raises ``WriterBusy`` having begun nothing (an
+  async route's short write tries it in the event loop, and waits its turn in the thread pool
+  only when the writer is taken).
 * PostgreSQL (production) through psycopg 3: rows are locked with ``SELECT ... FOR UPDATE``.
 
 Use cases take a ``Session`` that is already inside a transaction; callers (API, CLI,
@@ -22,6 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 
 from sqlalchemy import event
@@ -65,17 +69,44 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _on_begin(connection):
-            driver.execute(connection, "BEGIN IMMEDIATE" if immediate else "BEGIN", ())  # on the cursor: every transaction does it
+            if immediate and _AT_ONCE.get():
+                _begin_at_once(connection)
+            else:
+                driver.execute(connection, "BEGIN IMMEDIATE" if immediate else "BEGIN", ())  # on the cursor: every transaction does it
 
         return engine
     # No pre-ping: it would cost a round trip per transaction; stale connections are recycled.
     return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+
+
+class WriterBusy(Exception):
+    """``Database.write(wait=False)`` found SQLite's writer taken (by another thread of this
+    process or by another process): nothing was begun, nothing written."""
+
+
+# Set while ``Database.write(wait=False)`` begins its transaction (read by the ``begin`` event).
+_AT_ONCE: ContextVar[bool] = ContextVar("licensing_write_at_once", default=False)
+
+
+def _begin_at_once(connection) -> None:
+    """``BEGIN IMMEDIATE`` without SQLite's busy handler: another process's write transaction
+    makes it fail at once (``WriterBusy``) instead of waiting up to the busy timeout. In WAL mode
+    nothing after ``BEGIN IMMEDIATE`` waits on another connection, so this is the only wait."""
+    driver.execute(connection, "PRAGMA busy_timeout=0", ())
+    try:
+        driver.execute(connection, "BEGIN IMMEDIATE", ())
+    except OperationalError as error:
+        if getattr(error.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            raise WriterBusy("another write transaction holds the SQLite database") from error
+        raise
+    finally:
+        driver.execute(connection, f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}", ())
 
 
 class Database:
@@ -91,15 +122,22 @@ class Database:
         self._writers = threading.RLock() if self.is_sqlite else None
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, wait: bool = True) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back on any error. Once it
-        has committed, the hooks registered with ``after_commit`` run (none after a rollback)."""
-        with self._one_writer(), Session(self.writer, expire_on_commit=False, info={"database": self}) as session:
-            with session.begin():
-                yield session
-                for hook in session.info.pop(BEFORE_COMMIT, {}).values():
-                    hook(session)
-            hooks = session.info.pop(AFTER_COMMIT, {})
+        has committed, the hooks registered with ``after_commit`` run (none after a rollback).
+
+        ``wait=False`` (SQLite): begin at once or raise ``WriterBusy``, never queue behind another
+        writer (on PostgreSQL a transaction never waits to begin; its row locks wait as ever)."""
+        at_once = _AT_ONCE.set(not wait)
+        try:
+            with self._one_writer(wait), Session(self.writer, expire_on_commit=False, info={"database": self}) as session:
+                with session.begin():
+                    yield session
+                    for hook in session.info.pop(BEFORE_COMMIT, {}).values():
+                        hook(session)
+                hooks = session.info.pop(AFTER_COMMIT, {})
+        finally:
+            _AT_ONCE.reset(at_once)
         for name, hook in hooks.items():
             try:
                 hook()
@@ -107,11 +145,14 @@ class Database:
                 log.exception("after-commit hook %s failed", name)
 
     @contextmanager
-    def _one_writer(self) -> Iterator[None]:
+    def _one_writer(self, wait: bool = True) -> Iterator[None]:
         if self._writers is None:
             yield
             return
-        if not self._writers.acquire(timeout=WRITER_TIMEOUT_SECONDS):
+        if not wait:
+            if not self._writers.acquire(blocking=False):
+                raise WriterBusy("another write transaction of this process holds the SQLite database")
+        elif not self._writers.acquire(timeout=WRITER_TIMEOUT_SECONDS):
             raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
         try:
             yield
@@ -138,6 +179,7 @@ class Database:
 
 AFTER_COMMIT = "licensing.after_commit"
 WRITER_TIMEOUT_SECONDS = 30  # as SQLite's busy timeout
+BUSY_TIMEOUT_MS = 30_000  # SQLite's own busy handler, as long
 BEFORE_COMMIT = "licensing.before_commit"
 
 

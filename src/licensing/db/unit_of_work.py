@@ -43,13 +43,16 @@ class Idempotency(Protocol[T]):
         """Whether the error is the guard's own unique key (a concurrent request won)."""
 
 
-def run(database: Database, use_case: Callable[[Session], T], *, idempotency: Idempotency[T] | None = None) -> T:
+def run(
+    database: Database, use_case: Callable[[Session], T], *, idempotency: Idempotency[T] | None = None, wait: bool = True
+) -> T:
+    """``wait=False``: begin at once or raise ``db.WriterBusy`` (see ``Database.write``)."""
     if idempotency is None:
-        with database.write() as session:
+        with database.write(wait=wait) as session:
             return use_case(session)
     for _attempt in range(2):
         try:
-            with database.write() as session:
+            with database.write(wait=wait) as session:
                 stored = idempotency.replay(session)
                 if stored is not None:
                     return stored

@@ -29,6 +29,7 @@ from licensing.api.deps import (
     paginate,
     quick_read,
     write,
+    write_soon,
 )
 from licensing.api.errors import Forbidden
 from licensing.api.routers.invoices import present as present_invoice
@@ -306,7 +307,7 @@ def list_ledger(
         status=201,
     ),
 )
-def create_consumption(
+async def create_consumption(
     account_id: str, body: ConsumptionIn, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None
 ):
     check_account(caller, account_id)
@@ -322,7 +323,9 @@ def create_consumption(
         )
         return 201, presenters.consumption(consumption, draws)
 
-    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+    return await write_soon(
+        database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json")
+    )
 
 
 @router.post(
@@ -344,7 +347,9 @@ def create_consumption(
         status=201,
     ),
 )
-def create_hold(account_id: str, body: HoldIn, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+async def create_hold(
+    account_id: str, body: HoldIn, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None
+):
     check_account(caller, account_id)
     def action(session):
         hold, draws = place_hold(
@@ -354,7 +359,9 @@ def create_hold(account_id: str, body: HoldIn, caller: Bookings, database: Datab
         )
         return 201, presenters.hold(hold, draws)
 
-    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json"))
+    return await write_soon(
+        database, action, caller=caller, request=request, idempotency_key=idempotency_key, body=body.model_dump(mode="json")
+    )
 
 
 @router.get(

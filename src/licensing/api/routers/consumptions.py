@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from licensing import clock
 from licensing.api import presenters
 from licensing.api import responses as docs
-from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_owner, get_owned, write
+from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_owner, get_owned, write_soon
 from licensing.credits.consumption import draws_of, reverse_consumption
 from licensing.credits.models import Consumption
 
@@ -35,10 +35,10 @@ def get_consumption(consumption_id: str, caller: ReadAny, database: DatabaseDep)
     ),
     responses=docs.documented(docs.Consumption, "The consumption, reversed.", *docs.AUTH, "not_found", "conflict", "idempotency_conflict"),
 )
-def reverse(consumption_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+async def reverse(consumption_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
         check_owner(session, caller, Consumption, consumption_id, "consumption")
         consumption, draws = reverse_consumption(session, consumption_id, now=clock.now(), actor=caller.actor)
         return 200, presenters.consumption(consumption, draws)
 
-    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
+    return await write_soon(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})

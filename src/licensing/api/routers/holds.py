@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from licensing import clock
 from licensing.api import presenters
 from licensing.api import responses as docs
-from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_owner, get_owned, write
+from licensing.api.deps import Bookings, DatabaseDep, IdempotencyKey, ReadAny, check_owner, get_owned, write_soon
 from licensing.credits.holds import capture_hold, hold_draws, release_hold
 from licensing.credits.models import Hold
 
@@ -35,13 +35,13 @@ def get_hold(hold_id: str, caller: ReadAny, database: DatabaseDep):
     ),
     responses=docs.documented(docs.Hold, "The hold, captured.", *docs.AUTH, "not_found", "hold_not_open", "idempotency_conflict"),
 )
-def capture(hold_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+async def capture(hold_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
         check_owner(session, caller, Hold, hold_id, "hold")
         hold, draws = capture_hold(session, hold_id, now=clock.now(), actor=caller.actor)
         return 200, presenters.hold(hold, draws)
 
-    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
+    return await write_soon(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
 
 
 @router.post(
@@ -53,10 +53,10 @@ def capture(hold_id: str, caller: Bookings, database: DatabaseDep, request: Requ
     ),
     responses=docs.documented(docs.Hold, "The hold, released.", *docs.AUTH, "not_found", "hold_not_open", "idempotency_conflict"),
 )
-def release(hold_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
+async def release(hold_id: str, caller: Bookings, database: DatabaseDep, request: Request, idempotency_key: IdempotencyKey = None):
     def action(session):
         check_owner(session, caller, Hold, hold_id, "hold")
         hold, draws = release_hold(session, hold_id, now=clock.now(), actor=caller.actor)
         return 200, presenters.hold(hold, draws)
 
-    return write(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
+    return await write_soon(database, action, caller=caller, request=request, idempotency_key=idempotency_key, body={})
