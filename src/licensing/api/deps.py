@@ -173,7 +173,7 @@ def write(
 
     def use_case(session: Session) -> Outcome:
         status, payload = action(session)
-        return Outcome(status, jsonable_encoder(payload))
+        return Outcome(status, json_ready(payload))
 
     outcome = run(database, use_case, idempotency=guard, wait=wait)
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers={"Idempotent-Replayed": "true"} if outcome.replayed else None)
@@ -195,6 +195,25 @@ async def write_soon(database: Database, action: Callable[[Session], tuple[int, 
         except WriterBusy:
             pass
     return await run_in_threadpool(write, database, action, **options)
+
+
+def json_ready(payload: Any) -> Any:
+    """``payload`` in JSON's own types: itself when it is made of them already, as the
+    presenters make it (dicts with string keys, lists, strings, integers, booleans, None:
+    checked by a walk a tenth of the cost of ``jsonable_encoder``), else ``jsonable_encoder``'s copy."""
+    return payload if _plain(payload) else jsonable_encoder(payload)
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        return all(type(key) is str and _plain(item) for key, item in value.items())
+    if kind is list:
+        return all(map(_plain, value))
+    return kind in _PLAIN
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from licensing.credits.models import Consumption, Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts, rollover_due
 from licensing.db import driver
 from licensing.db.bulk import insert_row, pipelined, reading, reserve_id, update_rows
-from licensing.db.repository import as_id, get_or_404, get_reference, loaded, lock
+from licensing.db.repository import as_id, as_loaded, get_or_404, get_reference, loaded, lock
 from licensing.db.types import UTCDateTime
 from licensing.errors import (
     Conflict,
@@ -321,7 +321,7 @@ def consume(
         change_debt(session, account, unit_id, shortfall)  # ORM changes: flushed at commit, after the pipeline
     with pipelined(session):
         consumption_id = insert_row(session, Consumption.__table__, values, id_=consumption_id)
-        consumption = Consumption(id=consumption_id, **values)
+        consumption = as_loaded(Consumption, values | {"id": consumption_id})
         update_rows(session, Grant.__table__, [
             {"id": grant.id} | ledger.moved(_Counters(stored.get(grant.id, grant.remaining), grant.used), LedgerKind.CONSUME, -take)
             for grant, take in planned

@@ -1,6 +1,7 @@
 """Engines and transactions.
 
-* SQLite (the embedded default): WAL journal, foreign keys on, a busy timeout, and write
+* SQLite (the embedded default): WAL journal (checkpointed every 10,000 pages), foreign keys
+  on, a busy timeout, and write
   transactions opened with ``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of
   failing (a deferred ``BEGIN`` that later writes fails at once under concurrency). Writers of
   one process queue on a lock of their own first (``Database.write``): SQLite's busy handler
@@ -71,6 +72,7 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -180,6 +182,12 @@ class Database:
 AFTER_COMMIT = "licensing.after_commit"
 WRITER_TIMEOUT_SECONDS = 30  # as SQLite's busy timeout
 BUSY_TIMEOUT_MS = 30_000  # SQLite's own busy handler, as long
+# A booking writes some twenty pages (seven tables and their indexes): with SQLite's default of
+# 1,000 pages the WAL was copied back into the database every 50 bookings or so, each time the
+# same hot pages (the account, its grants, the indexes' last leaves) and an fsync. At 10,000
+# pages (a WAL of up to 40 MB) a booking's commit costs 0.1-0.2 ms less on average
+# (docs/decisions.md).
+WAL_CHECKPOINT_PAGES = 10_000
 BEFORE_COMMIT = "licensing.before_commit"
 
 

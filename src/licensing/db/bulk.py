@@ -175,14 +175,19 @@ def _copy(connection: Connection, table: Table, rows: list[dict[str, Any]], *, r
 def _execute(connection, plan, rows: list[dict[str, Any]], *, returning: bool = False) -> Any:
     """Run the plan for ``rows``; with ``returning`` (one row), the new row's id."""
     sql, positional, parameters = plan
-    # Column by column: pick the values at C speed, and convert each distinct value of a column
-    # once (a batch repeats the same instants, rates and zeros thousands of times).
-    columns = [_column(rows, key, processor) for _name, key, processor in parameters]
-    if positional:
-        values: list[Any] = list(zip(*columns, strict=True))
+    if len(rows) == 1:  # a booking's rows: one at a time, each value converted once anyway
+        row = rows[0]
+        picked = [row[key] if processor is None else processor(row[key]) for _name, key, processor in parameters]
+        values: list[Any] = [tuple(picked) if positional else dict(zip([p[0] for p in parameters], picked, strict=True))]
     else:
-        names = [name for name, _key, _processor in parameters]
-        values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+        # Column by column: pick the values at C speed, and convert each distinct value of a
+        # column once (a batch repeats the same instants, rates and zeros thousands of times).
+        columns = [_column(rows, key, processor) for _name, key, processor in parameters]
+        if positional:
+            values = list(zip(*columns, strict=True))
+        else:
+            names = [name for name, _key, _processor in parameters]
+            values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
     # On the driver's cursor (``db.driver``): the values are in storage form already.
     if returning:
         # PostgreSQL's INSERT without the id compiles with ``RETURNING <table>.id`` already.

@@ -85,10 +85,18 @@ def loaded(session: Session, model: type[Model], row: Any) -> Model:
         for attribute, value in values.items():
             set_committed_value(held, attribute, value)
         return held
-    instance = mapper.class_manager.new_instance()
+    instance = as_loaded(model, values)
+    session.add(instance)
+    return instance
+
+
+def as_loaded(model: type[Model], values: dict[str, Any]) -> Model:
+    """A detached ORM object of a row just written with these ``values`` (every column, the id
+    included), as the ORM would load it: for presenting what a use case wrote through ``db.bulk``
+    without building a validated model again (a tenth of the cost)."""
+    instance = model.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
     instance.__dict__.update(values)
     make_transient_to_detached(instance)
-    session.add(instance)
     return instance
 
 
