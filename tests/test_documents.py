@@ -181,6 +181,43 @@ def test_the_e_invoice_is_one_data_file_and_the_info_and_xmp_say_the_same(databa
     assert xmp.findtext(".//pdfaSchema:prefix", namespaces=rdf) == "fx"  # the extension schema declares them
 
 
+def test_each_stream_of_the_pdf_is_compressed_once_though_its_identifier_reads_them_all_again(database, monkeypatch):
+    """pydyf compresses a stream every time its bytes are read, and a PDF/A's ``/ID`` (a digest of
+    every object) reads them all a second time; the renderer has each compressed once, and what is
+    hashed is what was written."""
+    import hashlib
+    import io
+    import zlib
+
+    from pypdf import PdfReader
+    from pypdf.generic import StreamObject
+
+    _account, invoice, _lines = billed_invoice(database)
+    document = load_document(database, "invoice", invoice.id)
+    compressions = 0
+    compressobj = zlib.compressobj
+
+    def counted(*args, **kwargs):
+        nonlocal compressions
+        compressions += 1
+        return compressobj(*args, **kwargs)
+
+    monkeypatch.setattr(zlib, "compressobj", counted)
+    pdf = pdf_of(document)
+    monkeypatch.undo()
+
+    reader = PdfReader(io.BytesIO(pdf))
+    streams = [number for number in reader.xref[0] if isinstance(reader.get_object(number), StreamObject)]
+    for number in streams:
+        reader.get_object(number).get_data()  # every stream decompresses
+    assert len(streams) >= 8  # the page, two fonts, the e-invoice, its colour profile, the XMP, ...
+    # Once each; the object stream pydyf makes while writing, and the cross-reference stream
+    # written after the hash, are not in this list: the object stream is read twice.
+    assert compressions <= len(streams) + 3, (compressions, len(streams))
+    identifier = reader.trailer["/ID"]
+    assert len(identifier) == 2 and len(bytes(identifier[1].original_bytes)) == len(hashlib.md5().hexdigest())
+
+
 def test_the_e_invoice_extracted_from_the_pdf_passes_the_en16931_xsd_and_schematron_and_matches_the_invoice(database):
     from licensing.documents.einvoice import check_xsd
     from tests.support.einvoice import read, schematron

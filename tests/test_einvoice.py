@@ -26,7 +26,7 @@ from lxml import etree
 from sqlmodel import select
 
 from licensing.documents.context import credit_note_document, invoice_document
-from licensing.documents.einvoice import build_xml, check_xsd
+from licensing.documents.einvoice import build_xml, check_xsd, cross_industry_invoice, serialize
 from licensing.documents.model import Document
 from licensing.invoicing.credit_notes import (
     CreditRequest,
@@ -336,6 +336,24 @@ def test_a_credit_note_is_a_381_with_positive_amounts_that_names_the_invoice_it_
     assert said["terms"] == ("The amount credited is refunded, or set against your next invoice.", None)
     assert said["totals"] == ("50.00", "50.00", ("10.00", "EUR"), "60.00", "60.00")
     assert_says_what_the_document_says(xml, document)
+
+
+def test_the_xml_is_written_in_one_pass_byte_for_byte_as_drafthorse_writes_it_in_two(database, operator):
+    """``serialize`` finds the namespaces on the tree instead of writing, parsing and writing the
+    XML again as drafthorse does; the bytes must not change, whatever the document declares."""
+    documents = [
+        document_of(database, january_invoice(database)),
+        document_of(database, january_invoice(database, name="Fondation Lumière", tax_exempt=True)),
+        dataclasses.replace(document_of(database, january_invoice(database)), notes=()),
+    ]
+    for document in documents:
+        invoice = cross_industry_invoice(document)
+
+        ours = serialize(invoice)
+
+        assert ours == invoice.serialize(schema=None)
+        assert ours.startswith(b"<?xml version='1.0' encoding='utf-8'?>\n<rsm:CrossIndustryInvoice")
+        assert build_xml(document) == ours
 
 
 # ---------------------------------------------------------------------------------------------

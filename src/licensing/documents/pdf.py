@@ -17,6 +17,9 @@
   twice, upstream issue 2917). Drafts carry no e-invoice (they have no number yet). The
   ``factur-x`` library embedded it before, by parsing and rewriting the whole PDF with pypdf: an
   eighth of a one-page render (issue 17).
+* Every stream is compressed once (``_compress_once``, the finisher's last step): pydyf would
+  compress them all again to hash them for a PDF/A's ``/ID``. The restricted fetcher builds no
+  urllib opener, and the attachment uses it instead of a default one (half a millisecond each).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+from urllib.request import OpenerDirector
 
 import jinja2
 
@@ -147,7 +151,12 @@ class AssetFetcher(_fetcher_base()):  # type: ignore[misc]
     lists every URL the renderer asked for; ``refused`` those it did not get."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        super().__init__(fail_on_errors=False)
+        # Not URLFetcher's own set-up: it builds urllib's opener (proxies read from the
+        # environment, ten handlers: half a millisecond per render) for a ``fetch`` this class
+        # replaces. Only its settings are kept, as WeasyPrint reads ``_fail_on_errors``.
+        OpenerDirector.__init__(self)
+        self._timeout, self._http_headers, self._allowed_protocols, self._request = 10, {}, ("file",), None
+        self._fail_on_errors = False
         settings = settings or get_settings()
         self.root = templates_dir(settings).resolve()
         self.logo = Path(settings.operator_logo).resolve() if settings.operator_logo else None
@@ -205,9 +214,38 @@ def html_to_pdf(html: str, *, fetcher: AssetFetcher | None = None, settings: Set
             stylesheets=document_stylesheet(settings), font_config=font_configuration(), **options
         )
         if einvoice is None:
-            return rendering.write_pdf(**options)
+            return rendering.write_pdf(finisher=_compress_once, **options)
         einvoice.describe(rendering.metadata)
-        return rendering.write_pdf(attachments=[einvoice.attachment()], finisher=einvoice.finish, **options)
+        return rendering.write_pdf(attachments=[einvoice.attachment(fetcher)], finisher=einvoice.finish, **options)
+
+
+def _compress_once(_document, pdf) -> None:
+    """The last step before WeasyPrint writes the PDF: each stream compressed once. pydyf
+    compresses a stream (zlib level 9) every time its bytes are read, and a PDF with an identifier
+    (every PDF/A) reads them all twice: once to write them, once more to hash them for the ``/ID``.
+    That second pass was a twentieth of a one-page render (issue 17). No stream changes after
+    the finisher, so the bytes written and the bytes hashed stay the same."""
+    import pydyf
+
+    for pdf_object in pdf.objects:
+        if isinstance(pdf_object, pydyf.Stream):
+            pdf_object.__class__ = _compressed_once(type(pdf_object))
+
+
+@lru_cache(maxsize=8)
+def _compressed_once(stream_class: type) -> type:
+    """``stream_class`` (pydyf's stream or WeasyPrint's, for the pages) with its bytes made once."""
+    if getattr(stream_class, "compressed_once", False):
+        return stream_class
+    read = stream_class.data.fget
+
+    def data(self) -> bytes:
+        made = self.__dict__.get("_compressed_once")
+        if made is None:
+            made = self.__dict__["_compressed_once"] = read(self)
+        return made
+
+    return type(f"{stream_class.__name__}CompressedOnce", (stream_class,), {"data": property(data), "compressed_once": True})
 
 
 def document_stylesheet(settings: Settings) -> list:
@@ -248,12 +286,15 @@ class FacturX:
         metadata.lang = "en-GB"
         metadata.created = metadata.modified = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
-    def attachment(self):
+    def attachment(self, fetcher: AssetFetcher):
         from io import BytesIO
 
         from weasyprint import Attachment
 
-        return Attachment(file_obj=BytesIO(self.xml), name=self.FILE_NAME, description="Factur-X XML file", relationship="Data")
+        # With the render's fetcher: WeasyPrint would build a default one (urllib's opener) for a
+        # file object it never fetches.
+        return Attachment(file_obj=BytesIO(self.xml), name=self.FILE_NAME, description="Factur-X XML file", relationship="Data",
+                          url_fetcher=fetcher)
 
     def finish(self, _document, pdf) -> None:
         """After WeasyPrint's PDF/A pass: one ``/AF`` entry per file, the file's type as Factur-X
@@ -268,6 +309,7 @@ class FacturX:
                 pdf_object.extra["Subtype"] = "/text#2fxml"
             elif isinstance(pdf_object, pydyf.Stream) and pdf_object.extra.get("Type") == "/Metadata":
                 pdf_object.stream = [self._merged_xmp(b"".join(_bytes(part) for part in pdf_object.stream))]
+        _compress_once(_document, pdf)
 
     def _merged_xmp(self, xmp: bytes) -> bytes:
         from lxml import etree
