@@ -64,3 +64,53 @@ def test_a_large_batch_inside_a_pipeline_is_written_too(database):
     # then every row is there
     with database.read() as session:
         assert len(session.exec(select(Event).where(Event.type == "test.bulk")).all()) == len(rows)
+
+
+def journal_family(n: int, postings: int) -> tuple[dict, list[dict]]:
+    entry = {"date": AT.date(), "event": "test", "currency": "EUR", "source_type": "test", "source_id": str(n), "account_id": None,
+             "document": None, "description": f"entry {n}", "recorded_at": AT}
+    rows = [{"role": f"role {n}.{k}", "tax_rate": None if k % 2 else Decimal("20"), "debit": Decimal(k + n) / 100, "credit": Decimal(0)}
+            for k in range(postings)]
+    return entry, rows
+
+
+def families(database, source_ids: list[str]) -> dict[str, list[tuple]]:
+    from licensing.books.models import JournalEntry, JournalPosting
+
+    with database.read() as session:
+        found = session.exec(
+            select(JournalEntry.source_id, JournalPosting.role, JournalPosting.tax_rate, JournalPosting.debit)
+            .join(JournalPosting, JournalPosting.entry_id == JournalEntry.id, isouter=True)
+            .where(JournalEntry.source_id.in_(source_ids))
+            .order_by(JournalEntry.id, JournalPosting.id)
+        ).all()
+    grouped: dict[str, list[tuple]] = {}
+    for source_id, role, rate, debit in found:
+        grouped.setdefault(source_id, []).extend([] if role is None else [(role, rate, debit)])
+    return grouped
+
+
+def test_rows_and_the_rows_that_point_to_them_are_linked_to_their_own_parent_in_and_out_of_a_pipeline_and_by_copy(database):
+    """``insert_with_children``: on PostgreSQL the children take the parent's id from its
+    sequence (``currval``) without waiting for it; each child must point to its own parent,
+    whatever the number of children (none, one, several), in a booking's pipeline or not, and
+    when a batch large enough for COPY takes the other path."""
+    from licensing.books.models import JournalEntry, JournalPosting
+
+    sizes = [2, 0, 1, 3]
+    small = [journal_family(n, size) for n, size in enumerate(sizes)]
+    piped = [journal_family(100 + n, size) for n, size in enumerate(sizes)]
+    large = [journal_family(1000 + n, n % 3) for n in range(bulk.COPY_FROM + 2)]
+    with database.write() as session:
+        bulk.insert_with_children(session, JournalEntry.__table__, [e for e, _ in small], JournalPosting.__table__, [p for _, p in small],
+                                  key="entry_id")
+    with database.write() as session, pipelined(session):
+        bulk.insert_with_children(session, JournalEntry.__table__, [e for e, _ in piped], JournalPosting.__table__, [p for _, p in piped],
+                                  key="entry_id")
+    with database.write() as session:
+        bulk.insert_with_children(session, JournalEntry.__table__, [e for e, _ in large], JournalPosting.__table__, [p for _, p in large],
+                                  key="entry_id")
+
+    for batch in (small, piped, large):
+        expected = {entry["source_id"]: [(row["role"], row["tax_rate"], row["debit"]) for row in rows] for entry, rows in batch}
+        assert families(database, list(expected)) == expected

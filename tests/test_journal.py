@@ -84,6 +84,30 @@ def journal(api, **params) -> list[dict]:
             return items
 
 
+def test_a_bookings_journal_entry_is_written_with_its_other_rows_before_the_commit(database):
+    """A booking posts its entry at the end of its own writes (on PostgreSQL in their pipeline,
+    one round trip for all), not when the transaction commits; what it posts is the same."""
+    from licensing.credits.consumption import consume
+
+    account = factories.account(database, name="Acme Ltd")
+    pack = factories.credit_pack(database, credits="10", lifetime="P1M", price="100.00", tax_rate="20")
+    licence = factories.licence(database, account.id, date(2027, 1, 1), date(2027, 1, 31))
+    factories.service(database, licence.id, pack.id, from_date=date(2027, 1, 1), to_date=date(2027, 1, 31))
+    bill_and_approve(database, licence.id, as_of=date(2027, 1, 1), now=instant("2027-01-01 00:00"))
+
+    with database.write() as session:
+        consumption, _draws = consume(session, account.id, credits=D("4"), now=instant("2027-01-10 10:00"), actor=ACTOR)
+        entry = session.exec(select(JournalEntry).where(JournalEntry.source_type == "consumption")).one()  # before the commit
+        lines = session.exec(select(JournalPosting.role, JournalPosting.debit, JournalPosting.credit).where(JournalPosting.entry_id == entry.id)
+                             .order_by(JournalPosting.id)).all()
+
+    assert (entry.event, entry.source_id, entry.date) == ("credits_used", str(consumption.id), date(2027, 1, 10))
+    # 4 of 10 credits bought for 100.00: 40.00 leaves deferred revenue for the revenue of credits used.
+    assert lines == [("deferred_credit_revenue", D("40.00"), D("0")), ("credits_used_revenue", D("0"), D("40.00"))]
+    with database.read() as session:
+        assert len(session.exec(select(JournalEntry).where(JournalEntry.source_type == "consumption")).all()) == 1  # posted once
+
+
 def test_each_event_of_a_month_posts_one_balanced_entry_to_the_plain_chart(database, api):
     books = a_month_of_acme(database)
     invoice = books["invoice"]

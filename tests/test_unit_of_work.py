@@ -174,8 +174,8 @@ def test_a_write_that_may_not_wait_begins_at_once_or_is_refused_having_begun_not
 
 def test_an_answer_already_in_jsons_types_is_kept_and_any_other_is_encoded_as_fastapi_would():
     """``api.deps.json_ready``: a presenter's answer (strings, integers, booleans, None in dicts
-    and lists) is stored and sent as it is; one with a decimal, a date or a tuple inside is
-    encoded as ``jsonable_encoder`` would (strings, lists), never sent half-encoded."""
+    and lists) is stored and sent as it is; one with a date or a tuple inside is encoded as
+    ``jsonable_encoder`` would (strings, lists), a decimal as a string, never sent half-encoded."""
     from datetime import date
     from decimal import Decimal
 
@@ -185,6 +185,9 @@ def test_an_answer_already_in_jsons_types_is_kept_and_any_other_is_encoded_as_fa
 
     plain = {"id": "5", "count": 2, "open": True, "debt": None, "draws": [{"grant_id": "1", "credits": "0.01"}]}
     assert json_ready(plain) is plain
-    for odd in ({"credits": Decimal("1.50")}, {"draws": [{"on": date(2027, 1, 1)}]}, {"pair": ("a", "b")}, [{1: "x"}]):
+    for odd in ({"draws": [{"on": date(2027, 1, 1)}]}, {"pair": ("a", "b")}, [{1: "x"}]):
         encoded = json_ready(odd)
         assert encoded == jsonable_encoder(odd) and encoded is not odd
+    # A decimal becomes a string of its digits, as API.md writes money and credits, never a number.
+    assert json_ready({"credits": Decimal("1.50"), "lines": [{"net": Decimal("1E+2")}], "at": date(2027, 1, 1)}) == {
+        "credits": "1.50", "lines": [{"net": "100"}], "at": "2027-01-01"}

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
@@ -200,11 +201,14 @@ async def write_soon(database: Database, action: Callable[[Session], tuple[int, 
 def json_ready(payload: Any) -> Any:
     """``payload`` in JSON's own types: itself when it is made of them already, as the
     presenters make it (dicts with string keys, lists, strings, integers, booleans, None:
-    checked by a walk a tenth of the cost of ``jsonable_encoder``), else ``jsonable_encoder``'s copy."""
-    return payload if _plain(payload) else jsonable_encoder(payload)
+    checked by a walk a tenth of the cost of ``jsonable_encoder``), else ``jsonable_encoder``'s copy,
+    with a decimal as a string of its digits (API.md: money, credits and quantities are strings;
+    ``jsonable_encoder`` alone would make a ``Decimal`` a JSON number)."""
+    return payload if _plain(payload) else jsonable_encoder(payload, custom_encoder=_DECIMAL_AS_TEXT)
 
 
 _PLAIN = frozenset({str, int, bool, type(None)})
+_DECIMAL_AS_TEXT = {Decimal: lambda value: format(value, "f")}
 
 
 def _plain(value: Any) -> bool:

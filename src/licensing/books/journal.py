@@ -29,7 +29,7 @@ from licensing.books.models import BooksSettings, JournalEntry, JournalPosting
 from licensing.clock import local_date
 from licensing.config import get_settings
 from licensing.db import before_commit, driver
-from licensing.db.bulk import insert_rows, reading
+from licensing.db.bulk import insert_with_children, reading
 from licensing.errors import LicensingError
 
 ZERO = Decimal(0)
@@ -114,14 +114,17 @@ def post(session: Session, entries: list[NewEntry], *, at: datetime, lock: bool 
             "source_id": str(entry.source_id), "account_id": entry.account_id, "document": entry.document,
             "description": entry.description, "recorded_at": at,
         })
-    ids = insert_rows(session, JournalEntry.__table__, rows, return_ids=True)
     postings = [
-        {"entry_id": entry_id, "role": role, "tax_rate": rate, "debit": max(amount, ZERO), "credit": max(-amount, ZERO)}
-        for entry_id, entry in zip(ids, entries, strict=True)
-        for (role, rate), amount in entry.amounts.items()
-        if amount
+        [
+            {"role": role, "tax_rate": rate, "debit": max(amount, ZERO), "credit": max(-amount, ZERO)}
+            for (role, rate), amount in entry.amounts.items()
+            if amount
+        ]
+        for entry in entries
     ]
-    insert_rows(session, JournalPosting.__table__, postings)
+    # Each entry with its postings; on PostgreSQL without waiting for the entries' ids (inside a
+    # booking's pipeline, no round trip of their own).
+    insert_with_children(session, JournalEntry.__table__, rows, JournalPosting.__table__, postings, key="entry_id")
 
 
 # Ledger kinds that move value, and the event and revenue role of their entry.
@@ -172,11 +175,14 @@ def record_ledger(session: Session, rows: list[dict[str, Any]]) -> None:
     pending = session.info.get(_PENDING)
     if pending is None:
         pending = session.info[_PENDING] = []
-        before_commit(session, "journal", _post_pending)
+        before_commit(session, "journal", post_pending)
     pending.extend(valued)
 
 
-def _post_pending(session: Session) -> None:
+def post_pending(session: Session) -> None:
+    """Post the valued ledger rows kept so far (``record_ledger``); the transaction does this as
+    it commits. A booking does it at the end of its writes instead, inside their pipeline: its
+    ledger rows are all written by then, and the entry goes with them in one round trip."""
     rows = session.info.pop(_PENDING, [])
     if rows:
         post(session, ledger_entries(rows, get_settings().zone), at=max(row["recorded_at"] for row in rows))

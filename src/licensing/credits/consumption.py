@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from licensing.accounts.models import Account, BusinessUnit, Member
 from licensing.accounts.services import check_not_overdue
-from licensing.books.journal import LOCK_DATE, known_lock_date
+from licensing.books.journal import LOCK_DATE, known_lock_date, post_pending
 from licensing.catalog.models import CreditPrice
 from licensing.credits import ledger
 from licensing.credits.balance import remaining_of
@@ -30,7 +30,7 @@ from licensing.credits.kinds import LedgerKind
 from licensing.credits.models import Consumption, Grant, LedgerEntry
 from licensing.credits.rollover import future_cuts, rollover_due
 from licensing.db import driver
-from licensing.db.bulk import insert_row, pipelined, reading, reserve_id, update_rows
+from licensing.db.bulk import insert_row, pipelined, reading, update_rows
 from licensing.db.repository import as_id, as_loaded, get_or_404, get_reference, loaded, lock
 from licensing.db.types import UTCDateTime
 from licensing.errors import (
@@ -246,38 +246,50 @@ def check_unit_and_member(session: Session, account: Account, business_unit_id, 
     return unit_id, member
 
 
-@lru_cache(maxsize=1)
-def _lock_statement():
+@lru_cache(maxsize=2)
+def _lock_statement(with_consumption_id: bool = False):
     """The account locked, with the owner of the business unit asked for (NULL for none) and the
-    books' lock date, which the booking's journal entry needs at the end of the transaction."""
+    books' lock date, which the booking's journal entry needs at the end of the transaction;
+    ``with_consumption_id`` (PostgreSQL): and the id of the booking's consumption, from its
+    sequence, so that its insert can go into the booking's pipeline."""
     accounts = Account.__table__
     owner = select(BusinessUnit.account_id).where(BusinessUnit.id == bindparam("unit_id")).scalar_subquery()
-    return (
-        select(accounts, owner.label("unit_account_id"), LOCK_DATE.scalar_subquery().label("lock_date"))
-        .where(accounts.c.id == bindparam("id"))
-        .with_for_update(of=accounts)
-    )
+    columns = [accounts, owner.label("unit_account_id"), LOCK_DATE.scalar_subquery().label("lock_date")]
+    if with_consumption_id:
+        columns.append(literal_column(f"nextval(pg_get_serial_sequence('{Consumption.__tablename__}', 'id'))").label("consumption_id"))
+    return select(*columns).where(accounts.c.id == bindparam("id")).with_for_update(of=accounts)
 
 
-def lock_account_and_unit(session: Session, account_id: str | int, business_unit_id: str | int | None) -> tuple[Account, int | None]:
-    """Lock the account, check that the business unit (if any) is one of its units, and read the
-    books' lock date for the journal, in one round trip: every booking does this first (on the
-    driver, the account made the session's ORM object by ``repository.loaded``)."""
+class Locked(NamedTuple):
+    account: Account
+    unit_id: int | None
+    consumption_id: int | None  # PostgreSQL, when asked for; None on SQLite (the insert gives it)
+
+
+def lock_account_and_unit(session: Session, account_id: str | int, business_unit_id: str | int | None, *,
+                          consumption_id: bool = False) -> Locked:
+    """Lock the account, check that the business unit (if any) is one of its units, read the
+    books' lock date for the journal and, with ``consumption_id`` on PostgreSQL, take the id of
+    the consumption to come, in one round trip: every booking does this first (on the driver,
+    the account made the session's ORM object by ``repository.loaded``)."""
     account_key = as_id(account_id, "account", NotFound)
     unit_key = None if business_unit_id is None else as_id(business_unit_id, "business_unit_id", UnknownReference)
-    rows = driver.fetch(reading(session), _lock_statement(), {"id": account_key, "unit_id": unit_key})
+    connection = reading(session)
+    reserve = consumption_id and connection.dialect.name == "postgresql"
+    rows = driver.fetch(connection, _lock_statement(reserve), {"id": account_key, "unit_id": unit_key})
     if not rows:
         raise NotFound(f"account {account_id} does not exist")
     row = rows[0]
     account, owner = loaded(session, Account, row), row.unit_account_id
     known_lock_date(session, row.lock_date)
+    reserved = row.consumption_id if reserve else None
     if unit_key is None:
-        return account, None
+        return Locked(account, None, reserved)
     if owner is None:
         raise UnknownReference(f"business_unit_id {business_unit_id} does not exist", field="business_unit_id")
     if owner != account.id:
         raise UnknownReference(f"business unit {business_unit_id} is not a unit of account {account.id}", field="business_unit_id")
-    return account, unit_key
+    return Locked(account, unit_key, reserved)
 
 
 def consume(
@@ -299,8 +311,7 @@ def consume(
     """Draw credits for a booking. Refused, with nothing written, when too few are eligible,
     unless ``allow_overdraft``: then it draws what is available and records the shortfall as
     debt of the consumption's place (its business unit, or the account's pool)."""
-    consumption_id = reserve_id(session, Consumption.__table__)  # outside the account's lock: one round trip less under it
-    account, unit_id = lock_account_and_unit(session, account_id, business_unit_id)
+    account, unit_id, consumption_id = lock_account_and_unit(session, account_id, business_unit_id, consumption_id=True)
     check_not_overdue(account, now)
     amount, price = resolve_credits(session, credits, credit_price_id, quantity)
     if amount <= 0:
@@ -351,6 +362,7 @@ def consume(
         ledger.store_balances(session, [(account, balance)])
         draws = [Draw(grant.id, take) for grant, take in planned]
         consumed_event(session, account, consumption, draws, now=now)
+        post_pending(session)  # the journal entry in the same round trip, not at the commit
     return consumption, draws
 
 

@@ -15,20 +15,23 @@ row the largest rowid plus one, so the rows of one ``executemany`` get consecuti
 at ``last_insert_rowid()``. On PostgreSQL, where sequences are shared by concurrent
 transactions, a COPY takes its ids from the table's sequence first (one query for the batch)
 and writes them with the rows; a small INSERT gets them from ``INSERT ... RETURNING``. On both,
-a single row gets its id from ``INSERT ... RETURNING`` sent on the driver's cursor (a booking's
-consumption, a journal entry).
+a single row gets its id from ``INSERT ... RETURNING`` sent on the driver's cursor. A row and
+the rows that point to it (a journal entry and its postings: ``insert_with_children``) need no id
+back on PostgreSQL: the children read the parent's new id with ``currval`` of its sequence in the
+same session, so a booking's journal entry goes into the booking's pipeline; a booking's
+consumption takes its id from the sequence with the account's lock.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, text
+from sqlalchemy import Connection, Table, bindparam, literal_column, text
 from sqlmodel import Session
 
 from licensing.db import driver
@@ -80,18 +83,49 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]], *, r
     return list(range(last - len(rows) + 1, last + 1))
 
 
-def reserve_id(session: Session, table: Table) -> int | None:
-    """On PostgreSQL, an id for a row of ``table`` to be inserted later, taken from its sequence
-    now (so that the insert may go into a pipeline, before any lock is taken); None on SQLite,
-    where the insert itself gives the id at no cost."""
+def insert_with_children(session: Session, parent: Table, rows: list[dict[str, Any]], child: Table,
+                         children: list[list[dict[str, Any]]], *, key: str) -> None:
+    """Insert ``rows`` into ``parent`` and, for each, the rows of ``children`` (in the same order)
+    into ``child``, their ``key`` column the new parent's id (a journal entry and its postings).
+
+    PostgreSQL, fewer than ``COPY_FROM`` parents: each parent row, then its children with ``key``
+    = ``currval`` of the parent's sequence (the id the parent row just took, in this session), in
+    a pipeline: no id comes back to wait for, so they cost one round trip together, and none of
+    their own inside a booking's pipeline. Otherwise the parents' ids come back from the insert
+    (``RETURNING``, or the sequence before a COPY) and the children follow in one batch."""
+    if not rows:
+        return
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        return None
-    return driver.execute(connection, "SELECT nextval(pg_get_serial_sequence(%(table)s, 'id'))", {"table": table.name}, returning=True)
+    if connection.dialect.name != "postgresql" or len(rows) >= COPY_FROM:
+        ids = insert_rows(session, parent, rows, return_ids=True)
+        insert_rows(session, child, [{key: id_} | row for id_, family in zip(ids, children, strict=True) for row in family])
+        return
+    with nullcontext() if _in_pipeline(connection) else pipelined(session):  # a pipeline within one would sync twice
+        for row, family in zip(rows, children, strict=True):
+            _execute(connection, _plan("insert", parent, tuple(row), connection.dialect), [row])
+            if family:
+                plan = _children_plan(child, parent, key, tuple(family[0]), len(family), connection.dialect)
+                values = {f"{name}_{index}": value for index, child_row in enumerate(family) for name, value in child_row.items()}
+                _execute(connection, plan, [values])
+
+
+@lru_cache(maxsize=32)
+def _children_plan(child: Table, parent: Table, key: str, names: tuple[str, ...], count: int, dialect) -> tuple[str, bool, tuple]:
+    """``_plan``'s insert of ``count`` rows into ``child`` in one statement (their values named
+    ``<column>_<row>``), their ``key`` the id the ``parent`` row inserted last in this session
+    took (PostgreSQL's ``currval`` of the parent's sequence)."""
+    newest = literal_column(f"currval(pg_get_serial_sequence('{parent.name}', 'id'))")  # our table's name, no user text
+    rows = [{key: newest} | {name: bindparam(f"{name}_{index}") for name in names} for index in range(count)]
+    compiled = child.insert().values(rows).compile(dialect=dialect)
+    order = compiled.positiontup if compiled.positional else [f"{name}_{index}" for index in range(count) for name in names]
+    processors = {name: child.c[name].type._cached_bind_processor(dialect) for name in names}
+    parameters = tuple((bound, bound, processors[bound.rpartition("_")[0]]) for bound in order)
+    return str(compiled), compiled.positional, parameters
 
 
 def insert_row(session: Session, table: Table, row: dict[str, Any], *, id_: int | None = None) -> int:
-    """Insert one row; its id (``id_`` when reserved with ``reserve_id``)."""
+    """Insert one row; its id (``id_`` when one was taken from the table's sequence beforehand,
+    as a booking takes its consumption's with the account's lock)."""
     if id_ is None:
         [id_] = insert_rows(session, table, [row], return_ids=True)
     else:
