@@ -114,3 +114,29 @@ def test_rows_and_the_rows_that_point_to_them_are_linked_to_their_own_parent_in_
     for batch in (small, piped, large):
         expected = {entry["source_id"]: [(row["role"], row["tax_rate"], row["debit"]) for row in rows] for entry, rows in batch}
         assert families(database, list(expected)) == expected
+
+
+def test_many_rows_are_updated_each_with_its_own_values_in_and_out_of_a_pipeline(database):
+    """``update_rows``: on PostgreSQL several rows are one ``UPDATE ... FROM unnest(...)`` (one
+    array per column, cast to the column's type); every row must get its own values back,
+    decimals, instants, texts and a column of NULLs alike, as a row-by-row update gives them."""
+    with database.write() as session:
+        account_id = create_account(session, name="Acme", email="billing@acme.test", currency="EUR", at=AT).id
+    with database.write() as session:
+        ids = insert_rows(session, LedgerEntry.__table__, ledger_rows(account_id, 6), return_ids=True)
+    changes = [
+        {"id": row_id, "credits": Decimal(n) - Decimal("0.25"), "value": Decimal("1.10") * n, "grant_id": None,
+         "actor": f"changed {n} 'quoted'", "occurred_at": AT + timedelta(days=n)}
+        for n, row_id in enumerate(ids)
+    ]
+    with database.write() as session:
+        bulk.update_rows(session, LedgerEntry.__table__, changes[:3])
+    with database.write() as session, pipelined(session):
+        bulk.update_rows(session, LedgerEntry.__table__, changes[3:])
+
+    with database.read() as session:
+        entries = session.exec(select(LedgerEntry).where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id)).all()
+    assert [(e.id, e.credits, e.value, e.grant_id, e.actor, e.occurred_at) for e in entries] == [
+        (c["id"], c["credits"], c["value"], None, c["actor"], c["occurred_at"]) for c in changes
+    ]
+    assert [e.balance_after for e in entries] == [Decimal(n) / 100 for n in range(6)]  # a column not named is left alone

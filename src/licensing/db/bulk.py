@@ -154,11 +154,33 @@ _SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 def update_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Update rows by id: each dict holds ``id`` and the new values (the same keys in every row)."""
+    """Update rows by id: each dict holds ``id`` and the new values (the same keys in every row).
+    On PostgreSQL several rows are one statement (``UPDATE ... FROM unnest(<one array per
+    column>)``) instead of one statement each: the server plans it once, and inside a booking's
+    pipeline an ``executemany`` would open a pipeline of its own and wait twice."""
     if not rows:
         return
     connection = session.connection()
-    _execute(connection, _plan("update", table, tuple(rows[0]), connection.dialect), rows)
+    dialect = connection.dialect
+    names = tuple(rows[0])
+    if dialect.name == "postgresql" and len(rows) > 1:
+        sql, processors = _unnest_plan(table, names, dialect)
+        driver.execute(connection, sql, [_column(rows, name, processor) for name, processor in processors])
+        return
+    _execute(connection, _plan("update", table, names, dialect), rows)
+
+
+@lru_cache(maxsize=64)
+def _unnest_plan(table: Table, names: tuple[str, ...], dialect) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """PostgreSQL: the update by id of many rows from one array per column (each cast to an array
+    of the column's type), and for each column in order its bind processor."""
+    quote = dialect.identifier_preparer.quote
+    target = dialect.identifier_preparer.format_table(table)
+    columns = ("id", *(name for name in names if name != "id"))
+    arrays = ", ".join(f"%s::{table.c[name].type.compile(dialect=dialect)}[]" for name in columns)
+    assignments = ", ".join(f"{quote(name)} = v.{quote(name)}" for name in columns if name != "id")
+    sql = f"UPDATE {target} SET {assignments} FROM unnest({arrays}) AS v({', '.join(quote(name) for name in columns)}) WHERE {target}.id = v.id"
+    return sql, tuple((name, table.c[name].type._cached_bind_processor(dialect)) for name in columns)
 
 
 @lru_cache(maxsize=256)
