@@ -144,3 +144,133 @@ def test_a_row_read_on_the_driver_becomes_the_sessions_orm_object_as_a_query_wou
         held.name = "Changed, not flushed"
         again = loaded(session, Account, driver.fetch(session.connection(), by_id, {"id": account_id})[0])
         assert again is held and again.name == "Renamed" and not session.is_modified(again)
+
+
+# -- a booking's held pipeline (PostgreSQL; nothing on SQLite) -----------------------------------
+
+
+def _event(n: int) -> dict:
+    return {"id": 990_000 + n, "type": "test", "data": "{}", "created_at": AT}
+
+
+def _event_ids(database) -> list[int]:
+    with database.read() as session:
+        return session.execute(select(Event.__table__.c.id).where(Event.__table__.c.id >= 990_000).order_by(Event.__table__.c.id)).scalars().all()
+
+
+def _pipeline_off(database) -> bool:
+    """Whether every pooled connection is out of pipeline mode (SQLite has none)."""
+    if database.is_sqlite:
+        return True
+    from psycopg import pq
+
+    with database.writer.connect() as connection:
+        return connection.connection.driver_connection.info.pipeline_status == pq.PipelineStatus.OFF
+
+
+def waits_on_the_server(monkeypatch) -> list[str]:
+    """The names of psycopg's waits on the server, as they happen."""
+    import psycopg
+
+    seen: list[str] = []
+    wait = psycopg.Connection.wait
+
+    def counted(self, generator, *args, **kwargs):
+        seen.append(getattr(generator, "__qualname__", "").rsplit(".", 1)[-1])
+        return wait(self, generator, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "wait", counted)
+    return seen
+
+
+def test_a_held_pipeline_reads_in_one_wait_and_commits_with_its_writes(database, monkeypatch):
+    account_id = an_account_with_grants(database)
+    by_id = select(Account.__table__.c.name).where(Account.__table__.c.id == bindparam("id"))
+    waits = waits_on_the_server(monkeypatch)
+    with database.write() as session:
+        driver.hold_pipeline(session)
+        names, grants = driver.fetch_together(reading(session), [(by_id, {"id": account_id}), (BY_ACCOUNT, {"account_id": account_id})])
+        assert len(names) == 1
+        assert [row.remaining for row in grants] == [Decimal("12.34"), Decimal("0.01")]
+        before_writes = len(waits)
+        insert_rows(session, Event.__table__, [_event(1)])
+        insert_rows(session, Event.__table__, [_event(2)])
+    at_the_end = len(waits)
+    assert _event_ids(database) == [990_001, 990_002]
+    if not database.is_sqlite:
+        # BEGIN, then both reads answered together; the writes and the COMMIT sent with one Sync
+        # (psycopg's own commit, and the pool's reset, then find the transaction ended: no round trip)
+        assert waits.count("_fetch_gen") == 1
+        ended = waits[before_writes:at_the_end]
+        assert [name for name in ended if name not in ("_execute_gen", "_commit_gen", "_rollback_gen")] == ["_exit_gen"]
+    assert _pipeline_off(database)
+
+
+@pytest.mark.parametrize("pause", [0, 0.05])
+def test_an_error_queued_in_a_held_pipeline_rolls_everything_back_as_sqlalchemys_error(database, pause):
+    """The duplicate key's answer comes back while the COMMIT is sent, or after: either way an
+    ``IntegrityError``, nothing written, and the connection out of pipeline mode."""
+    import time
+
+    with pytest.raises(IntegrityError), database.write() as session:
+        driver.hold_pipeline(session)
+        insert_rows(session, Event.__table__, [_event(3)])
+        insert_rows(session, Event.__table__, [_event(3)])  # the duplicate key surfaces at the COMMIT
+        time.sleep(pause)
+    assert _event_ids(database) == []
+    with pytest.raises(ZeroDivisionError), database.write() as session:
+        driver.hold_pipeline(session)
+        insert_rows(session, Event.__table__, [_event(4)])
+        raise ZeroDivisionError
+    assert _event_ids(database) == []
+    assert _pipeline_off(database)
+
+
+def test_sqlalchemy_statements_and_orm_changes_end_a_held_pipeline_first(database):
+    """SQLAlchemy cannot read a result in pipeline mode, and the ORM checks row counts: both end
+    the pipeline, and the transaction goes on and commits everything."""
+    account_id = an_account_with_grants(database)
+    with database.write() as session:
+        driver.hold_pipeline(session)
+        insert_rows(session, Event.__table__, [_event(5)])
+        # a Core read through SQLAlchemy sees the queued write and its own rows
+        assert session.execute(select(Event.__table__.c.id).where(Event.__table__.c.id == 990_005)).scalar_one() == 990_005
+        insert_rows(session, Event.__table__, [_event(6)])
+    with database.write() as session:
+        driver.hold_pipeline(session)
+        insert_rows(session, Event.__table__, [_event(7)])
+        session.get(Account, account_id).name = "Renamed in the ORM"  # flushed at the commit, out of the pipeline
+    assert _event_ids(database) == [990_005, 990_006, 990_007]
+    with database.read() as session:
+        assert session.get(Account, account_id).name == "Renamed in the ORM"
+    assert _pipeline_off(database)
+
+
+def test_a_connection_never_goes_back_to_the_pool_in_pipeline_mode(database):
+    from sqlmodel import Session
+
+    with Session(database.writer) as session:  # not Database.write: nothing releases the pipeline
+        driver.hold_pipeline(session)
+        insert_rows(session, Event.__table__, [_event(8)])
+    assert _event_ids(database) == []  # never committed
+    assert _pipeline_off(database)
+
+
+def test_a_booking_on_postgresql_waits_on_the_server_three_times(database, monkeypatch):
+    """BEGIN; the account's lock with the draw's first grants; the writes with the COMMIT. The
+    account's row stays locked for one round trip (the floor's minimal debit: three)."""
+    from licensing.credits.consumption import consume
+
+    account_id = an_account_with_grants(database)
+    waits = waits_on_the_server(monkeypatch)
+    with database.write() as session:
+        _consumption, draws = consume(session, account_id, credits=Decimal("1.50"), now=AT + timedelta(days=1), actor="test")
+    at_the_end = len(waits)
+    assert [draw.credits for draw in draws] == [Decimal("1.50")]
+    with database.read() as session:
+        assert session.get(Account, account_id).balance == Decimal("10.85")
+    if not database.is_sqlite:
+        blocking = [name for name in waits[:at_the_end] if name not in ("_execute_gen", "_commit_gen", "_rollback_gen", "_enter_gen")]
+        assert blocking == ["_fetch_gen", "_exit_gen"]
+        assert waits[:at_the_end].count("_execute_gen") >= 3  # BEGIN (with its own wait), the lock, the grants, the writes
+    assert _pipeline_off(database)

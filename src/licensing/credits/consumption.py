@@ -154,23 +154,34 @@ class DrawPlan:
     stored: dict[int, Decimal]
 
 
+def first_grants_read(account_id: int, business_unit_id: int | None, *, at: datetime, now: datetime, unit_only: bool = False):
+    """The draw's first read (statement and parameters): the first ``FIRST_READ`` grants eligible
+    at ``at``, after any that expired by ``now`` with credits left."""
+    parameters = {"account_id": account_id, "at": at, "unit_id": business_unit_id, "now": now}
+    return _eligible_statement(business_unit_id is not None, with_due=True, unit_only=unit_only, limited=True), parameters
+
+
 def plan_draw(
     session: Session, account: Account, amount: Decimal, *, business_unit_id: int | None, at: datetime, now: datetime,
-    unit_only: bool = False, short_ok: bool = False,
+    unit_only: bool = False, short_ok: bool = False, first_grants: list | None = None,
 ) -> DrawPlan:
     """The one draw path of consumptions, holds, deductions and transfers (the caller holds the
     account's lock): record the expiries and rollover cuts due by ``now`` (SPEC 7), read the
     grants eligible at ``at`` soonest-expiring first (the first ``FIRST_READ``; all of them only
     when those do not cover ``amount``), less the cuts to come by ``at``, and plan. Too few
-    credits: ``InsufficientCredits`` naming the pool, unless ``short_ok`` (an overdraft)."""
+    credits: ``InsufficientCredits`` naming the pool, unless ``short_ok`` (an overdraft).
+    ``first_grants``: the rows of ``first_grants_read`` if the caller read them with the lock."""
     # The account's lock (taken first by every use case that moves its credits) already keeps
     # these grants still; the moves lock the rows actually drawn from. Locking every eligible
     # row would write a lock into hundreds of rows per booking on PostgreSQL.
     if rollover_due(account, now):
         record_due_expiries(session, account, now=now)
-    parameters = {"account_id": account.id, "at": at, "unit_id": business_unit_id, "now": now}
-    statement = _eligible_statement(business_unit_id is not None, with_due=True, unit_only=unit_only, limited=True)
-    rows = driver.fetch(reading(session), statement, parameters)
+        first_grants = None  # read before the cuts: read again
+    if first_grants is None:
+        statement, parameters = first_grants_read(account.id, business_unit_id, at=at, now=now, unit_only=unit_only)
+        rows = driver.fetch(reading(session), statement, parameters)
+    else:
+        rows = first_grants
     if rows and rows[0].expires_at is not None and rows[0].expires_at <= now:
         # Due expiries come first in that order: record them, then read the grants again.
         record_due_expiries(session, account, now=now)
@@ -264,32 +275,40 @@ class Locked(NamedTuple):
     account: Account
     unit_id: int | None
     consumption_id: int | None  # PostgreSQL, when asked for; None on SQLite (the insert gives it)
+    first_grants: list | None  # with ``draw_at``: the rows of ``first_grants_read``
 
 
 def lock_account_and_unit(session: Session, account_id: str | int, business_unit_id: str | int | None, *,
-                          consumption_id: bool = False) -> Locked:
+                          consumption_id: bool = False, draw_at: datetime | None = None, now: datetime | None = None) -> Locked:
     """Lock the account, check that the business unit (if any) is one of its units, read the
     books' lock date for the journal and, with ``consumption_id`` on PostgreSQL, take the id of
     the consumption to come, in one round trip: every booking does this first (on the driver,
-    the account made the session's ORM object by ``repository.loaded``)."""
+    the account made the session's ORM object by ``repository.loaded``). With ``draw_at``, the
+    draw's first grants are read right after the lock, in the same round trip inside a held
+    pipeline (``driver.hold_pipeline``): the server runs the read once the lock is granted, so it
+    sees the grants as the booking before this one left them."""
     account_key = as_id(account_id, "account", NotFound)
     unit_key = None if business_unit_id is None else as_id(business_unit_id, "business_unit_id", UnknownReference)
     connection = reading(session)
     reserve = consumption_id and connection.dialect.name == "postgresql"
-    rows = driver.fetch(connection, _lock_statement(reserve), {"id": account_key, "unit_id": unit_key})
+    reads = [(_lock_statement(reserve), {"id": account_key, "unit_id": unit_key})]
+    if draw_at is not None:
+        reads.append(first_grants_read(account_key, unit_key, at=draw_at, now=now))
+    rows, *first = driver.fetch_together(connection, reads)
     if not rows:
         raise NotFound(f"account {account_id} does not exist")
     row = rows[0]
     account, owner = loaded(session, Account, row), row.unit_account_id
     known_lock_date(session, row.lock_date)
     reserved = row.consumption_id if reserve else None
+    grants = first[0] if first else None
     if unit_key is None:
-        return Locked(account, None, reserved)
+        return Locked(account, None, reserved, grants)
     if owner is None:
         raise UnknownReference(f"business_unit_id {business_unit_id} does not exist", field="business_unit_id")
     if owner != account.id:
         raise UnknownReference(f"business unit {business_unit_id} is not a unit of account {account.id}", field="business_unit_id")
-    return Locked(account, unit_key, reserved)
+    return Locked(account, unit_key, reserved, grants)
 
 
 def consume(
@@ -311,14 +330,18 @@ def consume(
     """Draw credits for a booking. Refused, with nothing written, when too few are eligible,
     unless ``allow_overdraft``: then it draws what is available and records the shortfall as
     debt of the consumption's place (its business unit, or the account's pool)."""
-    account, unit_id, consumption_id = lock_account_and_unit(session, account_id, business_unit_id, consumption_id=True)
+    moment = occurred_at or now
+    driver.hold_pipeline(session)  # PostgreSQL: two waits on the server, the second with the COMMIT
+    account, unit_id, consumption_id, first_grants = lock_account_and_unit(
+        session, account_id, business_unit_id, consumption_id=True, draw_at=moment, now=now,
+    )
     check_not_overdue(account, now)
     amount, price = resolve_credits(session, credits, credit_price_id, quantity)
     if amount <= 0:
         raise ValidationFailed("credits must be greater than zero", field="credits")
     _unit, member = check_unit_and_member(session, account, None, member_id)
-    moment = occurred_at or now
-    plan = plan_draw(session, account, amount, business_unit_id=unit_id, at=moment, now=now, short_ok=allow_overdraft)
+    plan = plan_draw(session, account, amount, business_unit_id=unit_id, at=moment, now=now, short_ok=allow_overdraft,
+                     first_grants=first_grants)
     planned, stored = plan.draws, plan.stored
     shortfall = max(amount - plan.available, ZERO)
 

@@ -10,7 +10,9 @@
   does not queue at all: it begins at once or raises ``WriterBusy`` having begun nothing (an
   async route's short write tries it in the event loop, and waits its turn in the thread pool
   only when the writer is taken).
-* PostgreSQL (production) through psycopg 3: rows are locked with ``SELECT ... FOR UPDATE``.
+* PostgreSQL (production) through psycopg 3: rows are locked with ``SELECT ... FOR UPDATE``. A
+  booking keeps its connection in pipeline mode until its end (``driver.hold_pipeline``):
+  ``Database.write`` then sends the ``COMMIT`` with its writes, in one round trip.
 
 Use cases take a ``Session`` that is already inside a transaction; callers (API, CLI,
 scheduler) open it with ``Database.write()`` or ``Database.read()``. What must happen only once
@@ -84,7 +86,9 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
 
         return engine
     # No pre-ping: it would cost a round trip per transaction; stale connections are recycled.
-    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    driver.watch_pipelines(engine)
+    return engine
 
 
 class WriterBusy(Exception):
@@ -134,9 +138,15 @@ class Database:
         try:
             with self._one_writer(wait), Session(self.writer, expire_on_commit=False, info={"database": self}) as session:
                 with session.begin():
-                    yield session
-                    for hook in session.info.pop(BEFORE_COMMIT, {}).values():
-                        hook(session)
+                    try:
+                        yield session
+                        for hook in session.info.pop(BEFORE_COMMIT, {}).values():
+                            hook(session)
+                        session.flush()
+                        driver.release_pipeline(session, commit=True)  # a booking's COMMIT with its writes
+                    except BaseException as error:
+                        driver.release_pipeline(session, error=error)
+                        raise
                 hooks = session.info.pop(AFTER_COMMIT, {})
         finally:
             _AT_ONCE.reset(at_once)

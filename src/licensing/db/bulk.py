@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -100,7 +100,7 @@ def insert_with_children(session: Session, parent: Table, rows: list[dict[str, A
         ids = insert_rows(session, parent, rows, return_ids=True)
         insert_rows(session, child, [{key: id_} | row for id_, family in zip(ids, children, strict=True) for row in family])
         return
-    with nullcontext() if _in_pipeline(connection) else pipelined(session):  # a pipeline within one would sync twice
+    with pipelined(session):
         for row, family in zip(rows, children, strict=True):
             _execute(connection, _plan("insert", parent, tuple(row), connection.dialect), [row])
             if family:
@@ -139,9 +139,11 @@ def pipelined(session: Session) -> Iterator[None]:
     (psycopg's pipeline mode): a booking's writes cost one round trip instead of one each.
     Inside, row counts are unknown, and reading a result (``RETURNING``) waits for everything
     sent before it; an error surfaces at that point or when the block ends. Does nothing on
-    SQLite, where there is no round trip to save."""
+    SQLite, where there is no round trip to save. Within a pipeline already (a booking's held
+    one, ``driver.hold_pipeline``) the statements join it: a pipeline within one would wait at
+    its end."""
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or _in_pipeline(connection):
         yield
         return
     with connection.connection.driver_connection.pipeline():

@@ -14,7 +14,12 @@ of the same connection, in the same transaction:
 * ``execute(connection, sql, values)``: SQL already compiled (``db.bulk``'s plans), one row or
   many;
 * ``fetch_one_autocommit(engine, ...)``: one read outside any transaction (the API key of a
-  request), on a pooled connection.
+  request), on a pooled connection;
+* ``fetch_together(connection, [(statement, parameters), ...])``: several reads sent at once,
+  one wait for all of them inside a held pipeline;
+* ``hold_pipeline(session)`` / ``release_pipeline(session)``: PostgreSQL's pipeline mode kept
+  from a booking's first statement to its ``COMMIT``, which goes with its writes
+  (``Database.write`` releases it).
 
 A driver error is raised as SQLAlchemy's own (``IntegrityError``, ``OperationalError``, ...), as
 from any other statement, so the unit of work, the idempotency guard and the 503 on an outage
@@ -30,8 +35,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
 
@@ -159,3 +165,108 @@ def fetch_one_autocommit(engine: Engine, statement: Executable, parameters: Mapp
         raise ValueError("more than one row where one was expected")
     rows = _rows(compiled, raw)
     return rows[0] if rows else None
+
+
+def fetch_together(connection: Connection, reads: list[tuple[Executable, Mapping[str, Any]]]) -> list[list]:
+    """The rows of each read, in order, all sent before the first answer is read: inside a held
+    pipeline (``hold_pipeline``) they cost one wait on the server together; elsewhere one each.
+    The server runs them in order, each on the data as the one before it left it (a lock, then
+    the rows it guards)."""
+    dialect = connection.dialect
+    dbapi = dialect.loaded_dbapi
+    dbapi_connection = connection.connection.dbapi_connection
+    sent = []
+    try:
+        for statement, parameters in reads:
+            compiled = prepared(statement, dialect)
+            cursor = dbapi_connection.cursor()
+            sent.append((compiled, cursor))
+            cursor.execute(compiled.sql, _values(compiled, parameters))
+        return [_rows(compiled, cursor.fetchall()) for compiled, cursor in sent]
+    except dbapi.Error as error:
+        raise DBAPIError.instance(None, None, error, dbapi.Error) from error
+    finally:
+        for _compiled, cursor in sent:
+            cursor.close()
+
+
+# -- a booking's pipeline ----------------------------------------------------------------------
+
+PIPELINE = "licensing.pipeline"
+
+
+def hold_pipeline(session: Session) -> None:
+    """PostgreSQL: keep the session's connection in pipeline mode until its transaction ends, so
+    that a booking waits on the server twice after its ``BEGIN``: once for its reads (the
+    account's lock and the first grants, ``fetch_together``), once for its writes and the
+    ``COMMIT`` together (``release_pipeline(commit=True)``, from ``Database.write``). The
+    account's row lock is then held for one round trip, not three.
+
+    Inside, statements on the driver's cursor are queued and a read waits for its answer (and
+    everything sent before it). SQLAlchemy cannot run a statement in pipeline mode (it looks
+    for a result's columns and row count before they have come back), so any statement
+    SQLAlchemy runs, and the ORM's flush, end the pipeline first (``watch_pipelines``): the rest
+    of the transaction runs as usual. An error surfaces at the next read or at the release.
+    Does nothing on SQLite."""
+    if PIPELINE in session.info:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    pipeline = connection.connection.driver_connection.pipeline()
+    pipeline.__enter__()
+    connection.info[PIPELINE] = pipeline
+    session.info[PIPELINE] = connection
+
+
+def release_pipeline(session: Session, *, commit: bool = False, error: BaseException | None = None) -> None:
+    """End the session's held pipeline (if any): wait for everything sent; with ``commit`` send
+    the ``COMMIT`` in the same round trip (the session's own commit then finds the transaction
+    committed: psycopg's ``commit()`` does nothing on an idle connection); after ``error`` (the
+    block failed) leave quietly, the rollback follows."""
+    connection = session.info.pop(PIPELINE, None)
+    if connection is not None and not connection.closed:
+        _release(connection.info, connection.connection.dbapi_connection, connection.dialect, commit=commit, error=error)
+
+
+def _release(info: dict, dbapi_connection, dialect, *, commit: bool = False, error: BaseException | None = None) -> None:
+    pipeline = info.pop(PIPELINE, None)
+    if pipeline is None:
+        return
+    if error is not None:
+        pipeline.__exit__(type(error), error, error.__traceback__)
+        return
+    dbapi = dialect.loaded_dbapi
+    try:
+        try:
+            if commit:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("COMMIT")  # an error queued before it may surface here already
+                cursor.close()
+        except dbapi.Error as failure:
+            pipeline.__exit__(type(failure), failure, failure.__traceback__)  # out of pipeline mode; the rollback follows
+            raise
+        pipeline.__exit__(None, None, None)
+    except dbapi.Error as failure:
+        raise DBAPIError.instance("COMMIT" if commit else None, None, failure, dbapi.Error) from failure
+
+
+def watch_pipelines(engine: Engine) -> None:
+    """A PostgreSQL engine's guards for held pipelines: a statement run by SQLAlchemy ends the
+    pipeline first; a connection never goes back to the pool in pipeline mode."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _out_of_pipeline(connection, _cursor, _statement, _parameters, _context, _executemany) -> None:
+        if PIPELINE in connection.info:
+            _release(connection.info, connection.connection.dbapi_connection, connection.dialect)
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        pipeline = record.info.pop(PIPELINE, None)
+        if pipeline is not None:  # a transaction ended without Database.write: its rollback is done
+            pipeline.__exit__(None, None, None)
+
+
+@event.listens_for(Session, "before_flush")
+def _flush_out_of_pipeline(session: Session, _context, _instances) -> None:
+    release_pipeline(session)
