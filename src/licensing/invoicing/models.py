@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from licensing.db.types import Amount, Credits, UTCDateTime
@@ -17,6 +17,12 @@ class Invoice(SQLModel, table=True):
         CheckConstraint("status in ('draft', 'approved', 'paid', 'void')", name="invoice_status"),
         CheckConstraint("kind in ('period', 'supplementary', 'top_up')", name="invoice_kind"),
         Index("ix_invoices_licence_period", "licence_id", "period_start"),
+        # An account's unpaid invoices by due date: its ``overdue_since`` is the first of them
+        # (``payments.refresh_overdue``). Without it, inside a billing run's transaction (no
+        # statistics yet on the invoices just written) PostgreSQL met both conditions by ANDing the
+        # status index, every approved invoice, with the account's: quadratic in a run (issue 17).
+        Index("ix_invoices_unpaid_due", "account_id", "due_date",
+              postgresql_where=text("status = 'approved'"), sqlite_where=text("status = 'approved'")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
