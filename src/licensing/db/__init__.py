@@ -171,6 +171,31 @@ class Database:
         finally:
             self._writers.release()
 
+    def analyze_new(self, tables: list[str]) -> list[str]:
+        """PostgreSQL: ``ANALYZE`` those of ``tables`` that have never been analysed; returns them.
+
+        A bulk writer (the billing run) calls it after its first batch. Until autovacuum comes
+        round (a minute or more), a table without statistics is planned as if each condition kept a
+        fixed share of its rows, and a batch's ``IN`` list of a few hundred ids looked cheaper as a
+        scan of the whole table than as that many index look-ups: each batch read every line,
+        grant and service the run had written so far, a quadratic run. Statistics taken from a
+        first batch give the columns' distinct fractions, which stay true as the tables grow.
+        SQLite plans from its indexes without statistics: nothing to do there."""
+        if self.is_sqlite:
+            return []
+        from sqlalchemy import text
+
+        with self.writer.connect() as connection:
+            never = connection.execute(
+                text("SELECT relname FROM pg_class WHERE relname = ANY(:tables) AND relkind = 'r' AND reltuples < 0 "
+                     "AND relnamespace = to_regnamespace(current_schema())::oid ORDER BY relname"),
+                {"tables": list(tables)},
+            ).scalars().all()
+            for table in never:
+                connection.execute(text(f"ANALYZE {self.writer.dialect.identifier_preparer.quote(table)}"))
+            connection.commit()
+        return list(never)
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         with Session(self.reader, expire_on_commit=False) as session, session.begin():

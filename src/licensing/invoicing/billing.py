@@ -50,6 +50,11 @@ from licensing.licences.renewal import needs_renewal, renew_licence
 from licensing.money import ZERO
 
 BATCH_SIZE = 250
+# What a billing run reads by batches of ids and writes (``Database.analyze_new``).
+BILLED_TABLES = [
+    "accounts", "licences", "contract_services", "invoices", "invoice_lines", "grants", "ledger_entries",
+    "journal_entries", "journal_postings", "events",
+]
 log = logging.getLogger("licensing.billing")
 
 
@@ -424,6 +429,8 @@ def run_billing(
                     _record_failure(database, licence_id, licence_error, result, as_of=as_of, now=now)
         if not claim.ids:
             return result
+        if done == 0:
+            database.analyze_new(BILLED_TABLES)  # a fresh database's tables, planned on what the first batch wrote
         done += len(claim.ids)
         if progress:
             progress(min(done, total), total)
