@@ -221,13 +221,15 @@ def bill_licences(
         services_of[service.licence_id].append(service)
     if not services_of:
         return result
-    service_ids = [service.id for services in services_of.values() for service in services]
     already_billed = {service.id for services in services_of.values() for service in services if service.billed}
+    # The slots already on an invoice: only a billed service has any (the run marks a service
+    # billed with its first line, and no other line names a service), so a batch of new
+    # licences reads none.
     billed = set(
         session.exec(
-            select(InvoiceLine.contract_service_id, InvoiceLine.billing_slot).where(col(InvoiceLine.contract_service_id).in_(service_ids))
+            select(InvoiceLine.contract_service_id, InvoiceLine.billing_slot).where(col(InvoiceLine.contract_service_id).in_(sorted(already_billed)))
         ).all()
-    )
+    ) if already_billed else set()
     accounts = {
         row.id: (row.id, row.currency, charges_no_tax(row, settings))
         for row in session.exec(
