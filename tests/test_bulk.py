@@ -126,7 +126,9 @@ def test_many_rows_are_updated_each_with_its_own_values_in_and_out_of_a_pipeline
         ids = insert_rows(session, LedgerEntry.__table__, ledger_rows(account_id, 6), return_ids=True)
     changes = [
         {"id": row_id, "credits": Decimal(n) - Decimal("0.25"), "value": Decimal("1.10") * n, "grant_id": None,
-         "actor": f"changed {n} 'quoted'", "occurred_at": AT + timedelta(days=n)}
+         # what an array's text form must escape (quotes, backslashes, braces, commas), as in
+         # the approval's seller and buyer JSON
+         "actor": f"changed {n} 'quoted' \"double\", {{\"a\": [1, \"b\\\\c\"]}} NULL", "occurred_at": AT + timedelta(days=n)}
         for n, row_id in enumerate(ids)
     ]
     with database.write() as session:

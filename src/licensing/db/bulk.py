@@ -179,7 +179,10 @@ def _unnest_plan(table: Table, names: tuple[str, ...], dialect) -> tuple[str, tu
     quote = dialect.identifier_preparer.quote
     target = dialect.identifier_preparer.format_table(table)
     columns = ("id", *(name for name in names if name != "id"))
-    arrays = ", ".join(f"%s::{table.c[name].type.compile(dialect=dialect)}[]" for name in columns)
+    # Binary parameters (``%b``): the text form of an array escapes every quote of every element
+    # with a regular expression in Python (an approval's seller and buyer JSON: 0.6 s of a
+    # 10,000-licence run); the binary form copies the elements as they are.
+    arrays = ", ".join(f"%b::{table.c[name].type.compile(dialect=dialect)}[]" for name in columns)
     assignments = ", ".join(f"{quote(name)} = v.{quote(name)}" for name in columns if name != "id")
     sql = f"UPDATE {target} SET {assignments} FROM unnest({arrays}) AS v({', '.join(quote(name) for name in columns)}) WHERE {target}.id = v.id"
     return sql, tuple((name, table.c[name].type._cached_bind_processor(dialect)) for name in columns)
