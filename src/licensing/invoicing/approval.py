@@ -26,7 +26,7 @@ from licensing.db.repository import get_or_404, lock_all, lock_rows
 from licensing.errors import InvoiceNotDraft
 from licensing.events import event_row, record_events
 from licensing.invoicing.granting import grant_lines
-from licensing.invoicing.journal import Approved, approval_entries
+from licensing.invoicing.journal import Approved, approval_entries, name_entry
 from licensing.invoicing.models import Invoice, InvoiceLine
 from licensing.invoicing.numbering import allocate_numbers
 from licensing.invoicing.payments import refresh_overdue, settle_unapplied_cash
@@ -128,13 +128,16 @@ def approve_invoices(
             session, accounts, lines, account_of={invoice.id: invoice.account_id for invoice in drafts},
             licence_of={invoice.id: invoice.licence_id for invoice in drafts}, at=at, actor=actor, settings=settings, on="approval",
         )
-    # Numbered last, just before what needs the numbers: the series' row stays locked until the
-    # commit, and billing workers approving at once take turns only for this part.
     today = local_date(at, settings.zone)
-    numbers = allocate_numbers(session, "INV", today.year, len(drafts))
     due = today + timedelta(days=settings.payment_terms_days)
     seller = seller_details(settings)
     buyers = {account_id: buyer_details(account, settings) for account_id, account in accounts.items()}
+    # The journal's entries built before the numbers, named after them (``name_entry``).
+    unnumbered = {invoice.id: Approved(None, today, at, invoice.currency, invoice.account_id, invoice.gross) for invoice in drafts}
+    entries = approval_entries(session, draft_ids, known=unnumbered, known_lines=known_lines)
+    # Numbered last, just before what needs the numbers: the series' row stays locked until the
+    # commit, and billing workers approving at once take turns only for this part.
+    numbers = allocate_numbers(session, "INV", today.year, len(drafts))
     update_rows(session, Invoice.__table__, [
         {
             "id": invoice.id, "number": number, "status": "approved", "approved_at": at, "approved_by": actor, "issue_date": today, "due_date": due,
@@ -157,11 +160,7 @@ def approve_invoices(
     ]
 
     record_events(session, events)
-    approved = {
-        invoice.id: Approved(number, today, at, invoice.currency, invoice.account_id, invoice.gross)
-        for invoice, number in zip(drafts, numbers, strict=True)
-    }
-    post(session, approval_entries(session, draft_ids, known=approved, known_lines=known_lines), at=at)
+    post(session, [name_entry(entry, number) for entry, number in zip(entries, numbers, strict=True)], at=at)
     settle_unapplied_cash(session, drafts, at=at)  # an account's overpayments pay its next invoices
     refresh_overdue(session, accounts)  # the accounts' oldest open due date (LICENSING_BLOCK_CONSUMPTION_AFTER_DAYS)
     return draft_ids

@@ -56,9 +56,11 @@ def _pack_roles(session: Session, product_ids) -> dict[int, str]:
 
 
 class Approved(NamedTuple):
-    """What the journal needs of an invoice just approved (what ``approval_entries`` would read)."""
+    """What the journal needs of an invoice just approved (what ``approval_entries`` would read).
+    ``number`` may be None: the approval builds the entries before it numbers the invoices and
+    names them after (``name_entry``), so that the series stays locked for less time."""
 
-    number: str
+    number: str | None
     issue_date: date
     approved_at: datetime
     currency: str
@@ -109,11 +111,10 @@ def approval_entries(
         roles = _pack_roles(session, {line.product_id for rows in lines.values() for line in rows if line.credits is not None})
         for invoice_id in chunk:
             invoice = invoices[invoice_id]
-            entry = NewEntry(
+            entry = name_entry(NewEntry(
                 event="invoice_approved", day=invoice.issue_date, made=local_date(invoice.approved_at, zone), currency=invoice.currency,
-                source_type="invoice", source_id=str(invoice_id), account_id=invoice.account_id, document=invoice.number,
-                description=f"Invoice {invoice.number}",
-            )
+                source_type="invoice", source_id=str(invoice_id), account_id=invoice.account_id, description="Invoice",
+            ), invoice.number)
             entry.debit("receivables", invoice.gross)
             for line in lines[invoice_id]:
                 role = "services_revenue" if line.credits is None else roles[line.product_id]
@@ -122,6 +123,14 @@ def approval_entries(
                 entry.credit("vat_payable", tax, rate)
             entries.append(entry)
     return entries
+
+
+def name_entry(entry: NewEntry, number: str | None) -> NewEntry:
+    """An invoice's approval entry named by the invoice's number (its document and description);
+    left as it is while the number is not known yet."""
+    if number is not None:
+        entry.document, entry.description = number, f"Invoice {number}"
+    return entry
 
 
 def _taken_back(session: Session, source_type: str, source_id: int) -> dict[int, Decimal]:
