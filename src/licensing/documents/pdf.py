@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import gc
 import mimetypes
 import multiprocessing
 import threading
@@ -39,6 +38,7 @@ from urllib.request import OpenerDirector
 
 import jinja2
 
+from licensing import collector
 from licensing.config import Settings, get_settings
 from licensing.documents.model import Document
 from licensing.money import minor_unit
@@ -209,23 +209,11 @@ def html_to_pdf(html: str, *, fetcher: AssetFetcher | None = None, settings: Set
     base_url = templates_dir(settings).resolve().as_uri() + "/"
     options = {"pdf_variant": pdf_variant} if pdf_variant else {}
     # One render at a time in a process: the shared FontConfiguration, Pango and fontconfig are not
-    # thread-safe (a mail sender thread rendering beside a scheduler job corrupted the heap).
-    with _render_lock:
-        # Python's cycle collector paused for the render, then run once on what it left: a page
-        # makes tens of thousands of objects (boxes, styles of a hundred values each), most of
-        # them freed as soon as they are used, and the collector ran six times a page over those
-        # still alive, a sixth of a one-page render (issue 17). The render's own cycles (its box
-        # tree) are freed by the one collection at the end, so memory stays as it was.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            pdf = _write_pdf(HTML(string=html, base_url=base_url, url_fetcher=fetcher), settings, fetcher, einvoice, options)
-        finally:
-            if enabled:
-                gc.enable()
-        if enabled:
-            gc.collect(0)
-        return pdf
+    # thread-safe (a mail sender thread rendering beside a scheduler job corrupted the heap). The
+    # cycle collector paused for the render (boxes, styles of a hundred values each) and run once
+    # after it: it had run six times a page over what was still alive.
+    with _render_lock, collector.paused():
+        return _write_pdf(HTML(string=html, base_url=base_url, url_fetcher=fetcher), settings, fetcher, einvoice, options)
 
 
 def _write_pdf(html, settings: Settings, fetcher: AssetFetcher, einvoice: FacturX | None, options: dict) -> bytes:

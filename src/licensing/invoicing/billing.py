@@ -27,6 +27,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from licensing import collector
 from licensing.accounts.models import Account
 from licensing.catalog.models import Product
 from licensing.clock import local_date
@@ -417,8 +418,11 @@ def run_billing(
     while True:
         claim = _Claim()
         try:
-            _bill_batch(database, claim, high_water, result, due_by=due_by, batch_size=batch_size, approve_all=approve_all,
-                        as_of=as_of, now=now, actor=actor, settings=settings)
+            # The cycle collector paused for the batch and run once after it (``collector``): it
+            # had walked every object of the process a few times a run, a sixth of its time.
+            with collector.paused():
+                _bill_batch(database, claim, high_water, result, due_by=due_by, batch_size=batch_size, approve_all=approve_all,
+                            as_of=as_of, now=now, actor=actor, settings=settings)
         except Exception as error:
             if is_outage(error) or not claim.ids:
                 raise
