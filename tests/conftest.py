@@ -135,6 +135,23 @@ def set_operator_setting(monkeypatch):
 
 
 @pytest.fixture
+def gc_collections() -> Iterator[list[int]]:
+    """The generation of each run of Python's cycle collector from here on (after a full one)."""
+    import gc
+
+    seen: list[int] = []
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start":
+            seen.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(record)
+    yield seen
+    gc.callbacks.remove(record)
+
+
+@pytest.fixture
 def app(database):
     from licensing.api.app import create_app
 

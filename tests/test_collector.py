@@ -14,21 +14,7 @@ class Node:
         self.me = self  # a cycle: only the collector frees it
 
 
-@pytest.fixture
-def collections():
-    seen: list[int] = []
-
-    def record(phase: str, info: dict) -> None:
-        if phase == "start":
-            seen.append(info["generation"])
-
-    gc.collect()
-    gc.callbacks.append(record)
-    yield seen
-    gc.callbacks.remove(record)
-
-
-def test_the_collector_rests_in_the_block_and_frees_its_cycles_once_after(collections):
+def test_the_collector_rests_in_the_block_and_frees_its_cycles_once_after(gc_collections):
     import weakref
 
     with collector.paused():
@@ -36,9 +22,9 @@ def test_the_collector_rests_in_the_block_and_frees_its_cycles_once_after(collec
         nodes = [Node() for _ in range(5000)]  # enough to wake the collector seven times
         probe = weakref.ref(nodes[0])
         del nodes
-        assert probe() is not None and collections == []  # the cycles wait
+        assert probe() is not None and gc_collections == []  # the cycles wait
     assert gc.isenabled()
-    assert collections == [0] and probe() is None  # one collection, and the cycles are gone
+    assert gc_collections == [0] and probe() is None  # one collection, and the cycles are gone
 
 
 def test_an_error_in_the_block_turns_the_collector_back_on():
@@ -47,14 +33,14 @@ def test_an_error_in_the_block_turns_the_collector_back_on():
     assert gc.isenabled()
 
 
-def test_a_collector_the_caller_turned_off_stays_off_and_nested_blocks_collect_once(collections):
+def test_a_collector_the_caller_turned_off_stays_off_and_nested_blocks_collect_once(gc_collections):
     gc.disable()
     try:
         with collector.paused():
             pass
-        assert not gc.isenabled() and collections == []
+        assert not gc.isenabled() and gc_collections == []
     finally:
         gc.enable()
     with collector.paused(), collector.paused():
         assert not gc.isenabled()
-    assert gc.isenabled() and collections == [0]
+    assert gc.isenabled() and gc_collections == [0]
