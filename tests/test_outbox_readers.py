@@ -91,6 +91,31 @@ def test_the_cursor_trails_the_newest_event_and_moves_only_when_far_behind(datab
     assert len(deliveries(database)) == 1
 
 
+def test_the_hook_queues_what_its_own_transaction_approved_and_the_job_the_rest(database, monkeypatch):
+    """The after-commit hook is given the events its transaction recorded and reads no outbox: an
+    approval no hook saw waits for the deliveries job, whatever is approved after it."""
+    subscribers = dict(events._subscribers)
+    monkeypatch.setattr(events, "_subscribers", {})
+    unseen = approved_invoice(database)  # a process that was not wired
+    monkeypatch.setattr(events, "_subscribers", subscribers)
+    seen = approved_invoice(database)
+
+    assert [(kind, document_id) for kind, document_id, _to, _status in deliveries(database)] == [("invoice", seen.id)]
+    assert queue_approved(database) == 1
+    assert sorted(document_id for _kind, document_id, _to, _status in deliveries(database)) == sorted([unseen.id, seen.id])
+
+
+def test_a_backlog_longer_than_a_page_is_read_page_by_page(database, monkeypatch):
+    """More approvals than one run reads (no hook saw them): each run queues a page and moves the
+    cursor to its last event, so the next run reads on (it read the same page again before)."""
+    monkeypatch.setattr("licensing.documents.queue.LOOKBACK", 0)
+    monkeypatch.setattr(events, "_subscribers", {})
+    invoices = [approved_invoice(database) for _ in range(3)]
+
+    assert [queue_approved(database, limit=1) for _ in range(4)] == [1, 1, 1, 0]
+    assert sorted(document_id for _kind, document_id, _to, _status in deliveries(database)) == sorted(invoice.id for invoice in invoices)
+
+
 def test_the_billing_run_marks_a_service_billed_with_its_first_line(database):
     billed, later = a_billed_and_a_later_service(database)
 

@@ -4,9 +4,9 @@ Two kinds of reader follow the outbox: webhooks (``webhooks.services.fan_out``) 
 approved documents (``documents.queue``). A part that must act soon after an event is committed
 subscribes to its types (``subscribe``, wired once at the root: ``licensing.bootstrap``): the
 transaction that records such an event runs the subscriber once it has committed (an
-after-commit hook of the unit of work). The subscriber reads the outbox itself, so its scheduled
-job, which does the same, catches up on whatever a hook did not get to (a crash between the
-commit and the hook, a process that was not wired).
+after-commit hook of the unit of work), with the events of those types it recorded. The
+subscriber acts on those only; its scheduled job reads the outbox and catches up on whatever a
+hook did not get to (a crash between the commit and the hook, a process that was not wired).
 """
 
 from __future__ import annotations
@@ -57,14 +57,25 @@ def record_events(session: Session, rows: list[dict[str, Any]]) -> None:
     insert_rows(session, Event.__table__, rows)
     for type_ in {row["type"] for row in rows} & _subscribers.keys():
         for name, subscriber in _subscribers[type_].items():
-            after_commit(session, name, subscriber)
+            recorded = session.info.setdefault(_RECORDED, {})
+            if name not in recorded:
+                recorded[name] = []
+                after_commit(session, name, _with_events(subscriber, recorded[name]))
+            recorded[name].extend(row for row in rows if row["type"] == type_)
 
 
-_subscribers: dict[str, dict[str, Callable[[Database], None]]] = {}  # event type -> {name: subscriber}
+Subscriber = Callable[[Database, list[dict[str, Any]]], None]
+_subscribers: dict[str, dict[str, Subscriber]] = {}  # event type -> {name: subscriber}
+_RECORDED = "licensing.events.recorded"  # session.info: subscriber name -> the rows it will be given
 
 
-def subscribe(types: Iterable[str], name: str, subscriber: Callable[[Database], None]) -> None:
-    """Run ``subscriber(database)`` once after each commit of a transaction that recorded an
-    event of one of ``types`` (once per transaction and ``name``; subscribing again replaces)."""
+def _with_events(subscriber: Subscriber, rows: list[dict[str, Any]]) -> Callable[[Database], None]:
+    return lambda database: subscriber(database, rows)
+
+
+def subscribe(types: Iterable[str], name: str, subscriber: Subscriber) -> None:
+    """Run ``subscriber(database, events)`` once after each commit of a transaction that recorded
+    events of ``types`` (once per transaction and ``name``; subscribing again replaces), with
+    those events as recorded (``type``, ``data`` as JSON, ``created_at``), in order."""
     for type_ in types:
         _subscribers.setdefault(type_, {})[name] = subscriber
