@@ -104,3 +104,16 @@ def test_every_http_floor_debits_the_account_once_per_request_and_the_bare_get_r
         if floor._raw is not None:
             floor._raw.close()
         floor.DATABASE.dispose()
+
+
+def test_a_command_s_peak_memory_is_its_own_not_the_benchmark_s(bench, tmp_path):
+    """The benchmark's process grows to hundreds of MiB; a command it starts is a copy of it until
+    it executes, and the ``ru_maxrss`` of its exit counted that copy (100,000 licences and 10,000
+    both came out at the benchmark's 518 MiB). The peak measured is the command's own."""
+    script = tmp_path / "allocates"
+    script.write_text(f"#!{sys.executable}\nimport time\nblock = bytearray(40 * 1024 * 1024)\ntime.sleep(0.3)\n")
+    script.chmod(0o755)
+    ballast = bytearray(300 * 1024 * 1024)  # this process, as big as the benchmark gets
+    ballast[::4096] = b"x" * len(ballast[::4096])  # touched: resident
+    _seconds, peak_kib = bench.run_measured([str(script)], {})
+    assert 40 * 1024 < peak_kib < 150 * 1024, peak_kib  # its 40 MiB and an interpreter, not our 300
